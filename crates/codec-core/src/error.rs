@@ -1,0 +1,126 @@
+//! The library's error type: every failure says what went wrong and where.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in `codec-core`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An audio file could not be decoded (not audio, truncated, unsupported codec, ...).
+    #[error("cannot read audio from {path}: {reason}")]
+    AudioRead { path: PathBuf, reason: String },
+
+    /// An audio file decoded fine but holds no samples.
+    #[error("audio file {path} contains no samples")]
+    EmptyAudio { path: PathBuf },
+
+    /// Audio given to a model or writer is not what it accepts (rate, channels, shape).
+    #[error("invalid audio: {0}")]
+    InvalidAudio(String),
+
+    /// Resampling between two rates failed.
+    #[error("resampling from {from} Hz to {to} Hz failed: {reason}")]
+    Resample { from: u32, to: u32, reason: String },
+
+    /// A token file is malformed, corrupted or from another version.
+    #[error("token file {}: {kind}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()))]
+    TokenFile {
+        path: Option<PathBuf>,
+        kind: TokenFileError,
+    },
+
+    /// Token file was made by a different model than the one decoding it.
+    #[error(
+        "token file was made by model '{file_model}' (weights {file_fingerprint:016x}) but the \
+         decoding model is '{model}' (weights {model_fingerprint:016x}); pass --force to decode anyway"
+    )]
+    ModelMismatch {
+        file_model: String,
+        file_fingerprint: u64,
+        model: String,
+        model_fingerprint: u64,
+    },
+
+    /// Codes do not fit the model (wrong number of codebooks, index out of range, ...).
+    #[error("invalid codes: {0}")]
+    InvalidCodes(String),
+
+    /// `--model` named nothing we know.
+    #[error("unknown model '{name}': {hint}")]
+    UnknownModel { name: String, hint: String },
+
+    /// A model configuration (card, yaml) is malformed or inconsistent.
+    #[error("model config {source_name}: {reason}")]
+    Config { source_name: String, reason: String },
+
+    /// A weight file is unreadable, or a tensor is missing or misshaped.
+    #[error("weights {path}: {reason}")]
+    Weights { path: String, reason: String },
+
+    /// A file that must come from the model hub is not available.
+    #[error("{file} from hub repo {repo} is not available: {reason}\n  to use it offline, download it on a machine with internet and pass the folder with --model DIR (or put it in the Hugging Face cache)")]
+    Download {
+        repo: String,
+        file: String,
+        reason: String,
+    },
+
+    /// The requested device is not compiled in or not present.
+    #[error("device {0} is not available: {1}")]
+    Device(String, String),
+
+    /// Error from a tensor operation.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// What is wrong with a token file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("not a token file (bad magic bytes)")]
+    BadMagic,
+    #[error("unsupported format version {found} (this build reads version {supported})")]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("truncated: needs at least {needed} bytes, has {actual}")]
+    Truncated { needed: u64, actual: u64 },
+    #[error("checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupted")]
+    ChecksumMismatch { stored: u32, computed: u32 },
+    #[error("corrupted header: {0}")]
+    Corrupt(String),
+    #[error("{0} unexpected bytes after the end of the data")]
+    TrailingBytes(u64),
+}
+
+impl Error {
+    /// Wrap an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(source_name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            source_name: source_name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn weights(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Weights {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

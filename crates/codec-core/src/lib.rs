@@ -1,0 +1,33 @@
+//! # codec-core
+//!
+//! Neural audio codecs on [candle](https://github.com/huggingface/candle) tensors: turn audio into
+//! discrete tokens and back, with the published checkpoints of the reference implementations.
+//!
+//! ```no_run
+//! use codec_core::{load_model, Codec, ModelSpec, audio};
+//! # fn main() -> codec_core::Result<()> {
+//! let device = codec_core::Device::Cpu;
+//! let model = load_model(&ModelSpec::parse("wavtokenizer-small-75")?, &device)?;
+//! let clip = audio::read_audio("speech.wav")?;
+//! let encoded = codec_core::pipeline::encode_audio(model.as_ref(), &clip)?;
+//! println!("{} frames", encoded.num_frames());
+//! # Ok(()) }
+//! ```
+
+pub mod audio;
+pub mod card;
+pub mod codec;
+pub mod dsp;
+pub mod error;
+pub mod models;
+pub mod nn;
+pub mod npy;
+pub mod pipeline;
+pub mod quant;
+pub mod tokfile;
+pub mod weights;
+
+pub use candle_core::{DType, Device, Tensor};
+// pub use card::{load_model, ModelCard, ModelSpec};
+pub use codec::{Codec, CodecInfo};
+pub use error::{Error, Result, TokenFileError};
