@@ -1,0 +1,5 @@
+//! Signal processing on tensors.
+
+pub mod istft;
+
+pub use istft::{Istft, IstftPadding};

@@ -1,0 +1,80 @@
+//! Model families. Each family is one module with a serde `Config` (named constructors for the
+//! published variants) and a type implementing [`crate::Codec`].
+//!
+//! To add a family: write its module, give it an arm in [`load_family`] and
+//! [`detect_family_from_weights`], and add model cards for it in `models/` at the repo root.
+
+pub mod wavtokenizer;
+
+use candle_core::Device;
+
+use crate::codec::Codec;
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+/// Families this build can load.
+pub const FAMILIES: &[&str] = &["wavtokenizer"];
+
+/// Where a model's architecture comes from.
+#[derive(Debug, Clone)]
+pub enum ArchSource<'a> {
+    /// The `[architecture]` table of a model card.
+    Card(&'a toml::Table),
+    /// The reference implementation's own config file (e.g. WavTokenizer's training yaml).
+    ReferenceConfig { text: &'a str, source: &'a str },
+    /// Nothing given: infer from the weights' shapes.
+    Infer,
+}
+
+/// Build a model of `family` from its architecture description and weights.
+pub fn load_family(
+    family: &str,
+    arch: ArchSource<'_>,
+    weights: StateDict,
+    name: &str,
+    device: &Device,
+) -> Result<Box<dyn Codec>> {
+    match family {
+        "wavtokenizer" => {
+            use wavtokenizer::{WavTokenizer, WavTokenizerConfig};
+            let config = match arch {
+                ArchSource::Card(table) => table
+                    .clone()
+                    .try_into::<WavTokenizerConfig>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                ArchSource::ReferenceConfig { text, source } => {
+                    WavTokenizerConfig::from_reference_yaml(text, source)?
+                }
+                ArchSource::Infer => wavtokenizer::infer_config(&weights)?,
+            };
+            let (model, _unused) = WavTokenizer::load(&config, weights, name, device)?;
+            Ok(Box::new(model))
+        }
+        other => Err(Error::UnknownModel {
+            name: name.to_string(),
+            hint: format!(
+                "family '{other}' is not supported by this build (supported: {})",
+                FAMILIES.join(", ")
+            ),
+        }),
+    }
+}
+
+/// Guess the family from a checkpoint's key names.
+pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
+    let has = |p: &str| weights.tensors.keys().any(|k| k.starts_with(p));
+    if has("feature_extractor.encodec.") && has("backbone.") && has("head.") {
+        Some("wavtokenizer")
+    } else {
+        None
+    }
+}
+
+/// Guess the family from a reference config file's text.
+pub fn detect_family_from_config(text: &str) -> Option<&'static str> {
+    if text.contains("decoder.experiment.WavTokenizer") || text.contains("EncodecFeatures") {
+        Some("wavtokenizer")
+    } else {
+        None
+    }
+}

@@ -1,0 +1,438 @@
+//! WavTokenizer (Ji et al. 2024): SEANet encoder, one large VQ codebook, Vocos backbone with
+//! `pos_net` and AdaLayerNorm, iSTFT head. 24 kHz mono, 40 or 75 tokens per second.
+//!
+//! Checkpoint keys (the Lightning `state_dict` of `decoder.experiment.WavTokenizer`):
+//! `feature_extractor.encodec.encoder.*`, `feature_extractor.encodec.quantizer.vq.layers.*`,
+//! `backbone.*`, `head.*`. The SEANet decoder, discriminators and loss buffers are skipped.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Codec, CodecInfo};
+use crate::dsp::{Istft, IstftPadding};
+use crate::nn::seanet::{SeanetConfig, SeanetEncoder};
+use crate::nn::vocos::{VocosBackbone, VocosConfig};
+use crate::nn::PadMode;
+use crate::quant::ResidualVq;
+use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::{Error, Result};
+
+/// Prefixes of the generator's inference weights in a checkpoint.
+const ENCODER: &str = "feature_extractor.encodec.encoder";
+const QUANTIZER: &str = "feature_extractor.encodec.quantizer.vq";
+const BACKBONE: &str = "backbone";
+const HEAD: &str = "head";
+
+/// The iSTFT head's hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    pub dim: usize,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    pub padding: IstftPadding,
+}
+
+/// Architecture of a WavTokenizer model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WavTokenizerConfig {
+    pub sample_rate: u32,
+    pub encoder: SeanetConfig,
+    pub codebook_size: usize,
+    pub num_quantizers: usize,
+    pub backbone: VocosConfig,
+    pub head: HeadConfig,
+    /// AdaLayerNorm conditioning id used at inference (the reference always passes 0).
+    #[serde(default)]
+    pub bandwidth_id: usize,
+}
+
+impl WavTokenizerConfig {
+    /// The encoder `EncodecFeatures` builds for the given downsampling ratios.
+    fn encoder(ratios: Vec<usize>) -> SeanetConfig {
+        SeanetConfig {
+            channels: 1,
+            dimension: 512,
+            n_filters: 32,
+            n_residual_layers: 1,
+            ratios,
+            kernel_size: 7,
+            residual_kernel_size: 3,
+            last_kernel_size: 7,
+            dilation_base: 2,
+            causal: false,
+            pad_mode: PadMode::Reflect,
+            true_skip: false,
+            compress: 2,
+            lstm: 2,
+        }
+    }
+
+    fn published(ratios: Vec<usize>, n_fft: usize, hop: usize) -> Self {
+        Self {
+            sample_rate: 24000,
+            encoder: Self::encoder(ratios),
+            codebook_size: 4096,
+            num_quantizers: 1,
+            backbone: VocosConfig {
+                input_channels: 512,
+                dim: 768,
+                intermediate_dim: 2304,
+                num_layers: 12,
+                adanorm_num_embeddings: Some(4),
+                pos_net: true,
+            },
+            head: HeadConfig {
+                dim: 768,
+                n_fft,
+                hop_length: hop,
+                padding: IstftPadding::Same,
+            },
+            bandwidth_id: 0,
+        }
+    }
+
+    /// The published 75 tokens/s architecture (`..._frame75_3s_nq1_code4096_dim512_...yaml`).
+    pub fn frame75_24khz() -> Self {
+        Self::published(vec![8, 5, 4, 2], 1280, 320)
+    }
+
+    /// The published 40 tokens/s architecture (`..._frame40_3s_nq1_code4096_dim512_...yaml`).
+    pub fn frame40_24khz() -> Self {
+        Self::published(vec![6, 5, 5, 4], 2400, 600)
+    }
+
+    pub fn frame_rate(&self) -> f64 {
+        self.sample_rate as f64 / self.encoder.hop_length() as f64
+    }
+
+    /// Read the reference implementation's training yaml (`model.init_args`).
+    pub fn from_reference_yaml(text: &str, source: &str) -> Result<Self> {
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+            .map_err(|e| Error::config(source, format!("not valid YAML: {e}")))?;
+        let args = &doc["model"]["init_args"];
+        let get = |v: &serde_yaml_ng::Value, what: &str| -> Result<usize> {
+            v.as_u64()
+                .map(|x| x as usize)
+                .ok_or_else(|| Error::config(source, format!("missing or non-integer {what}")))
+        };
+        let fe = &args["feature_extractor"]["init_args"];
+        let bb = &args["backbone"]["init_args"];
+        let hd = &args["head"]["init_args"];
+        let ratios = fe["dowmsamples"]
+            .as_sequence()
+            .ok_or_else(|| Error::config(source, "missing feature_extractor dowmsamples"))?
+            .iter()
+            .map(|v| get(v, "dowmsamples entry"))
+            .collect::<Result<Vec<_>>>()?;
+        let padding = match hd["padding"].as_str().unwrap_or("same") {
+            "same" => IstftPadding::Same,
+            "center" => IstftPadding::Center,
+            other => return Err(Error::config(source, format!("unsupported head padding {other}"))),
+        };
+        let cfg = Self {
+            sample_rate: args["sample_rate"].as_u64().unwrap_or(24000) as u32,
+            encoder: Self::encoder(ratios),
+            codebook_size: get(&fe["vq_bins"], "vq_bins")?,
+            num_quantizers: get(&fe["num_quantizers"], "num_quantizers")?,
+            backbone: VocosConfig {
+                input_channels: get(&bb["input_channels"], "backbone input_channels")?,
+                dim: get(&bb["dim"], "backbone dim")?,
+                intermediate_dim: get(&bb["intermediate_dim"], "backbone intermediate_dim")?,
+                num_layers: get(&bb["num_layers"], "backbone num_layers")?,
+                adanorm_num_embeddings: bb["adanorm_num_embeddings"].as_u64().map(|x| x as usize),
+                pos_net: true,
+            },
+            head: HeadConfig {
+                dim: get(&hd["dim"], "head dim")?,
+                n_fft: get(&hd["n_fft"], "head n_fft")?,
+                hop_length: get(&hd["hop_length"], "head hop_length")?,
+                padding,
+            },
+            bandwidth_id: 0,
+        };
+        cfg.validate(source)?;
+        Ok(cfg)
+    }
+
+    /// Check that the parts agree with each other.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::config(source, m));
+        if self.encoder.hop_length() != self.head.hop_length {
+            return bad(format!(
+                "encoder hop {} differs from head hop {}",
+                self.encoder.hop_length(),
+                self.head.hop_length
+            ));
+        }
+        if self.backbone.dim != self.head.dim {
+            return bad(format!("backbone dim {} differs from head dim {}", self.backbone.dim, self.head.dim));
+        }
+        if self.encoder.dimension != self.backbone.input_channels {
+            return bad("encoder dimension differs from backbone input_channels".into());
+        }
+        if let Some(n) = self.backbone.adanorm_num_embeddings {
+            if self.bandwidth_id >= n {
+                return bad(format!("bandwidth_id {} out of range (< {n})", self.bandwidth_id));
+            }
+        }
+        if self.codebook_size == 0 || self.num_quantizers == 0 || self.sample_rate == 0 {
+            return bad("codebook_size, num_quantizers and sample_rate must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Keep only the generator's inference weights and fold weight norm.
+///
+/// The result is what `codec convert` writes, and what [`WavTokenizer::load`] consumes.
+pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
+    state.retain(|k| {
+        let generator = [ENCODER, QUANTIZER, BACKBONE, HEAD]
+            .iter()
+            .any(|p| k.starts_with(&format!("{p}.")));
+        // k-means/EMA statistics of the codebook are training state.
+        let stats = k.ends_with(".cluster_size") || k.ends_with(".embed_avg") || k.ends_with(".inited");
+        generator && !stats
+    });
+    state.fold_weight_norm()?;
+    state.to_dtype(DType::F32)?;
+    Ok(state)
+}
+
+struct IstftHead {
+    out: Linear,
+    istft: Istft,
+    bins: usize,
+}
+
+impl IstftHead {
+    fn new(cfg: &HeadConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let out = candle_nn::linear(cfg.dim, cfg.n_fft + 2, vb.pp("out"))?;
+        let window = vb.pp("istft").get(cfg.n_fft, "window")?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let istft = Istft::new(cfg.n_fft, cfg.hop_length, cfg.padding, &window, vb.device())?;
+        Ok(Self {
+            out,
+            istft,
+            bins: cfg.n_fft / 2 + 1,
+        })
+    }
+
+    /// `[batch, frames, dim]` → `[batch, samples]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.out.forward(x)?;
+        // The reference clips the magnitude at 1e2 after the exponential.
+        let mag = x.narrow(2, 0, self.bins)?.exp()?.minimum(1e2)?;
+        let phase = x.narrow(2, self.bins, self.bins)?;
+        let re = (&mag * phase.cos()?)?;
+        let im = (&mag * phase.sin()?)?;
+        Ok(self.istft.forward(&re, &im)?)
+    }
+}
+
+/// A loaded WavTokenizer model.
+pub struct WavTokenizer {
+    info: CodecInfo,
+    config: WavTokenizerConfig,
+    device: Device,
+    encoder: SeanetEncoder,
+    quantizer: ResidualVq,
+    backbone: VocosBackbone,
+    head: IstftHead,
+}
+
+impl WavTokenizer {
+    /// Build the model from a state dict (checkpoint or converted safetensors).
+    ///
+    /// Every inference tensor must be present with the right shape; the error names the one
+    /// that is not. Returns the model and the keys it did not use (should be empty).
+    pub fn load(
+        config: &WavTokenizerConfig,
+        state: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<(Self, Vec<String>)> {
+        config.validate(name)?;
+        let state = inference_weights(state)?;
+        let fingerprint = fingerprint(&state.tensors)?;
+        let source = state.source.clone();
+        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
+        let (backend, used) = TrackingBackend::new(state.tensors, source.clone());
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
+        let encoder = SeanetEncoder::new(&config.encoder, vb.pp(ENCODER)).map_err(wrap)?;
+        let quantizer = ResidualVq::new(
+            config.num_quantizers,
+            config.codebook_size,
+            config.encoder.dimension,
+            vb.pp(QUANTIZER),
+        )
+        .map_err(wrap)?;
+        let backbone = VocosBackbone::new(&config.backbone, vb.pp(BACKBONE)).map_err(wrap)?;
+        let head = IstftHead::new(&config.head, vb.pp(HEAD)).map_err(wrap)?;
+        let used = used.lock().expect("poisoned key set").clone();
+        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
+        unused.sort();
+        let info = CodecInfo {
+            name: name.to_string(),
+            family: "wavtokenizer".into(),
+            sample_rate: config.sample_rate,
+            channels: 1,
+            frame_rate: config.frame_rate(),
+            codebook_sizes: vec![config.codebook_size as u32; config.num_quantizers],
+            fingerprint,
+        };
+        let model = Self {
+            info,
+            config: config.clone(),
+            device: device.clone(),
+            encoder,
+            quantizer,
+            backbone,
+            head,
+        };
+        Ok((model, unused))
+    }
+
+    pub fn config(&self) -> &WavTokenizerConfig {
+        &self.config
+    }
+
+    /// Audio `[batch, 1, samples]` → encoder latent `[batch, 512, frames]`.
+    pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
+        Ok(self.encoder.forward(audio)?)
+    }
+
+    /// Codes `[batch, n_q, frames]` → features `[batch, 512, frames]` (`codes_to_features`).
+    pub fn codes_to_features(&self, codes: &Tensor) -> Result<Tensor> {
+        Ok(self.quantizer.decode(codes)?)
+    }
+
+    /// Features `[batch, 512, frames]` → backbone output `[batch, frames, dim]`.
+    pub fn backbone(&self, features: &Tensor) -> Result<Tensor> {
+        Ok(self.backbone.forward(features, self.config.bandwidth_id)?)
+    }
+
+    fn check_audio(&self, audio: &Tensor) -> Result<()> {
+        let dims = audio.dims();
+        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
+            return Err(Error::InvalidAudio(format!(
+                "WavTokenizer takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_codes(&self, codes: &Tensor) -> Result<()> {
+        let dims = codes.dims();
+        if dims.len() != 3 || dims[1] == 0 || dims[1] > self.config.num_quantizers || dims[2] == 0 {
+            return Err(Error::InvalidCodes(format!(
+                "expected codes shaped [batch, 1..={}, frames > 0], got {dims:?}",
+                self.config.num_quantizers
+            )));
+        }
+        let max = codes.to_dtype(DType::U32)?.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        if max as usize >= self.config.codebook_size {
+            return Err(Error::InvalidCodes(format!(
+                "code {max} is out of range for a codebook of {} entries",
+                self.config.codebook_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Codec for WavTokenizer {
+    fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn encode(&self, audio: &Tensor) -> Result<Tensor> {
+        self.check_audio(audio)?;
+        let audio = audio.to_device(&self.device)?.to_dtype(DType::F32)?;
+        let latent = self.encode_latent(&audio)?;
+        Ok(self.quantizer.encode(&latent, self.config.num_quantizers)?)
+    }
+
+    fn decode(&self, codes: &Tensor) -> Result<Tensor> {
+        self.check_codes(codes)?;
+        let codes = codes.to_device(&self.device)?.to_dtype(DType::U32)?;
+        let features = self.codes_to_features(&codes)?;
+        let x = self.backbone(&features)?;
+        Ok(self.head.forward(&x)?.unsqueeze(1)?)
+    }
+}
+
+/// Infer the architecture from the shapes of a checkpoint's tensors, for a checkpoint given
+/// without a config. The encoder follows `EncodecFeatures`; ratios come from the kernel sizes
+/// of the downsampling convolutions, sizes from the backbone and head weights.
+pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
+    let src = state.source.as_str();
+    let dims = |key: &str| -> Result<Vec<usize>> {
+        let t = state
+            .tensors
+            .get(key)
+            .or_else(|| state.tensors.get(&key.replace(".weight", ".weight_v")))
+            .ok_or_else(|| Error::config(src, format!("cannot infer the architecture: {key} is missing")))?;
+        Ok(t.dims().to_vec())
+    };
+    // Downsampling convs sit at indices 3, 6, 9, 12 with kernel 2 * stride (encoder order).
+    let mut ratios = Vec::new();
+    for idx in [3, 6, 9, 12] {
+        let k = dims(&format!("{ENCODER}.model.{idx}.conv.conv.weight"))?[2];
+        ratios.push(k / 2);
+    }
+    ratios.reverse();
+    let embed = dims(&format!("{QUANTIZER}.layers.0._codebook.embed"))?;
+    let num_quantizers = (0..)
+        .take_while(|i| {
+            state
+                .tensors
+                .contains_key(&format!("{QUANTIZER}.layers.{i}._codebook.embed"))
+        })
+        .count();
+    let bb_embed = dims(&format!("{BACKBONE}.embed.weight"))?;
+    let pw1 = dims(&format!("{BACKBONE}.convnext.0.pwconv1.weight"))?;
+    let num_layers = (0..)
+        .take_while(|i| {
+            state
+                .tensors
+                .contains_key(&format!("{BACKBONE}.convnext.{i}.pwconv1.weight"))
+        })
+        .count();
+    let adanorm = state
+        .tensors
+        .get(&format!("{BACKBONE}.norm.scale.weight"))
+        .map(|t| t.dims()[0]);
+    let window = dims(&format!("{HEAD}.istft.window"))?;
+    let hop = ratios.iter().product();
+    let cfg = WavTokenizerConfig {
+        sample_rate: 24000,
+        encoder: WavTokenizerConfig::encoder(ratios),
+        codebook_size: embed[0],
+        num_quantizers,
+        backbone: VocosConfig {
+            input_channels: bb_embed[1],
+            dim: bb_embed[0],
+            intermediate_dim: pw1[0],
+            num_layers,
+            adanorm_num_embeddings: adanorm,
+            pos_net: state.tensors.contains_key(&format!("{BACKBONE}.pos_net.0.conv1.weight")),
+        },
+        head: HeadConfig {
+            dim: bb_embed[0],
+            n_fft: window[0],
+            hop_length: hop,
+            padding: IstftPadding::Same,
+        },
+        bandwidth_id: 0,
+    };
+    cfg.validate(src)?;
+    Ok(cfg)
+}

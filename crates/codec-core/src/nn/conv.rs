@@ -1,0 +1,225 @@
+//! 1-d convolutions with the padding rules of the reference codecs.
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+
+/// How a convolution pads its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PadMode {
+    /// Mirror the signal at the edges, without repeating the edge sample (PyTorch `reflect`).
+    Reflect,
+    /// Pad with zeros (PyTorch `constant`).
+    #[serde(alias = "constant")]
+    Zero,
+}
+
+/// Pad the last dimension of `x` by `left` and `right` samples.
+///
+/// Reflect padding of a signal shorter than the padding first pads it with zeros, as
+/// EnCodec's `pad1d` does, so that short inputs still work.
+pub fn pad1d(x: &Tensor, left: usize, right: usize, mode: PadMode) -> Result<Tensor> {
+    if left == 0 && right == 0 {
+        return Ok(x.clone());
+    }
+    match mode {
+        PadMode::Zero => x.pad_with_zeros(D::Minus1, left, right),
+        PadMode::Reflect => {
+            let len = x.dim(D::Minus1)?;
+            let max_pad = left.max(right);
+            if len <= max_pad {
+                let extra = max_pad - len + 1;
+                let padded = x.pad_with_zeros(D::Minus1, 0, extra)?;
+                let out = reflect(&padded, left, right)?;
+                let out_len = out.dim(D::Minus1)?;
+                return out.narrow(D::Minus1, 0, out_len - extra);
+            }
+            reflect(x, left, right)
+        }
+    }
+}
+
+fn reflect(x: &Tensor, left: usize, right: usize) -> Result<Tensor> {
+    let len = x.dim(D::Minus1)?;
+    let dev = x.device();
+    let mut parts = Vec::with_capacity(3);
+    if left > 0 {
+        let idx: Vec<u32> = (1..=left as u32).rev().collect();
+        parts.push(x.index_select(&Tensor::new(idx, dev)?, D::Minus1)?);
+    }
+    parts.push(x.clone());
+    if right > 0 {
+        let idx: Vec<u32> = (0..right).map(|i| (len - 2 - i) as u32).collect();
+        parts.push(x.index_select(&Tensor::new(idx, dev)?, D::Minus1)?);
+    }
+    Tensor::cat(&parts, D::Minus1)
+}
+
+/// EnCodec's `SConv1d`: a convolution that pads its input itself so that the output has
+/// `ceil(len / stride)` frames ("same" for stride 1), causally or centred.
+///
+/// Weights live under `conv.conv.{weight,bias}` (weight norm already folded).
+#[derive(Debug, Clone)]
+pub struct SConv1d {
+    conv: Conv1d,
+    kernel_size: usize,
+    stride: usize,
+    dilation: usize,
+    causal: bool,
+    pad_mode: PadMode,
+}
+
+/// Shape and padding options of an [`SConv1d`].
+#[derive(Debug, Clone, Copy)]
+pub struct SConv1dConfig {
+    pub kernel_size: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub groups: usize,
+    pub causal: bool,
+    pub pad_mode: PadMode,
+    pub bias: bool,
+}
+
+impl SConv1dConfig {
+    pub fn new(kernel_size: usize, causal: bool, pad_mode: PadMode) -> Self {
+        Self {
+            kernel_size,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            causal,
+            pad_mode,
+            bias: true,
+        }
+    }
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.dilation = dilation;
+        self
+    }
+}
+
+impl SConv1d {
+    /// Reads `vb.conv.conv.weight` (and `.bias`), the reference's nesting of `NormConv1d`.
+    pub fn new(in_c: usize, out_c: usize, cfg: SConv1dConfig, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.pp("conv").pp("conv");
+        let weight = vb.get((out_c, in_c / cfg.groups, cfg.kernel_size), "weight")?;
+        let bias = if cfg.bias {
+            Some(vb.get(out_c, "bias")?)
+        } else {
+            None
+        };
+        let conv = Conv1d::new(
+            weight,
+            bias,
+            Conv1dConfig {
+                padding: 0,
+                stride: cfg.stride,
+                dilation: cfg.dilation,
+                groups: cfg.groups,
+                cudnn_fwd_algo: None,
+            },
+        );
+        Ok(Self {
+            conv,
+            kernel_size: cfg.kernel_size,
+            stride: cfg.stride,
+            dilation: cfg.dilation,
+            causal: cfg.causal,
+            pad_mode: cfg.pad_mode,
+        })
+    }
+}
+
+/// Extra right padding so that the last window is complete (EnCodec's
+/// `get_extra_padding_for_conv1d`).
+pub fn extra_padding_for_conv1d(
+    len: usize,
+    kernel_size: usize,
+    stride: usize,
+    padding_total: usize,
+) -> usize {
+    let n_frames = (len + padding_total).saturating_sub(kernel_size) as f64 / stride as f64 + 1.0;
+    let ideal = (n_frames.ceil() as usize - 1) * stride + kernel_size - padding_total;
+    ideal.saturating_sub(len)
+}
+
+impl Module for SConv1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let len = x.dim(D::Minus1)?;
+        let kernel = (self.kernel_size - 1) * self.dilation + 1;
+        let padding_total = kernel.saturating_sub(self.stride);
+        let extra = extra_padding_for_conv1d(len, kernel, self.stride, padding_total);
+        let x = if self.causal {
+            pad1d(x, padding_total, extra, self.pad_mode)?
+        } else {
+            let right = padding_total / 2;
+            let left = padding_total - right;
+            pad1d(x, left, right + extra, self.pad_mode)?
+        };
+        self.conv.forward(&x)
+    }
+}
+
+/// Depthwise convolution (`groups == channels`) with zero "same" padding, computed as a sum
+/// of shifted, scaled copies: much faster than a grouped convolution with one channel per group.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv1d {
+    /// `[kernel][channels, 1]` columns of the weight.
+    taps: Vec<Tensor>,
+    bias: Option<Tensor>,
+    padding: usize,
+}
+
+impl DepthwiseConv1d {
+    /// Weight `[channels, 1, kernel]` at `vb.weight`, bias at `vb.bias`.
+    pub fn new(channels: usize, kernel: usize, padding: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get((channels, 1, kernel), "weight")?;
+        let bias = Some(vb.get(channels, "bias")?.reshape((channels, 1))?);
+        let taps = (0..kernel)
+            .map(|k| weight.narrow(2, k, 1)?.reshape((channels, 1)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            taps,
+            bias,
+            padding,
+        })
+    }
+}
+
+impl Module for DepthwiseConv1d {
+    /// `x`: `[batch, channels, time]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let len = x.dim(D::Minus1)?;
+        let kernel = self.taps.len();
+        let padded = x.pad_with_zeros(D::Minus1, self.padding, self.padding)?;
+        let out_len = len + 2 * self.padding + 1 - kernel;
+        let mut acc = padded.narrow(D::Minus1, 0, out_len)?.broadcast_mul(&self.taps[0])?;
+        for (k, tap) in self.taps.iter().enumerate().skip(1) {
+            acc = (acc + padded.narrow(D::Minus1, k, out_len)?.broadcast_mul(tap)?)?;
+        }
+        match &self.bias {
+            Some(b) => acc.broadcast_add(b),
+            None => Ok(acc),
+        }
+    }
+}
+
+/// A plain `nn.Conv1d` with symmetric zero padding, weights at `vb.{weight,bias}`.
+pub fn conv1d(
+    in_c: usize,
+    out_c: usize,
+    kernel: usize,
+    padding: usize,
+    vb: VarBuilder,
+) -> Result<Conv1d> {
+    let cfg = Conv1dConfig {
+        padding,
+        ..Default::default()
+    };
+    candle_nn::conv1d(in_c, out_c, kernel, cfg, vb)
+}

@@ -1,0 +1,14 @@
+//! Neural building blocks shared by the model families.
+//!
+//! Each block is built from a [`candle_nn::VarBuilder`] whose prefixes mirror the reference
+//! checkpoint's key paths, so `vb.pp("model").pp(3)` reads `model.3.*`.
+
+pub mod conv;
+pub mod lstm;
+pub mod norm;
+pub mod seanet;
+pub mod vocos;
+
+pub use conv::{pad1d, DepthwiseConv1d, PadMode, SConv1d};
+pub use lstm::Lstm;
+pub use norm::AdaLayerNorm;

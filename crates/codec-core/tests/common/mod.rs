@@ -1,0 +1,23 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared/fixtures/NAME` beside the repo, or `None` (with the reason printed) when absent.
+pub fn fixture_dir(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
+        None
+    }
+}
+
+/// Signal-to-noise ratio of `test` against `reference`, in dB.
+pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
+    assert_eq!(reference.len(), test.len(), "lengths differ");
+    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
+    let noise: f64 = reference.iter().zip(test).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
