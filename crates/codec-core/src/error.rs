@@ -93,12 +93,17 @@ pub enum TokenFileError {
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("truncated: needs at least {needed} bytes, has {actual}")]
     Truncated { needed: u64, actual: u64 },
-    #[error("checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupted")]
+    #[error(
+        "checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupted"
+    )]
     ChecksumMismatch { stored: u32, computed: u32 },
     #[error("corrupted header: {0}")]
     Corrupt(String),
     #[error("{0} unexpected bytes after the end of the data")]
     TrailingBytes(u64),
+    /// The in-memory contents cannot be written (code out of range, bad rate, ...).
+    #[error("cannot write token file: {0}")]
+    Invalid(String),
 }
 
 impl Error {
