@@ -28,6 +28,6 @@ pub mod tokfile;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
-// pub use card::{load_model, ModelCard, ModelSpec};
+pub use card::{load_model, ModelCard, ModelSpec};
 pub use codec::{Codec, CodecInfo};
 pub use error::{Error, Result, TokenFileError};

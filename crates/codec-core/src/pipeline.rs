@@ -1,1 +1,183 @@
-//! TODO
+//! The convenience layer: any audio file in, a token file out, and back.
+//!
+//! ```no_run
+//! use codec_core::{audio, load_model, pipeline, ModelSpec, Device};
+//! # fn main() -> codec_core::Result<()> {
+//! let model = load_model(&ModelSpec::parse("wavtokenizer-small-speech-75")?, &Device::Cpu)?;
+//! let clip = audio::read_audio("speech.mp3")?;
+//! let encoded = pipeline::encode_audio(model.as_ref(), &clip)?;
+//! encoded.tokens.write("speech.tok".as_ref())?;
+//! let decoded = pipeline::decode_tokens(model.as_ref(), &encoded.tokens, &Default::default())?;
+//! audio::write_wav("speech.rec.wav", &decoded, audio::WavSampleFormat::Pcm16)?;
+//! # Ok(()) }
+//! ```
+
+use candle_core::Tensor;
+
+use crate::audio::{self, AudioClip};
+use crate::codec::Codec;
+use crate::tokfile::{CodeStream, TokenFile, TokenHeader};
+use crate::{Error, Result};
+
+/// The result of encoding: the token file and what was done to the input on the way.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub tokens: TokenFile,
+    /// Human-readable notes, e.g. "mixed 2 channels down to mono", "resampled 44100 Hz to 24000 Hz".
+    pub notes: Vec<String>,
+}
+
+impl Encoded {
+    pub fn num_frames(&self) -> usize {
+        self.tokens.num_frames()
+    }
+}
+
+/// Which rate decoded audio comes out at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputRate {
+    /// The model's own sample rate (no resampling).
+    #[default]
+    Model,
+    /// The rate of the audio that was encoded.
+    Original,
+}
+
+/// Options of [`decode_tokens`].
+#[derive(Debug, Clone, Default)]
+pub struct DecodeOptions {
+    pub output_rate: OutputRate,
+    /// Decode even if the token file was made by another model.
+    pub force: bool,
+}
+
+/// Encode a clip of any rate and channel count: mixed down to the model's channels, resampled
+/// to its rate, encoded, and wrapped in a token file that remembers the original rate and length.
+pub fn encode_audio(model: &dyn Codec, clip: &AudioClip) -> Result<Encoded> {
+    let info = model.info();
+    if info.channels != 1 {
+        return Err(Error::InvalidAudio(format!(
+            "model {} takes {} channels; only mono models are supported by this pipeline",
+            info.name, info.channels
+        )));
+    }
+    let prepared = audio::prepare_mono(clip, info.sample_rate)?;
+    let n = prepared.samples.len();
+    let input = Tensor::from_vec(prepared.samples, (1, 1, n), model.device())?;
+    let codes = model.encode(&input)?;
+    let streams = codes_to_streams(&codes, &info.codebook_sizes, info.frame_rate)?;
+    let tokens = TokenFile {
+        header: TokenHeader {
+            model: info.name.clone(),
+            fingerprint: info.fingerprint,
+            sample_rate: info.sample_rate,
+            frame_rate: info.frame_rate,
+            original_sample_rate: prepared.original_sample_rate,
+            original_length: prepared.original_length as u64,
+            channels: info.channels,
+        },
+        streams,
+        scales: Vec::new(),
+    };
+    Ok(Encoded {
+        tokens,
+        notes: prepared.notes,
+    })
+}
+
+/// Codes `[1, n_q, frames]` → one stream per codebook.
+pub fn codes_to_streams(codes: &Tensor, sizes: &[u32], frame_rate: f64) -> Result<Vec<CodeStream>> {
+    let codes = codes
+        .squeeze(0)?
+        .to_dtype(candle_core::DType::U32)?
+        .to_vec2::<u32>()?;
+    Ok(codes
+        .into_iter()
+        .enumerate()
+        .map(|(i, codes)| CodeStream {
+            codebook_size: sizes.get(i).copied().unwrap_or(sizes[0]),
+            frame_rate,
+            codes,
+        })
+        .collect())
+}
+
+/// Check that a token file can be decoded by `model`.
+pub fn check_compatible(model: &dyn Codec, tokens: &TokenFile, force: bool) -> Result<()> {
+    let info = model.info();
+    let h = &tokens.header;
+    if h.fingerprint != info.fingerprint && !force {
+        return Err(Error::ModelMismatch {
+            file_model: h.model.clone(),
+            file_fingerprint: h.fingerprint,
+            model: info.name.clone(),
+            model_fingerprint: info.fingerprint,
+        });
+    }
+    // Even when forced, the codes must fit the model's shape.
+    if tokens.streams.is_empty() || tokens.streams.len() > info.codebook_sizes.len() {
+        return Err(Error::InvalidCodes(format!(
+            "the file has {} codebooks, model {} takes 1 to {}",
+            tokens.streams.len(),
+            info.name,
+            info.codebook_sizes.len()
+        )));
+    }
+    for (i, (s, &size)) in tokens.streams.iter().zip(&info.codebook_sizes).enumerate() {
+        if s.codebook_size > size {
+            return Err(Error::InvalidCodes(format!(
+                "codebook {i} of the file has {} entries, the model's has {size}",
+                s.codebook_size
+            )));
+        }
+    }
+    if h.sample_rate != info.sample_rate && !force {
+        return Err(Error::InvalidCodes(format!(
+            "the file is for {} Hz, model {} runs at {} Hz",
+            h.sample_rate, info.name, info.sample_rate
+        )));
+    }
+    Ok(())
+}
+
+/// Decode a token file back to audio of the original length (at the model's rate or the
+/// original rate, as `options` says).
+pub fn decode_tokens(
+    model: &dyn Codec,
+    tokens: &TokenFile,
+    options: &DecodeOptions,
+) -> Result<AudioClip> {
+    check_compatible(model, tokens, options.force)?;
+    let info = model.info();
+    let frames = tokens.num_frames();
+    if frames == 0 {
+        return Err(Error::InvalidCodes("the token file holds no frames".into()));
+    }
+    if tokens.streams.iter().any(|s| s.codes.len() != frames) {
+        return Err(Error::InvalidCodes(
+            "codebooks of different lengths are not supported by this model".into(),
+        ));
+    }
+    let flat: Vec<u32> = tokens
+        .streams
+        .iter()
+        .flat_map(|s| s.codes.iter().copied())
+        .collect();
+    let codes = Tensor::from_vec(flat, (1, tokens.streams.len(), frames), model.device())?;
+    let audio = model.decode(&codes)?;
+    let mut samples: Vec<f32> = audio.squeeze(0)?.squeeze(0)?.to_vec1::<f32>()?;
+
+    let h = &tokens.header;
+    let original_rate = h.original_sample_rate.max(1);
+    let at_model_rate =
+        audio::resampled_len(h.original_length as usize, original_rate, info.sample_rate);
+    samples.resize(at_model_rate, 0.0);
+    match options.output_rate {
+        OutputRate::Model => Ok(AudioClip::mono(info.sample_rate, samples)),
+        OutputRate::Original => {
+            let mut out = audio::resample(&samples, info.sample_rate, original_rate)?;
+            out.resize(h.original_length as usize, 0.0);
+            Ok(AudioClip::mono(original_rate, out))
+        }
+    }
+}

@@ -18,12 +18,16 @@ fn load_fixture_model(dir: &std::path::Path) -> WavTokenizer {
 
 fn read_wav_i16(path: &std::path::Path) -> Vec<f32> {
     let mut r = hound::WavReader::open(path).unwrap();
-    r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect()
+    r.samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect()
 }
 
 #[test]
 fn codes_and_audio_match_reference() {
-    let Some(dir) = common::fixture_dir("wavtokenizer") else { return };
+    let Some(dir) = common::fixture_dir("wavtokenizer") else {
+        return;
+    };
     let model = load_fixture_model(&dir);
     for case in ["speech_a", "speech_b_odd"] {
         let wav = read_wav_i16(&dir.join(format!("{case}.wav")));
@@ -38,7 +42,13 @@ fn codes_and_audio_match_reference() {
         assert!(diff.is_empty(), "{case}: codes differ at frames {diff:?}");
 
         let ref_codes = Tensor::from_vec(want.clone(), (1, 1, want.len()), &Device::Cpu).unwrap();
-        let decoded: Vec<f32> = model.decode(&ref_codes).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let decoded: Vec<f32> = model
+            .decode(&ref_codes)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let reference = read_npy(&dir.join(format!("{case}.decoded.npy"))).unwrap();
         let reference: Vec<f32> = reference.values.iter().map(|&v| v as f32).collect();
         assert_eq!(decoded.len(), reference.len(), "{case}: decoded length");

@@ -28,9 +28,18 @@ pub struct Istft {
 
 impl Istft {
     /// `window` has `n_fft` values (e.g. the checkpoint's `head.istft.window`).
-    pub fn new(n_fft: usize, hop: usize, padding: IstftPadding, window: &[f32], device: &Device) -> Result<Self> {
+    pub fn new(
+        n_fft: usize,
+        hop: usize,
+        padding: IstftPadding,
+        window: &[f32],
+        device: &Device,
+    ) -> Result<Self> {
         if window.len() != n_fft || hop == 0 || hop > n_fft {
-            candle_core::bail!("istft: window of {} values for n_fft {n_fft}, hop {hop}", window.len())
+            candle_core::bail!(
+                "istft: window of {} values for n_fft {n_fft}, hop {hop}",
+                window.len()
+            )
         }
         let bins = n_fft / 2 + 1;
         let mut basis = vec![0f32; 2 * bins * n_fft];
@@ -50,7 +59,13 @@ impl Istft {
         }
         let basis = Tensor::from_vec(basis, (2 * bins, n_fft), device)?;
         let window_sq = window.iter().map(|&w| (w as f64) * (w as f64)).collect();
-        Ok(Self { n_fft, hop, padding, basis, window_sq })
+        Ok(Self {
+            n_fft,
+            hop,
+            padding,
+            basis,
+            window_sq,
+        })
     }
 
     pub fn n_fft(&self) -> usize {
@@ -134,7 +149,13 @@ mod tests {
     }
 
     /// Forward STFT by direct DFT, windowed frames `hop` apart of a zero-padded signal.
-    fn stft(x: &[f64], n_fft: usize, hop: usize, pad: usize, win: &[f32]) -> (Vec<f32>, Vec<f32>, usize) {
+    fn stft(
+        x: &[f64],
+        n_fft: usize,
+        hop: usize,
+        pad: usize,
+        win: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, usize) {
         let mut padded = vec![0.0; pad];
         padded.extend_from_slice(x);
         padded.extend(std::iter::repeat(0.0).take(pad));
@@ -161,7 +182,9 @@ mod tests {
     fn inverts_a_forward_stft() -> Result<()> {
         let (n_fft, hop) = (64, 16);
         let win = hann(n_fft);
-        let x: Vec<f64> = (0..400).map(|i| ((i as f64) * 0.05).sin() + 0.3 * ((i as f64) * 0.31).cos()).collect();
+        let x: Vec<f64> = (0..400)
+            .map(|i| ((i as f64) * 0.05).sin() + 0.3 * ((i as f64) * 0.31).cos())
+            .collect();
         let pad = (n_fft - hop) / 2;
         let (re, im, frames) = stft(&x, n_fft, hop, pad, &win);
         let bins = n_fft / 2 + 1;
@@ -172,7 +195,12 @@ mod tests {
         assert_eq!(y.len(), istft.output_len(frames));
         // Away from the edges (where the envelope is incomplete) the signal comes back.
         for i in n_fft..x.len() - n_fft {
-            assert!((y[i] as f64 - x[i]).abs() < 1e-4, "sample {i}: {} vs {}", y[i], x[i]);
+            assert!(
+                (y[i] as f64 - x[i]).abs() < 1e-4,
+                "sample {i}: {} vs {}",
+                y[i],
+                x[i]
+            );
         }
         Ok(())
     }

@@ -78,3 +78,15 @@ pub fn detect_family_from_config(text: &str) -> Option<&'static str> {
         None
     }
 }
+
+/// The inference weights of a checkpoint (training-only entries dropped, weight norm folded),
+/// as `codec convert` writes them. The result loads through the same path as the checkpoint.
+pub fn inference_weights(state: StateDict) -> Result<(&'static str, StateDict)> {
+    match detect_family_from_weights(&state) {
+        Some("wavtokenizer") => Ok(("wavtokenizer", wavtokenizer::inference_weights(state)?)),
+        _ => Err(Error::UnknownModel {
+            name: state.source.clone(),
+            hint: "the key names match no supported family".into(),
+        }),
+    }
+}

@@ -130,7 +130,12 @@ impl WavTokenizerConfig {
         let padding = match hd["padding"].as_str().unwrap_or("same") {
             "same" => IstftPadding::Same,
             "center" => IstftPadding::Center,
-            other => return Err(Error::config(source, format!("unsupported head padding {other}"))),
+            other => {
+                return Err(Error::config(
+                    source,
+                    format!("unsupported head padding {other}"),
+                ))
+            }
         };
         let cfg = Self {
             sample_rate: args["sample_rate"].as_u64().unwrap_or(24000) as u32,
@@ -168,14 +173,20 @@ impl WavTokenizerConfig {
             ));
         }
         if self.backbone.dim != self.head.dim {
-            return bad(format!("backbone dim {} differs from head dim {}", self.backbone.dim, self.head.dim));
+            return bad(format!(
+                "backbone dim {} differs from head dim {}",
+                self.backbone.dim, self.head.dim
+            ));
         }
         if self.encoder.dimension != self.backbone.input_channels {
             return bad("encoder dimension differs from backbone input_channels".into());
         }
         if let Some(n) = self.backbone.adanorm_num_embeddings {
             if self.bandwidth_id >= n {
-                return bad(format!("bandwidth_id {} out of range (< {n})", self.bandwidth_id));
+                return bad(format!(
+                    "bandwidth_id {} out of range (< {n})",
+                    self.bandwidth_id
+                ));
             }
         }
         if self.codebook_size == 0 || self.num_quantizers == 0 || self.sample_rate == 0 {
@@ -194,7 +205,8 @@ pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
             .iter()
             .any(|p| k.starts_with(&format!("{p}.")));
         // k-means/EMA statistics of the codebook are training state.
-        let stats = k.ends_with(".cluster_size") || k.ends_with(".embed_avg") || k.ends_with(".inited");
+        let stats =
+            k.ends_with(".cluster_size") || k.ends_with(".embed_avg") || k.ends_with(".inited");
         generator && !stats
     });
     state.fold_weight_norm()?;
@@ -211,7 +223,11 @@ struct IstftHead {
 impl IstftHead {
     fn new(cfg: &HeadConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         let out = candle_nn::linear(cfg.dim, cfg.n_fft + 2, vb.pp("out"))?;
-        let window = vb.pp("istft").get(cfg.n_fft, "window")?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let window = vb
+            .pp("istft")
+            .get(cfg.n_fft, "window")?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
         let istft = Istft::new(cfg.n_fft, cfg.hop_length, cfg.padding, &window, vb.device())?;
         Ok(Self {
             out,
@@ -333,7 +349,11 @@ impl WavTokenizer {
                 self.config.num_quantizers
             )));
         }
-        let max = codes.to_dtype(DType::U32)?.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        let max = codes
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<u32>()?;
         if max as usize >= self.config.codebook_size {
             return Err(Error::InvalidCodes(format!(
                 "code {max} is out of range for a codebook of {} entries",
@@ -379,7 +399,12 @@ pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
             .tensors
             .get(key)
             .or_else(|| state.tensors.get(&key.replace(".weight", ".weight_v")))
-            .ok_or_else(|| Error::config(src, format!("cannot infer the architecture: {key} is missing")))?;
+            .ok_or_else(|| {
+                Error::config(
+                    src,
+                    format!("cannot infer the architecture: {key} is missing"),
+                )
+            })?;
         Ok(t.dims().to_vec())
     };
     // Downsampling convs sit at indices 3, 6, 9, 12 with kernel 2 * stride (encoder order).
@@ -423,7 +448,9 @@ pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
             intermediate_dim: pw1[0],
             num_layers,
             adanorm_num_embeddings: adanorm,
-            pos_net: state.tensors.contains_key(&format!("{BACKBONE}.pos_net.0.conv1.weight")),
+            pos_net: state
+                .tensors
+                .contains_key(&format!("{BACKBONE}.pos_net.0.conv1.weight")),
         },
         head: HeadConfig {
             dim: bb_embed[0],

@@ -198,7 +198,9 @@ impl Module for DepthwiseConv1d {
         let kernel = self.taps.len();
         let padded = x.pad_with_zeros(D::Minus1, self.padding, self.padding)?;
         let out_len = len + 2 * self.padding + 1 - kernel;
-        let mut acc = padded.narrow(D::Minus1, 0, out_len)?.broadcast_mul(&self.taps[0])?;
+        let mut acc = padded
+            .narrow(D::Minus1, 0, out_len)?
+            .broadcast_mul(&self.taps[0])?;
         for (k, tap) in self.taps.iter().enumerate().skip(1) {
             acc = (acc + padded.narrow(D::Minus1, k, out_len)?.broadcast_mul(tap)?)?;
         }

@@ -108,12 +108,22 @@ impl SeanetEncoder {
             let dim = mult * cfg.n_filters;
             for j in 0..cfg.n_residual_layers {
                 let dilation = cfg.dilation_base.pow(j as u32);
-                layers.push(Layer::Resnet(ResnetBlock::new(dim, dilation, cfg, vb.pp(idx))?));
+                layers.push(Layer::Resnet(ResnetBlock::new(
+                    dim,
+                    dilation,
+                    cfg,
+                    vb.pp(idx),
+                )?));
                 idx += 1;
             }
             idx += 1; // activation
             let down = SConv1dConfig::new(ratio * 2, cfg.causal, cfg.pad_mode).stride(ratio);
-            layers.push(Layer::EluConv(SConv1d::new(dim, dim * 2, down, vb.pp(idx))?));
+            layers.push(Layer::EluConv(SConv1d::new(
+                dim,
+                dim * 2,
+                down,
+                vb.pp(idx),
+            )?));
             idx += 1;
             mult *= 2;
         }

@@ -212,6 +212,7 @@ impl VocosBackbone {
         for block in &self.convnext {
             x = block.forward(&x, cond)?;
         }
-        self.final_layer_norm.forward(&x.transpose(1, 2)?.contiguous()?)
+        self.final_layer_norm
+            .forward(&x.transpose(1, 2)?.contiguous()?)
     }
 }

@@ -35,7 +35,9 @@ impl EuclideanCodebook {
 
     /// Vectors `[n, dim]` → codes `[n]` (u32): argmin of `||e||² - 2 x·e` (`||x||²` is constant per row).
     pub fn encode_flat(&self, x: &Tensor) -> Result<Tensor> {
-        let dist = self.embed_sq.broadcast_sub(&(x.matmul(&self.embed_t)? * 2.0)?)?;
+        let dist = self
+            .embed_sq
+            .broadcast_sub(&(x.matmul(&self.embed_t)? * 2.0)?)?;
         dist.argmin(D::Minus1)?.to_dtype(DType::U32)
     }
 
@@ -92,7 +94,10 @@ impl ResidualVq {
     pub fn decode(&self, codes: &Tensor) -> Result<Tensor> {
         let (_, n_q, _) = codes.dims3()?;
         if n_q > self.codebooks.len() {
-            candle_core::bail!("{n_q} codebooks given, the quantizer has {}", self.codebooks.len())
+            candle_core::bail!(
+                "{n_q} codebooks given, the quantizer has {}",
+                self.codebooks.len()
+            )
         }
         let mut acc: Option<Tensor> = None;
         for (i, cb) in self.codebooks.iter().take(n_q).enumerate() {

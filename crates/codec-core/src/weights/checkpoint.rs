@@ -29,7 +29,10 @@ impl StateDict {
             let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             let n = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
             if n < 4 {
-                return Err(Error::weights(&source, "file is too short to be a weight file"));
+                return Err(Error::weights(
+                    &source,
+                    "file is too short to be a weight file",
+                ));
             }
         }
         let tensors = if &magic == b"PK\x03\x04" {
@@ -123,7 +126,8 @@ fn fold(g: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
     let flat = v.reshape((out, ()))?;
     let norm = flat.sqr()?.sum_keepdim(1)?.sqrt()?;
     let g = g.reshape((out, 1))?;
-    flat.broadcast_mul(&g.broadcast_div(&norm)?)?.reshape(v.shape())
+    flat.broadcast_mul(&g.broadcast_div(&norm)?)?
+        .reshape(v.shape())
 }
 
 fn read_pytorch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
@@ -131,10 +135,15 @@ fn read_pytorch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
     // A Lightning checkpoint keeps the weights under `state_dict`; plain saves keep them at
     // the top level. Try the nested form first.
     let mut pth = candle_core::pickle::PthTensors::new(path, Some("state_dict"));
-    if pth.as_ref().map(|p| p.tensor_infos().is_empty()).unwrap_or(true) {
+    if pth
+        .as_ref()
+        .map(|p| p.tensor_infos().is_empty())
+        .unwrap_or(true)
+    {
         pth = candle_core::pickle::PthTensors::new(path, None);
     }
-    let pth = pth.map_err(|e| Error::weights(&source, format!("unreadable PyTorch checkpoint: {e}")))?;
+    let pth =
+        pth.map_err(|e| Error::weights(&source, format!("unreadable PyTorch checkpoint: {e}")))?;
     let mut tensors = HashMap::with_capacity(pth.tensor_infos().len());
     let names: Vec<String> = pth.tensor_infos().keys().cloned().collect();
     for name in names {

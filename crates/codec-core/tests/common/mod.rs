@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 /// `../shared/fixtures/NAME` beside the repo, or `None` (with the reason printed) when absent.
 pub fn fixture_dir(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(name);
     if dir.is_dir() {
         Some(dir)
     } else {
@@ -18,6 +20,10 @@ pub fn fixture_dir(name: &str) -> Option<PathBuf> {
 pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
     assert_eq!(reference.len(), test.len(), "lengths differ");
     let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
-    let noise: f64 = reference.iter().zip(test).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
     10.0 * (signal / noise.max(1e-30)).log10()
 }

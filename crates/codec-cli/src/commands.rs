@@ -1,0 +1,286 @@
+//! The subcommands. Each is a thin wrapper over `codec_core`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use codec_core::audio::{self, WavSampleFormat};
+use codec_core::pipeline::{self, DecodeOptions, OutputRate};
+use codec_core::tokfile::TokenFile;
+use codec_core::weights::StateDict;
+use codec_core::{load_model, Codec, ModelCard, ModelSpec};
+
+use crate::device::parse_device;
+use crate::progress::with_spinner;
+
+/// The model used when `--model` is not given.
+pub const DEFAULT_MODEL: &str = "wavtokenizer-small-speech-75";
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Encode an audio file (WAV, FLAC, MP3, OGG, ...) into tokens.
+    Encode {
+        /// Input audio file.
+        input: PathBuf,
+        /// Output file (.tok, or .npy with --format npy).
+        output: PathBuf,
+        /// Model: a card name (see `codec models`), a hub repo id, a folder or a weight file.
+        #[arg(long, short, default_value = DEFAULT_MODEL)]
+        model: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TokenFormat::Tok)]
+        format: TokenFormat,
+    },
+    /// Decode a token file back to a WAV file.
+    Decode {
+        /// Input token file (.tok).
+        input: PathBuf,
+        /// Output WAV file.
+        output: PathBuf,
+        /// Model (default: the model named in the token file).
+        #[arg(long, short)]
+        model: Option<String>,
+        /// Write 32-bit float samples instead of 16-bit PCM.
+        #[arg(long)]
+        float: bool,
+        /// Resample to the sample rate of the audio that was encoded.
+        #[arg(long)]
+        original_rate: bool,
+        /// Decode even if the token file was made by another model.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a token file's header and code statistics.
+    Info {
+        /// Token file (.tok).
+        file: PathBuf,
+    },
+    /// List the known models and whether their weights are in the local cache.
+    Models,
+    /// Write a checkpoint's inference weights (weight norm folded) to safetensors.
+    Convert {
+        /// Input checkpoint (.ckpt, .pth, .th, .safetensors).
+        input: PathBuf,
+        /// Output .safetensors file.
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    /// The versioned, checksummed token file (docs/token-format.md).
+    Tok,
+    /// A NumPy int64 array shaped [codebooks, frames].
+    Npy,
+}
+
+pub fn run(command: Command, device: &str) -> Result<()> {
+    match command {
+        Command::Encode {
+            input,
+            output,
+            model,
+            format,
+        } => encode(&input, &output, &model, format, device),
+        Command::Decode {
+            input,
+            output,
+            model,
+            float,
+            original_rate,
+            force,
+        } => decode(
+            &input,
+            &output,
+            model.as_deref(),
+            float,
+            original_rate,
+            force,
+            device,
+        ),
+        Command::Info { file } => info(&file),
+        Command::Models => models(),
+        Command::Convert { input, output } => convert(&input, &output),
+    }
+}
+
+fn load(model: &str, device: &str) -> Result<Box<dyn Codec>> {
+    let device = parse_device(device)?;
+    let spec = ModelSpec::parse(model)?;
+    let loaded = with_spinner(&format!("loading model {model}"), || {
+        load_model(&spec, &device)
+    })?;
+    Ok(loaded)
+}
+
+fn encode(
+    input: &Path,
+    output: &Path,
+    model: &str,
+    format: TokenFormat,
+    device: &str,
+) -> Result<()> {
+    let clip = audio::read_audio(input)?;
+    let model = load(model, device)?;
+    let encoded = with_spinner("encoding", || pipeline::encode_audio(model.as_ref(), &clip))?;
+    for note in &encoded.notes {
+        eprintln!("note: {note}");
+    }
+    match format {
+        TokenFormat::Tok => encoded.tokens.write(output)?,
+        TokenFormat::Npy => {
+            let codes: Vec<Vec<u32>> = encoded
+                .tokens
+                .streams
+                .iter()
+                .map(|s| s.codes.clone())
+                .collect();
+            codec_core::npy::write_codes_npy(output, &codes)?
+        }
+    }
+    let t = &encoded.tokens;
+    eprintln!(
+        "encoded {:.2} s into {} frames x {} codebooks ({:.0} bit/s) with {} -> {}",
+        t.duration_seconds(),
+        t.num_frames(),
+        t.streams.len(),
+        t.bitrate(),
+        t.header.model,
+        output.display()
+    );
+    Ok(())
+}
+
+fn decode(
+    input: &Path,
+    output: &Path,
+    model: Option<&str>,
+    float: bool,
+    original_rate: bool,
+    force: bool,
+    device: &str,
+) -> Result<()> {
+    let tokens = TokenFile::read(input)?;
+    let model_name = match model {
+        Some(m) => m.to_string(),
+        None => {
+            if ModelCard::find(&tokens.header.model).is_none() {
+                bail!(
+                    "the token file was made by '{}', which is not a known model card; pass --model (the folder or file it was encoded with)",
+                    tokens.header.model
+                );
+            }
+            tokens.header.model.clone()
+        }
+    };
+    let model = load(&model_name, device)?;
+    let options = DecodeOptions {
+        output_rate: if original_rate {
+            OutputRate::Original
+        } else {
+            OutputRate::Model
+        },
+        force,
+    };
+    let clip = with_spinner("decoding", || {
+        pipeline::decode_tokens(model.as_ref(), &tokens, &options)
+    })?;
+    let format = if float {
+        WavSampleFormat::Float32
+    } else {
+        WavSampleFormat::Pcm16
+    };
+    audio::write_wav(output, &clip, format)?;
+    eprintln!(
+        "decoded {} frames into {:.2} s at {} Hz -> {}",
+        tokens.num_frames(),
+        clip.duration_seconds(),
+        clip.sample_rate,
+        output.display()
+    );
+    Ok(())
+}
+
+fn info(file: &Path) -> Result<()> {
+    let t = TokenFile::read(file)?;
+    let h = &t.header;
+    println!("file:             {}", file.display());
+    println!("model:            {}", h.model);
+    println!("weights:          {:016x}", h.fingerprint);
+    println!("sample rate:      {} Hz", h.sample_rate);
+    println!("frame rate:       {} frames/s", h.frame_rate);
+    println!("channels:         {}", h.channels);
+    println!(
+        "original:         {} samples at {} Hz ({:.3} s)",
+        h.original_length,
+        h.original_sample_rate,
+        t.duration_seconds()
+    );
+    println!("codebooks:        {}", t.streams.len());
+    println!("frames:           {}", t.num_frames());
+    println!("bitrate:          {:.1} bit/s", t.bitrate());
+    if !t.scales.is_empty() {
+        println!("scales:           {}", t.scales.len());
+    }
+    for (i, s) in t.streams.iter().enumerate() {
+        let mut counts = std::collections::HashMap::new();
+        for &c in &s.codes {
+            *counts.entry(c).or_insert(0usize) += 1;
+        }
+        let n = s.codes.len().max(1) as f64;
+        let entropy: f64 = counts
+            .values()
+            .map(|&k| {
+                let p = k as f64 / n;
+                -p * p.log2()
+            })
+            .sum();
+        println!(
+            "  codebook {i:>2}: {} entries, {} frames at {} frames/s, {} distinct codes, entropy {:.2} bits",
+            s.codebook_size,
+            s.codes.len(),
+            s.frame_rate,
+            counts.len(),
+            entropy
+        );
+    }
+    Ok(())
+}
+
+fn models() -> Result<()> {
+    println!(
+        "{:<36} {:>6} {:>7} {:>9}  {:<8} {}",
+        "name", "kHz", "tok/s", "bit/s", "cached", "licence"
+    );
+    for card in ModelCard::builtin() {
+        let cached = if card.cached_weights().is_some() {
+            "yes"
+        } else {
+            "no"
+        };
+        println!(
+            "{:<36} {:>6} {:>7} {:>9.0}  {:<8} {}",
+            card.name,
+            card.sample_rate as f64 / 1000.0,
+            card.frame_rate,
+            card.bitrate(),
+            cached,
+            card.license
+        );
+    }
+    println!("\n--model also takes a hub repo id (owner/name), a folder with a config and a checkpoint, or a weight file.");
+    Ok(())
+}
+
+fn convert(input: &Path, output: &Path) -> Result<()> {
+    let state = StateDict::load(input)?;
+    let (family, weights) = codec_core::models::inference_weights(state)?;
+    codec_core::weights::convert_to_safetensors(&weights.tensors, output)
+        .with_context(|| format!("converting {}", input.display()))?;
+    eprintln!(
+        "wrote {} {family} inference tensors to {}",
+        weights.tensors.len(),
+        output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! Model cards and model resolution: what `--model` means.
+//!
+//! A model card (a small TOML file in the repo's `models/` folder, compiled in) names a published
+//! model: its family, rates, licence, hub repo and files, and its architecture. `--model` takes
+//! a card name, a hub repo id, a local folder (config + checkpoint) or a local weight file.
+
+mod hub;
+
+pub use hub::{cached_file, fetch_file};
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Codec;
+use crate::models::{self, ArchSource};
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_cards.rs"));
+
+/// Where a card's weights are published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFiles {
+    /// Hugging Face repo id, e.g. `novateur/WavTokenizer`.
+    pub repo: String,
+    /// Git revision; `main` when absent.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The weight file in the repo.
+    pub weights: String,
+}
+
+/// A model card: one published (or project) model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub name: String,
+    pub family: String,
+    pub description: String,
+    pub license: String,
+    pub sample_rate: u32,
+    pub frame_rate: f64,
+    /// Codebook sizes, in stream order.
+    pub codebooks: Vec<u32>,
+    #[serde(default)]
+    pub training_data: Option<String>,
+    #[serde(default)]
+    pub homepage: Option<String>,
+    #[serde(default)]
+    pub hub: Option<HubFiles>,
+    /// Family-specific hyperparameters, read by the family's `Config`.
+    pub architecture: toml::Table,
+}
+
+impl ModelCard {
+    /// Parse a card from TOML text; `source` names it in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::config(source, e.to_string()))
+    }
+
+    /// Every card compiled into this build, sorted by name.
+    pub fn builtin() -> Vec<ModelCard> {
+        let mut cards: Vec<ModelCard> = BUILTIN_CARDS
+            .iter()
+            // Cards are checked by a unit test; a broken one is left out rather than panicking.
+            .filter_map(|(file, text)| Self::from_toml(text, file).ok())
+            .collect();
+        cards.sort_by(|a, b| a.name.cmp(&b.name));
+        cards
+    }
+
+    /// The compiled-in card with this name.
+    pub fn find(name: &str) -> Option<ModelCard> {
+        Self::builtin().into_iter().find(|c| c.name == name)
+    }
+
+    /// The weight file in the local hub cache, if it was downloaded before.
+    pub fn cached_weights(&self) -> Option<PathBuf> {
+        let hub = self.hub.as_ref()?;
+        cached_file(&hub.repo, hub.revision.as_deref(), &hub.weights)
+    }
+
+    /// Bits per second at full codebook use.
+    pub fn bitrate(&self) -> f64 {
+        self.frame_rate
+            * self
+                .codebooks
+                .iter()
+                .map(|&n| (n as f64).log2())
+                .sum::<f64>()
+    }
+}
+
+/// What `--model` asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSpec {
+    /// A compiled-in model card.
+    Card(Box<ModelCard>),
+    /// A hub repo id with no card of its own here.
+    Hub {
+        repo: String,
+        revision: Option<String>,
+    },
+    /// A folder holding a config (card TOML or the reference's YAML) and a checkpoint.
+    LocalDir(PathBuf),
+    /// A single weight file; the architecture comes from a config beside it or the weights.
+    LocalFile(PathBuf),
+}
+
+impl ModelSpec {
+    /// Interpret a `--model` argument: an existing path first, then a card name, then a hub
+    /// repo id (`owner/name`, optionally `@revision`).
+    pub fn parse(arg: &str) -> Result<Self> {
+        let path = Path::new(arg);
+        if path.is_dir() {
+            return Ok(ModelSpec::LocalDir(path.to_path_buf()));
+        }
+        if path.is_file() {
+            return Ok(ModelSpec::LocalFile(path.to_path_buf()));
+        }
+        if let Some(card) = ModelCard::find(arg) {
+            return Ok(ModelSpec::Card(Box::new(card)));
+        }
+        let (repo, revision) = match arg.split_once('@') {
+            Some((r, rev)) => (r, Some(rev.to_string())),
+            None => (arg, None),
+        };
+        let looks_like_repo = repo.split('/').count() == 2
+            && repo.split('/').all(|p| !p.is_empty())
+            && !arg.starts_with('.')
+            && !arg.starts_with('/');
+        if looks_like_repo {
+            return Ok(ModelSpec::Hub {
+                repo: repo.to_string(),
+                revision,
+            });
+        }
+        Err(Error::UnknownModel {
+            name: arg.to_string(),
+            hint: format!(
+                "it is not a file, a folder, a model card or a hub repo id (owner/name); known cards: {}",
+                ModelCard::builtin()
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+}
+
+/// Load the model a [`ModelSpec`] names onto `device`, downloading weights if needed.
+pub fn load_model(spec: &ModelSpec, device: &Device) -> Result<Box<dyn Codec>> {
+    match spec {
+        ModelSpec::Card(card) => load_card(card, device),
+        ModelSpec::Hub { repo, revision } => {
+            let matching: Vec<ModelCard> = ModelCard::builtin()
+                .into_iter()
+                .filter(|c| c.hub.as_ref().is_some_and(|h| &h.repo == repo))
+                .collect();
+            match matching.as_slice() {
+                [card] => load_card(card, device),
+                [] => {
+                    // A repo without a card here: it may ship its own card as `codec-card.toml`.
+                    let card_path = fetch_file(repo, revision.as_deref(), "codec-card.toml")?;
+                    let text = std::fs::read_to_string(&card_path)
+                        .map_err(|e| Error::io(&card_path, e))?;
+                    let card = ModelCard::from_toml(&text, &card_path.display().to_string())?;
+                    load_card(&card, device)
+                }
+                several => Err(Error::UnknownModel {
+                    name: repo.clone(),
+                    hint: format!(
+                        "this repo holds several models; pick one: {}",
+                        several
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            }
+        }
+        ModelSpec::LocalDir(dir) => load_dir(dir, device),
+        ModelSpec::LocalFile(file) => load_file(file, None, device),
+    }
+}
+
+fn load_card(card: &ModelCard, device: &Device) -> Result<Box<dyn Codec>> {
+    let hub = card.hub.as_ref().ok_or_else(|| Error::UnknownModel {
+        name: card.name.clone(),
+        hint: "the card names no weight files".into(),
+    })?;
+    let weights = fetch_file(&hub.repo, hub.revision.as_deref(), &hub.weights)?;
+    let state = StateDict::load(&weights)?;
+    models::load_family(
+        &card.family,
+        ArchSource::Card(&card.architecture),
+        state,
+        &card.name,
+        device,
+    )
+}
+
+/// Files in `dir` whose extension is one of `exts`, sorted.
+fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+const WEIGHT_EXTS: &[&str] = &["safetensors", "ckpt", "pth", "pt", "th", "bin"];
+
+fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Codec>> {
+    let weights = files_with_ext(dir, WEIGHT_EXTS)?;
+    // A folder may hold a checkpoint beside other tensors (e.g. safetensors traces or a
+    // conversion of the same weights): a PyTorch checkpoint wins, then a lone safetensors file.
+    let checkpoints: Vec<&PathBuf> = weights
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e != "safetensors"))
+        .collect();
+    let safetensors: Vec<&PathBuf> = weights
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    let weight = match (checkpoints.as_slice(), safetensors.as_slice()) {
+        ([one], _) | ([], [one]) => (*one).clone(),
+        ([], []) => {
+            return Err(Error::UnknownModel {
+                name: dir.display().to_string(),
+                hint: format!(
+                    "the folder holds no weight file ({})",
+                    WEIGHT_EXTS.join(", ")
+                ),
+            })
+        }
+        _ => {
+            return Err(Error::UnknownModel {
+                name: dir.display().to_string(),
+                hint: format!(
+                    "the folder holds several weight files ({}); pass one with --model FILE",
+                    weights
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+        }
+    };
+    load_file(&weight, Some(dir), device)
+}
+
+/// A config found beside a weight file.
+enum LocalConfig {
+    Card(ModelCard),
+    Reference { text: String, source: String },
+}
+
+fn find_config(dir: &Path) -> Result<Option<LocalConfig>> {
+    let cards = files_with_ext(dir, &["toml"])?;
+    let yamls = files_with_ext(dir, &["yaml", "yml"])?;
+    if let Some(card) = cards.first() {
+        let text = std::fs::read_to_string(card).map_err(|e| Error::io(card, e))?;
+        return Ok(Some(LocalConfig::Card(ModelCard::from_toml(
+            &text,
+            &card.display().to_string(),
+        )?)));
+    }
+    match yamls.as_slice() {
+        [] => Ok(None),
+        [one] => {
+            let text = std::fs::read_to_string(one).map_err(|e| Error::io(one, e))?;
+            Ok(Some(LocalConfig::Reference {
+                text,
+                source: one.display().to_string(),
+            }))
+        }
+        several => Err(Error::config(
+            dir.display().to_string(),
+            format!("several YAML configs, cannot tell which applies: {several:?}"),
+        )),
+    }
+}
+
+fn load_file(file: &Path, dir: Option<&Path>, device: &Device) -> Result<Box<dyn Codec>> {
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(|| file.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let state = StateDict::load(file)?;
+    let local_name = || {
+        let stem = dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "local".into());
+        format!("local:{stem}")
+    };
+    match find_config(&dir)? {
+        Some(LocalConfig::Card(card)) => models::load_family(
+            &card.family,
+            ArchSource::Card(&card.architecture),
+            state,
+            &card.name,
+            device,
+        ),
+        Some(LocalConfig::Reference { text, source }) => {
+            let family = models::detect_family_from_config(&text)
+                .or_else(|| models::detect_family_from_weights(&state))
+                .ok_or_else(|| {
+                    Error::config(&source, "cannot tell which model family this config is for")
+                })?;
+            let name = local_name();
+            models::load_family(
+                family,
+                ArchSource::ReferenceConfig {
+                    text: &text,
+                    source: &source,
+                },
+                state,
+                &name,
+                device,
+            )
+        }
+        None => {
+            let family =
+                models::detect_family_from_weights(&state).ok_or_else(|| Error::UnknownModel {
+                    name: file.display().to_string(),
+                    hint:
+                        "no config beside the weights and the key names match no supported family"
+                            .into(),
+                })?;
+            let name = local_name();
+            models::load_family(family, ArchSource::Infer, state, &name, device)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_card_parses_and_is_consistent() {
+        assert!(!BUILTIN_CARDS.is_empty());
+        for (file, text) in BUILTIN_CARDS {
+            let card = ModelCard::from_toml(text, file).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(
+                format!("{}.toml", card.name),
+                *file,
+                "card name matches its file name"
+            );
+            assert!(
+                models::FAMILIES.contains(&card.family.as_str()),
+                "{file}: unknown family"
+            );
+            if card.family == "wavtokenizer" {
+                let cfg: crate::models::wavtokenizer::WavTokenizerConfig = card
+                    .architecture
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                cfg.validate(file).unwrap();
+                assert_eq!(cfg.frame_rate(), card.frame_rate, "{file}: frame rate");
+                assert_eq!(cfg.sample_rate, card.sample_rate, "{file}: sample rate");
+            }
+        }
+        assert_eq!(ModelCard::builtin().len(), BUILTIN_CARDS.len());
+    }
+
+    #[test]
+    fn published_wavtokenizer_cards_match_named_configs() {
+        use crate::models::wavtokenizer::WavTokenizerConfig;
+        let cfg = |n: &str| -> WavTokenizerConfig {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(
+            cfg("wavtokenizer-small-speech-75"),
+            WavTokenizerConfig::frame75_24khz()
+        );
+        assert_eq!(
+            cfg("wavtokenizer-large-unify-40"),
+            WavTokenizerConfig::frame40_24khz()
+        );
+    }
+
+    #[test]
+    fn model_spec_parsing() {
+        assert!(matches!(
+            ModelSpec::parse("wavtokenizer-small-speech-75").unwrap(),
+            ModelSpec::Card(_)
+        ));
+        assert_eq!(
+            ModelSpec::parse("someone/some-codec@v2").unwrap(),
+            ModelSpec::Hub {
+                repo: "someone/some-codec".into(),
+                revision: Some("v2".into())
+            }
+        );
+        let err = ModelSpec::parse("no-such-model").unwrap_err().to_string();
+        assert!(
+            err.contains("no-such-model") && err.contains("wavtokenizer-small-speech-75"),
+            "{err}"
+        );
+        assert!(matches!(
+            ModelSpec::parse(".").unwrap(),
+            ModelSpec::LocalDir(_)
+        ));
+    }
+}

@@ -1,0 +1,10 @@
+//! Facade crate: everything in [`codec_core`], under a short name.
+//!
+//! ```no_run
+//! use codec::{Codec, Device};
+//! # fn main() -> codec::Result<()> {
+//! let model = codec::load_model(&codec::ModelSpec::parse("wavtokenizer-small-speech-75")?, &Device::Cpu)?;
+//! println!("{} Hz, {} frames/s", model.info().sample_rate, model.info().frame_rate);
+//! # Ok(()) }
+//! ```
+pub use codec_core::*;
