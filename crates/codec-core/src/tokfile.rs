@@ -1246,9 +1246,9 @@ mod tests {
         let path = dir.path().join("missing.tok");
         let err = TokenFile::read(&path).unwrap_err();
         match &err {
-            Error::Io { path: p, source } => {
+            Error::Io { path: p, cause } => {
                 assert_eq!(p, &path);
-                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+                assert_eq!(cause.kind(), std::io::ErrorKind::NotFound);
             }
             other => panic!("got {other:?}"),
         }

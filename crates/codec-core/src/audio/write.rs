@@ -1,0 +1,134 @@
+//! Writing clips to WAV files.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::Path;
+
+use super::AudioClip;
+use crate::{Error, Result};
+
+/// Sample encoding of a written WAV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WavSampleFormat {
+    /// 16-bit signed integer PCM: each sample is clamped to `[-1, 1]`, multiplied by 32767 and
+    /// rounded to the nearest integer (halves away from zero), so `1.0 -> 32767`,
+    /// `-1.0 -> -32767` and `0.0 -> 0` (symmetric; -32768 is never written).
+    #[default]
+    Pcm16,
+    /// 32-bit IEEE float, samples written as they are (no clamping).
+    Float32,
+}
+
+/// Write `clip` to a WAV file at `path` (created or overwritten), interleaving its channels.
+///
+/// The parent folder must exist (it is not created): a missing one is an [`Error::Io`] naming
+/// the path. The clip must be well-formed (see [`AudioClip::validate`]) and hold only finite
+/// samples, else [`Error::InvalidAudio`]. An empty clip writes a valid WAV file with no samples.
+///
+/// ```
+/// use codec_core::audio::{read_audio, write_wav, AudioClip, WavSampleFormat};
+/// # fn main() -> codec_core::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("tone.wav");
+/// let samples: Vec<f32> = (0..2400).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+/// write_wav(&path, &AudioClip::mono(24000, samples), WavSampleFormat::Float32)?;
+/// assert_eq!(read_audio(&path)?.num_frames(), 2400);
+/// # Ok(()) }
+/// ```
+pub fn write_wav(path: impl AsRef<Path>, clip: &AudioClip, format: WavSampleFormat) -> Result<()> {
+    let path = path.as_ref();
+    clip.validate()?;
+    if clip.num_channels() > usize::from(u16::MAX) {
+        return Err(Error::InvalidAudio(format!(
+            "a WAV file holds at most {} channels, the clip has {}",
+            u16::MAX,
+            clip.num_channels()
+        )));
+    }
+    let bytes_per_sample = match format {
+        WavSampleFormat::Pcm16 => 2,
+        WavSampleFormat::Float32 => 4,
+    };
+    if (clip.num_frames() as u64) * (clip.num_channels() as u64) * bytes_per_sample
+        > u64::from(u32::MAX - 64)
+    {
+        return Err(Error::InvalidAudio(format!(
+            "{} frames of {} channels do not fit in a WAV file (4 GiB limit)",
+            clip.num_frames(),
+            clip.num_channels()
+        )));
+    }
+    if let Some((c, i)) = clip
+        .channels
+        .iter()
+        .enumerate()
+        .find_map(|(c, ch)| ch.iter().position(|x| !x.is_finite()).map(|i| (c, i)))
+    {
+        return Err(Error::InvalidAudio(format!(
+            "cannot write {}: sample {i} of channel {c} is not a finite number",
+            path.display()
+        )));
+    }
+
+    let (bits_per_sample, sample_format) = match format {
+        WavSampleFormat::Pcm16 => (16, hound::SampleFormat::Int),
+        WavSampleFormat::Float32 => (32, hound::SampleFormat::Float),
+    };
+    let spec = hound::WavSpec {
+        channels: clip.num_channels() as u16,
+        sample_rate: clip.sample_rate,
+        bits_per_sample,
+        sample_format,
+    };
+
+    let file = File::create(path).map_err(|e| {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        match parent {
+            Some(parent) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => Error::io(
+                path,
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("folder {} does not exist", parent.display()),
+                ),
+            ),
+            _ => Error::io(path, e),
+        }
+    })?;
+    let hound_err = |e: hound::Error| match e {
+        hound::Error::IoError(e) => Error::io(path, e),
+        other => Error::io(path, io::Error::other(other.to_string())),
+    };
+    let mut writer = hound::WavWriter::new(BufWriter::new(file), spec).map_err(hound_err)?;
+    for i in 0..clip.num_frames() {
+        for ch in &clip.channels {
+            match format {
+                WavSampleFormat::Pcm16 => writer.write_sample(f32_to_i16(ch[i])),
+                WavSampleFormat::Float32 => writer.write_sample(ch[i]),
+            }
+            .map_err(hound_err)?;
+        }
+    }
+    writer.finalize().map_err(hound_err)
+}
+
+/// `x` clamped to `[-1, 1]`, times 32767, rounded half away from zero.
+fn f32_to_i16(x: f32) -> i16 {
+    (x.clamp(-1.0, 1.0) * 32767.0).round() as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcm16_conversion_clamps_and_rounds() {
+        assert_eq!(f32_to_i16(0.0), 0);
+        assert_eq!(f32_to_i16(1.0), 32767);
+        assert_eq!(f32_to_i16(-1.0), -32767);
+        assert_eq!(f32_to_i16(3.0), 32767);
+        assert_eq!(f32_to_i16(-3.0), -32767);
+        assert_eq!(f32_to_i16(0.5 / 32767.0), 1);
+        assert_eq!(f32_to_i16(0.49 / 32767.0), 0);
+        assert_eq!(f32_to_i16(-0.5 / 32767.0), -1);
+    }
+}
