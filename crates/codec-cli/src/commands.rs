@@ -104,12 +104,9 @@ pub fn run(command: Command, device: &str) -> Result<()> {
     }
 }
 
-fn load(model: &str, device: &str) -> Result<Box<dyn Codec>> {
+fn load(spec: &ModelSpec, device: &str) -> Result<Box<dyn Codec>> {
     let device = parse_device(device)?;
-    let spec = ModelSpec::parse(model)?;
-    let loaded = with_spinner(&format!("loading model {model}"), || {
-        load_model(&spec, &device)
-    })?;
+    let loaded = with_spinner("loading model", || load_model(spec, &device))?;
     Ok(loaded)
 }
 
@@ -120,8 +117,10 @@ fn encode(
     format: TokenFormat,
     device: &str,
 ) -> Result<()> {
+    // Cheap checks first: a wrong --model should not wait for the audio to be decoded.
+    let spec = ModelSpec::parse(model)?;
     let clip = audio::read_audio(input)?;
-    let model = load(model, device)?;
+    let model = load(&spec, device)?;
     let encoded = with_spinner("encoding", || pipeline::encode_audio(model.as_ref(), &clip))?;
     for note in &encoded.notes {
         eprintln!("note: {note}");
@@ -173,7 +172,7 @@ fn decode(
             tokens.header.model.clone()
         }
     };
-    let model = load(&model_name, device)?;
+    let model = load(&ModelSpec::parse(&model_name)?, device)?;
     let options = DecodeOptions {
         output_rate: if original_rate {
             OutputRate::Original
