@@ -265,7 +265,7 @@ fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Codec>> {
 
 /// A config found beside a weight file.
 enum LocalConfig {
-    Card(ModelCard),
+    Card(Box<ModelCard>),
     Reference { text: String, source: String },
 }
 
@@ -274,10 +274,8 @@ fn find_config(dir: &Path) -> Result<Option<LocalConfig>> {
     let yamls = files_with_ext(dir, &["yaml", "yml"])?;
     if let Some(card) = cards.first() {
         let text = std::fs::read_to_string(card).map_err(|e| Error::io(card, e))?;
-        return Ok(Some(LocalConfig::Card(ModelCard::from_toml(
-            &text,
-            &card.display().to_string(),
-        )?)));
+        let card = ModelCard::from_toml(&text, &card.display().to_string())?;
+        return Ok(Some(LocalConfig::Card(Box::new(card))));
     }
     match yamls.as_slice() {
         [] => Ok(None),

@@ -46,7 +46,7 @@ impl Istft {
         for k in 0..bins {
             // irfft keeps the DC and Nyquist bins once and every other bin twice (Hermitian
             // symmetry); the imaginary parts of DC and Nyquist are ignored, as pocketfft does.
-            let edge = k == 0 || (n_fft % 2 == 0 && k == n_fft / 2);
+            let edge = k == 0 || (n_fft.is_multiple_of(2) && k == n_fft / 2);
             let weight = if edge { 1.0 } else { 2.0 } / n_fft as f64;
             for n in 0..n_fft {
                 let phase = 2.0 * std::f64::consts::PI * ((k * n) % n_fft) as f64 / n_fft as f64;
@@ -158,7 +158,7 @@ mod tests {
     ) -> (Vec<f32>, Vec<f32>, usize) {
         let mut padded = vec![0.0; pad];
         padded.extend_from_slice(x);
-        padded.extend(std::iter::repeat(0.0).take(pad));
+        padded.extend(std::iter::repeat_n(0.0, pad));
         let frames = (padded.len() - n_fft) / hop + 1;
         let bins = n_fft / 2 + 1;
         let (mut re, mut im) = (vec![0f32; frames * bins], vec![0f32; frames * bins]);
