@@ -19,6 +19,11 @@ pub struct CodecInfo {
     pub frame_rate: f64,
     /// Size of each codebook (number of entries), in stream order.
     pub codebook_sizes: Vec<u32>,
+    /// Frames per second of each codebook stream (they differ in multi-scale codecs like SNAC).
+    pub codebook_frame_rates: Vec<f64>,
+    /// Bandwidths (kbit/s) the model defines, each selecting a prefix of the codebooks
+    /// (EnCodec); empty when the model has none.
+    pub bandwidths_kbps: Vec<f64>,
     /// A fingerprint of the model's inference weights (xxh3-64), recorded in token files.
     pub fingerprint: u64,
 }
@@ -29,15 +34,73 @@ impl CodecInfo {
         (self.sample_rate as f64 / self.frame_rate).round() as usize
     }
 
-    /// Bits per second at full codebook use: frames/s × Σ log2(codebook size).
-    pub fn bitrate(&self) -> f64 {
-        self.frame_rate
-            * self
-                .codebook_sizes
-                .iter()
-                .map(|&n| (n as f64).log2())
-                .sum::<f64>()
+    /// Bits per second with the first `codebooks` codebooks: Σ frames/s × log2(size).
+    pub fn bitrate_with(&self, codebooks: usize) -> f64 {
+        self.codebook_sizes
+            .iter()
+            .zip(&self.codebook_frame_rates)
+            .take(codebooks)
+            .map(|(&n, &rate)| rate * (n as f64).log2())
+            .sum()
     }
+
+    /// Bits per second with every codebook.
+    pub fn bitrate(&self) -> f64 {
+        self.bitrate_with(self.codebook_sizes.len())
+    }
+
+    /// How many codebooks a bandwidth (kbit/s) the model defines selects.
+    pub fn codebooks_for_bandwidth(&self, kbps: f64) -> Option<usize> {
+        if !self
+            .bandwidths_kbps
+            .iter()
+            .any(|&b| (b - kbps).abs() < 1e-6)
+        {
+            return None;
+        }
+        (1..=self.codebook_sizes.len())
+            .find(|&n| (self.bitrate_with(n) - kbps * 1000.0).abs() < 1.0)
+    }
+}
+
+/// Codes of a batch of clips: one tensor per codebook stream, each `[batch, frames_i]` `u32`,
+/// plus optional per-segment scales `[batch, segments]` (EnCodec 48 kHz).
+#[derive(Debug, Clone)]
+pub struct CodeStreams {
+    pub streams: Vec<Tensor>,
+    pub scales: Option<Tensor>,
+}
+
+impl CodeStreams {
+    /// Split single-rate codes `[batch, codebooks, frames]` into streams.
+    pub fn from_stacked(codes: &Tensor) -> Result<Self> {
+        let n = codes.dim(1)?;
+        let streams = (0..n)
+            .map(|i| codes.narrow(1, i, 1)?.squeeze(1))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            streams,
+            scales: None,
+        })
+    }
+
+    /// Stack equal-length streams into `[batch, codebooks, frames]`.
+    pub fn stacked(&self) -> Result<Tensor> {
+        let len = self.streams.first().map(|s| s.dims().to_vec());
+        if self.streams.iter().any(|s| Some(s.dims().to_vec()) != len) {
+            return Err(crate::Error::InvalidCodes(
+                "codebook streams of different lengths cannot be stacked".into(),
+            ));
+        }
+        Ok(Tensor::stack(&self.streams, 1)?)
+    }
+}
+
+/// Options of [`Codec::encode_with`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodeOptions {
+    /// Use only the first N codebooks (residual codecs); `None` for all.
+    pub num_codebooks: Option<usize>,
 }
 
 /// A neural audio codec: audio to discrete codes and back.
@@ -57,4 +120,26 @@ pub trait Codec: Send + Sync {
 
     /// Decode codes `[batch, codebooks, frames]` into audio `[batch, channels, samples]`.
     fn decode(&self, codes: &Tensor) -> Result<Tensor>;
+
+    /// Encode with options, into per-codebook streams. The default covers single-rate codecs:
+    /// it encodes with every codebook and keeps the first `num_codebooks`. Residual codecs
+    /// override it to skip the work of the unused stages; multi-scale codecs to return streams of
+    /// different lengths.
+    fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
+        let codes = self.encode(audio)?;
+        let available = codes.dim(1)?;
+        let n = options.num_codebooks.unwrap_or(available);
+        if n == 0 || n > available {
+            return Err(crate::Error::InvalidCodes(format!(
+                "{n} codebooks requested, model {} has 1 to {available}",
+                self.info().name
+            )));
+        }
+        CodeStreams::from_stacked(&codes.narrow(1, 0, n)?)
+    }
+
+    /// Decode per-codebook streams (a prefix of the codebooks is fine for residual codecs).
+    fn decode_streams(&self, codes: &CodeStreams) -> Result<Tensor> {
+        self.decode(&codes.stacked()?)
+    }
 }

@@ -29,5 +29,5 @@ pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
 pub use card::{load_model, ModelCard, ModelSpec};
-pub use codec::{Codec, CodecInfo};
+pub use codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 pub use error::{Error, Result, TokenFileError};

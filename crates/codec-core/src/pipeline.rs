@@ -15,7 +15,7 @@
 use candle_core::Tensor;
 
 use crate::audio::{self, AudioClip};
-use crate::codec::Codec;
+use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::tokfile::{CodeStream, TokenFile, TokenHeader};
 use crate::{Error, Result};
 
@@ -54,6 +54,15 @@ pub struct DecodeOptions {
 /// Encode a clip of any rate and channel count: mixed down to the model's channels, resampled
 /// to its rate, encoded, and wrapped in a token file that remembers the original rate and length.
 pub fn encode_audio(model: &dyn Codec, clip: &AudioClip) -> Result<Encoded> {
+    encode_audio_with(model, clip, &EncodeOptions::default())
+}
+
+/// [`encode_audio`] with options (e.g. how many codebooks of a residual codec to use).
+pub fn encode_audio_with(
+    model: &dyn Codec,
+    clip: &AudioClip,
+    options: &EncodeOptions,
+) -> Result<Encoded> {
     let info = model.info();
     if info.channels != 1 {
         return Err(Error::InvalidAudio(format!(
@@ -64,8 +73,15 @@ pub fn encode_audio(model: &dyn Codec, clip: &AudioClip) -> Result<Encoded> {
     let prepared = audio::prepare_mono(clip, info.sample_rate)?;
     let n = prepared.samples.len();
     let input = Tensor::from_vec(prepared.samples, (1, 1, n), model.device())?;
-    let codes = model.encode(&input)?;
-    let streams = codes_to_streams(&codes, &info.codebook_sizes, info.frame_rate)?;
+    let codes = model.encode_with(&input, options)?;
+    let streams = code_streams_to_file(&codes, info)?;
+    let scales = match &codes.scales {
+        Some(s) => s
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?,
+        None => Vec::new(),
+    };
     let tokens = TokenFile {
         header: TokenHeader {
             model: info.name.clone(),
@@ -77,7 +93,7 @@ pub fn encode_audio(model: &dyn Codec, clip: &AudioClip) -> Result<Encoded> {
             channels: info.channels,
         },
         streams,
-        scales: Vec::new(),
+        scales,
     };
     Ok(Encoded {
         tokens,
@@ -85,21 +101,45 @@ pub fn encode_audio(model: &dyn Codec, clip: &AudioClip) -> Result<Encoded> {
     })
 }
 
-/// Codes `[1, n_q, frames]` → one stream per codebook.
-pub fn codes_to_streams(codes: &Tensor, sizes: &[u32], frame_rate: f64) -> Result<Vec<CodeStream>> {
-    let codes = codes
-        .squeeze(0)?
-        .to_dtype(candle_core::DType::U32)?
-        .to_vec2::<u32>()?;
-    Ok(codes
-        .into_iter()
+/// The first item of a batch of code streams, as token-file streams.
+pub fn code_streams_to_file(codes: &CodeStreams, info: &CodecInfo) -> Result<Vec<CodeStream>> {
+    codes
+        .streams
+        .iter()
         .enumerate()
-        .map(|(i, codes)| CodeStream {
-            codebook_size: sizes.get(i).copied().unwrap_or(sizes[0]),
-            frame_rate,
-            codes,
+        .map(|(i, s)| {
+            Ok(CodeStream {
+                codebook_size: info.codebook_sizes[i],
+                frame_rate: info.codebook_frame_rates[i],
+                codes: s
+                    .get(0)?
+                    .to_dtype(candle_core::DType::U32)?
+                    .to_vec1::<u32>()?,
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// Token-file streams (and scales) as a batch of one, on `device`.
+pub fn file_to_code_streams(
+    tokens: &TokenFile,
+    device: &candle_core::Device,
+) -> Result<CodeStreams> {
+    let streams = tokens
+        .streams
+        .iter()
+        .map(|s| Tensor::from_vec(s.codes.clone(), (1, s.codes.len()), device))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let scales = if tokens.scales.is_empty() {
+        None
+    } else {
+        Some(Tensor::from_vec(
+            tokens.scales.clone(),
+            (1, tokens.scales.len()),
+            device,
+        )?)
+    };
+    Ok(CodeStreams { streams, scales })
 }
 
 /// Check that a token file can be decoded by `model`.
@@ -149,35 +189,38 @@ pub fn decode_tokens(
 ) -> Result<AudioClip> {
     check_compatible(model, tokens, options.force)?;
     let info = model.info();
-    let frames = tokens.num_frames();
-    if frames == 0 {
+    if tokens.streams.iter().any(|s| s.codes.is_empty()) {
         return Err(Error::InvalidCodes("the token file holds no frames".into()));
     }
-    if tokens.streams.iter().any(|s| s.codes.len() != frames) {
-        return Err(Error::InvalidCodes(
-            "codebooks of different lengths are not supported by this model".into(),
-        ));
-    }
-    let flat: Vec<u32> = tokens
-        .streams
-        .iter()
-        .flat_map(|s| s.codes.iter().copied())
-        .collect();
-    let codes = Tensor::from_vec(flat, (1, tokens.streams.len(), frames), model.device())?;
-    let audio = model.decode(&codes)?;
-    let mut samples: Vec<f32> = audio.squeeze(0)?.squeeze(0)?.to_vec1::<f32>()?;
+    let codes = file_to_code_streams(tokens, model.device())?;
+    let audio = model.decode_streams(&codes)?;
+    let channels: Vec<Vec<f32>> = audio
+        .squeeze(0)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2()?;
 
+    // Back to the original length: at the model's rate, or resampled to the original rate.
     let h = &tokens.header;
     let original_rate = h.original_sample_rate.max(1);
-    let at_model_rate =
-        audio::resampled_len(h.original_length as usize, original_rate, info.sample_rate);
-    samples.resize(at_model_rate, 0.0);
-    match options.output_rate {
-        OutputRate::Model => Ok(AudioClip::mono(info.sample_rate, samples)),
-        OutputRate::Original => {
-            let mut out = audio::resample(&samples, info.sample_rate, original_rate)?;
-            out.resize(h.original_length as usize, 0.0);
-            Ok(AudioClip::mono(original_rate, out))
-        }
-    }
+    let (rate, len) = match options.output_rate {
+        OutputRate::Model => (
+            info.sample_rate,
+            audio::resampled_len(h.original_length as usize, original_rate, info.sample_rate),
+        ),
+        OutputRate::Original => (original_rate, h.original_length as usize),
+    };
+    let channels = channels
+        .into_iter()
+        .map(|mut samples| {
+            if rate != info.sample_rate {
+                samples = audio::resample(&samples, info.sample_rate, rate)?;
+            }
+            samples.resize(len, 0.0);
+            Ok(samples)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(AudioClip {
+        sample_rate: rate,
+        channels,
+    })
 }

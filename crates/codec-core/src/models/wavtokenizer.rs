@@ -298,6 +298,8 @@ impl WavTokenizer {
             channels: 1,
             frame_rate: config.frame_rate(),
             codebook_sizes: vec![config.codebook_size as u32; config.num_quantizers],
+            codebook_frame_rates: vec![config.frame_rate(); config.num_quantizers],
+            bandwidths_kbps: Vec::new(),
             fingerprint,
         };
         let model = Self {
