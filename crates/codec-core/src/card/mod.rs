@@ -271,7 +271,13 @@ enum LocalConfig {
 
 fn find_config(dir: &Path) -> Result<Option<LocalConfig>> {
     let cards = files_with_ext(dir, &["toml"])?;
-    let yamls = files_with_ext(dir, &["yaml", "yml"])?;
+    // The reference implementations' own configs: WavTokenizer's training YAML, or the
+    // `config.json` that EnCodec/DAC/SNAC-style packages keep beside their weights.
+    let mut yamls = files_with_ext(dir, &["yaml", "yml"])?;
+    let json = dir.join("config.json");
+    if json.is_file() {
+        yamls.push(json);
+    }
     if let Some(card) = cards.first() {
         let text = std::fs::read_to_string(card).map_err(|e| Error::io(card, e))?;
         let card = ModelCard::from_toml(&text, &card.display().to_string())?;
@@ -288,7 +294,7 @@ fn find_config(dir: &Path) -> Result<Option<LocalConfig>> {
         }
         several => Err(Error::config(
             dir.display().to_string(),
-            format!("several YAML configs, cannot tell which applies: {several:?}"),
+            format!("several configs, cannot tell which applies: {several:?}"),
         )),
     }
 }
