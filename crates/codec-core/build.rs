@@ -25,6 +25,28 @@ fn main() {
         ));
     }
     out.push_str("];\n");
+
+    // Weights shipped in the binary (the project's own model), unless the `embedded` feature is off.
+    out.push_str("/// Weight files compiled into the library: (file name, bytes).\npub const EMBEDDED_WEIGHTS: &[(&str, &[u8])] = &[\n");
+    if std::env::var_os("CARGO_FEATURE_EMBEDDED").is_some() {
+        let mut weights: Vec<PathBuf> = std::fs::read_dir(&models)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        weights.sort();
+        for w in &weights {
+            println!("cargo:rerun-if-changed={}", w.display());
+            let name = w.file_name().unwrap().to_string_lossy();
+            out.push_str(&format!(
+                "    ({name:?}, include_bytes!({:?})),\n",
+                w.canonicalize().unwrap().display().to_string()
+            ));
+        }
+    }
+    out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_cards.rs");
     std::fs::write(dest, out).unwrap();
 }

@@ -8,7 +8,7 @@ use codec_core::audio::{self, WavSampleFormat};
 use codec_core::pipeline::{self, DecodeOptions, OutputRate};
 use codec_core::tokfile::TokenFile;
 use codec_core::weights::StateDict;
-use codec_core::{load_model, Codec, ModelCard, ModelSpec};
+use codec_core::{load_model, Codec, EncodeOptions, ModelCard, ModelSpec};
 
 use crate::device::parse_device;
 use crate::progress::with_spinner;
@@ -30,6 +30,13 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TokenFormat::Tok)]
         format: TokenFormat,
+        /// Use only the first N codebooks (residual codecs such as EnCodec); default: all.
+        #[arg(long, value_name = "N", conflicts_with = "bandwidth")]
+        codebooks: Option<usize>,
+        /// Target bandwidth in kbit/s, one of those the model defines (EnCodec: 1.5, 3, 6, 12,
+        /// 24 at 24 kHz); selects the matching number of codebooks.
+        #[arg(long, value_name = "KBPS")]
+        bandwidth: Option<f64>,
     },
     /// Decode a token file back to a WAV file.
     Decode {
@@ -81,7 +88,19 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             output,
             model,
             format,
-        } => encode(&input, &output, &model, format, device),
+            codebooks,
+            bandwidth,
+        } => encode(
+            &input,
+            &output,
+            &model,
+            format,
+            CodebookChoice {
+                codebooks,
+                bandwidth,
+            },
+            device,
+        ),
         Command::Decode {
             input,
             output,
@@ -110,18 +129,80 @@ fn load(spec: &ModelSpec, device: &str) -> Result<Box<dyn Codec>> {
     Ok(loaded)
 }
 
+/// How many codebooks `codec encode` was asked to use.
+#[derive(Debug, Clone, Copy, Default)]
+struct CodebookChoice {
+    codebooks: Option<usize>,
+    bandwidth: Option<f64>,
+}
+
+impl CodebookChoice {
+    /// The encode options for `model`; errors say what the model offers.
+    fn options(self, model: &dyn Codec) -> Result<EncodeOptions> {
+        let info = model.info();
+        let available = info.codebook_sizes.len();
+        let num_codebooks = match (self.codebooks, self.bandwidth) {
+            (Some(n), _) => {
+                if n == 0 || n > available {
+                    bail!(
+                        "--codebooks {n}: model {} has {available} codebook{} (use 1 to {available})",
+                        info.name,
+                        if available == 1 { "" } else { "s" }
+                    );
+                }
+                Some(n)
+            }
+            (None, Some(kbps)) => {
+                let list = || {
+                    info.bandwidths_kbps
+                        .iter()
+                        .map(|b| format!("{b}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if info.bandwidths_kbps.is_empty() {
+                    bail!(
+                        "--bandwidth {kbps}: model {} defines no bandwidths; use --codebooks N (1 to {available})",
+                        info.name
+                    );
+                }
+                match info.codebooks_for_bandwidth(kbps) {
+                    Some(n) => Some(n),
+                    None => bail!(
+                        "--bandwidth {kbps}: not one of model {}'s bandwidths ({} kbit/s)",
+                        info.name,
+                        list()
+                    ),
+                }
+            }
+            (None, None) => None,
+        };
+        Ok(EncodeOptions { num_codebooks })
+    }
+}
+
 fn encode(
     input: &Path,
     output: &Path,
     model: &str,
     format: TokenFormat,
+    choice: CodebookChoice,
     device: &str,
 ) -> Result<()> {
     // Cheap checks first: a wrong --model should not wait for the audio to be decoded.
     let spec = ModelSpec::parse(model)?;
+    if choice
+        .bandwidth
+        .is_some_and(|b| !(b > 0.0 && b.is_finite()))
+    {
+        bail!("--bandwidth must be a positive number of kbit/s");
+    }
     let clip = audio::read_audio(input)?;
     let model = load(&spec, device)?;
-    let encoded = with_spinner("encoding", || pipeline::encode_audio(model.as_ref(), &clip))?;
+    let options = choice.options(model.as_ref())?;
+    let encoded = with_spinner("encoding", || {
+        pipeline::encode_audio_with(model.as_ref(), &clip, &options)
+    })?;
     for note in &encoded.notes {
         eprintln!("note: {note}");
     }
@@ -217,7 +298,11 @@ fn info(file: &Path) -> Result<()> {
     );
     println!("codebooks:        {}", t.streams.len());
     println!("frames:           {}", t.num_frames());
-    println!("bitrate:          {:.1} bit/s", t.bitrate());
+    println!(
+        "bitrate:          {:.1} bit/s ({:.3} kbit/s)",
+        t.bitrate(),
+        t.bitrate() / 1000.0
+    );
     if !t.scales.is_empty() {
         println!("scales:           {}", t.scales.len());
     }
@@ -248,8 +333,8 @@ fn info(file: &Path) -> Result<()> {
 
 fn models() -> Result<()> {
     println!(
-        "{:<36} {:>6} {:>7} {:>9}  {:<8} {}",
-        "name", "kHz", "tok/s", "bit/s", "cached", "licence"
+        "{:<36} {:>6} {:>7} {:>9}  {:<8} licence",
+        "name", "kHz", "tok/s", "bit/s", "cached"
     );
     for card in ModelCard::builtin() {
         let cached = if card.cached_weights().is_some() {

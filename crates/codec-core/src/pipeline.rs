@@ -64,15 +64,9 @@ pub fn encode_audio_with(
     options: &EncodeOptions,
 ) -> Result<Encoded> {
     let info = model.info();
-    if info.channels != 1 {
-        return Err(Error::InvalidAudio(format!(
-            "model {} takes {} channels; only mono models are supported by this pipeline",
-            info.name, info.channels
-        )));
-    }
-    let prepared = audio::prepare_mono(clip, info.sample_rate)?;
+    let (channels, prepared) = prepare_channels(clip, info)?;
     let n = prepared.samples.len();
-    let input = Tensor::from_vec(prepared.samples, (1, 1, n), model.device())?;
+    let input = Tensor::from_vec(channels.concat(), (1, channels.len(), n), model.device())?;
     let codes = model.encode_with(&input, options)?;
     let streams = code_streams_to_file(&codes, info)?;
     let scales = match &codes.scales {
@@ -99,6 +93,44 @@ pub fn encode_audio_with(
         tokens,
         notes: prepared.notes,
     })
+}
+
+/// The clip as the model's channels at the model's rate, and the preparation's record (its
+/// `samples` are the first channel). Mono models get the mixdown; stereo models get a stereo
+/// clip as it is, a mono clip on both channels, and a clip of more channels mixed down to mono
+/// on both channels (each with a note).
+fn prepare_channels(
+    clip: &AudioClip,
+    info: &CodecInfo,
+) -> Result<(Vec<Vec<f32>>, audio::PreparedAudio)> {
+    let rate = info.sample_rate;
+    match (info.channels, clip.num_channels()) {
+        (1, _) => {
+            let p = audio::prepare_mono(clip, rate)?;
+            Ok((vec![p.samples.clone()], p))
+        }
+        (2, 2) => {
+            clip.validate()?;
+            let one = |c: &Vec<f32>| {
+                audio::prepare_mono(&AudioClip::mono(clip.sample_rate, c.clone()), rate)
+            };
+            let (left, right) = (one(&clip.channels[0])?, one(&clip.channels[1])?);
+            Ok((vec![left.samples.clone(), right.samples], left))
+        }
+        (2, n) => {
+            let mut p = audio::prepare_mono(clip, rate)?;
+            p.notes.push(if n == 1 {
+                "mono input on both channels of the stereo model".to_string()
+            } else {
+                "the mono mixdown on both channels of the stereo model".to_string()
+            });
+            Ok((vec![p.samples.clone(), p.samples.clone()], p))
+        }
+        (m, _) => Err(Error::InvalidAudio(format!(
+            "model {} takes {m} channels; this pipeline handles mono and stereo models",
+            info.name
+        ))),
+    }
 }
 
 /// The first item of a batch of code streams, as token-file streams.

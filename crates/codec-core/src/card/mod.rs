@@ -45,12 +45,19 @@ pub struct ModelCard {
     pub frame_rate: f64,
     /// Codebook sizes, in stream order.
     pub codebooks: Vec<u32>,
+    /// Frames per second of each codebook, for multi-scale models (SNAC) whose codebooks run
+    /// at different rates; every codebook runs at `frame_rate` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codebook_frame_rates: Option<Vec<f64>>,
     #[serde(default)]
     pub training_data: Option<String>,
     #[serde(default)]
     pub homepage: Option<String>,
     #[serde(default)]
     pub hub: Option<HubFiles>,
+    /// A weight file compiled into the library (from the repo's `models/` folder).
+    #[serde(default)]
+    pub embedded: Option<String>,
     /// Family-specific hyperparameters, read by the family's `Config`.
     pub architecture: toml::Table,
 }
@@ -77,6 +84,12 @@ impl ModelCard {
         Self::builtin().into_iter().find(|c| c.name == name)
     }
 
+    /// The compiled-in weights of this card, if it has any in this build.
+    pub fn embedded_weights(&self) -> Option<&'static [u8]> {
+        let file = self.embedded.as_deref()?;
+        EMBEDDED_WEIGHTS.iter().find(|(name, _)| *name == file).map(|(_, bytes)| *bytes)
+    }
+
     /// The weight file in the local hub cache, if it was downloaded before.
     pub fn cached_weights(&self) -> Option<PathBuf> {
         let hub = self.hub.as_ref()?;
@@ -85,12 +98,22 @@ impl ModelCard {
 
     /// Bits per second at full codebook use.
     pub fn bitrate(&self) -> f64 {
-        self.frame_rate
-            * self
+        match &self.codebook_frame_rates {
+            Some(rates) => self
                 .codebooks
                 .iter()
-                .map(|&n| (n as f64).log2())
-                .sum::<f64>()
+                .zip(rates)
+                .map(|(&n, &rate)| rate * (n as f64).log2())
+                .sum(),
+            None => {
+                self.frame_rate
+                    * self
+                        .codebooks
+                        .iter()
+                        .map(|&n| (n as f64).log2())
+                        .sum::<f64>()
+            }
+        }
     }
 }
 
@@ -190,6 +213,17 @@ pub fn load_model(spec: &ModelSpec, device: &Device) -> Result<Box<dyn Codec>> {
 }
 
 fn load_card(card: &ModelCard, device: &Device) -> Result<Box<dyn Codec>> {
+    if let Some(file) = &card.embedded {
+        let bytes = card.embedded_weights().ok_or_else(|| Error::UnknownModel {
+            name: card.name.clone(),
+            hint: format!(
+                "its weights ({file}) are not compiled into this build; rebuild with the `embedded` feature"
+            ),
+        })?;
+        let state = StateDict::from_safetensors_bytes(bytes, &format!("embedded {file}"))?;
+        let arch = ArchSource::Card(&card.architecture);
+        return models::load_family(&card.family, arch, state, &card.name, device);
+    }
     let hub = card.hub.as_ref().ok_or_else(|| Error::UnknownModel {
         name: card.name.clone(),
         hint: "the card names no weight files".into(),
@@ -363,6 +397,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tinycodec_card_is_the_shipped_config() {
+        use crate::models::tinycodec::TinyCodecConfig;
+        let card = ModelCard::find("tinycodec-24khz").unwrap();
+        let cfg: TinyCodecConfig = card.architecture.clone().try_into().unwrap();
+        assert_eq!(cfg, TinyCodecConfig::tinycodec_24khz());
+        cfg.validate("card").unwrap();
+        assert_eq!(cfg.frame_rate(), card.frame_rate);
+        assert_eq!(card.codebooks, vec![3125; 4]);
+        assert_eq!(card.embedded.as_deref(), Some("tinycodec-24khz.safetensors"));
+    }
+
+    #[test]
     fn every_builtin_card_parses_and_is_consistent() {
         assert!(!BUILTIN_CARDS.is_empty());
         for (file, text) in BUILTIN_CARDS {
@@ -376,6 +422,62 @@ mod tests {
                 models::FAMILIES.contains(&card.family.as_str()),
                 "{file}: unknown family"
             );
+            if card.family == "snac" {
+                let cfg: crate::models::snac::SnacConfig = card
+                    .architecture
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                cfg.validate(file).unwrap();
+                assert_eq!(cfg.frame_rate(), card.frame_rate, "{file}: frame rate");
+                assert_eq!(cfg.sample_rate, card.sample_rate, "{file}: sample rate");
+                assert_eq!(
+                    card.codebooks,
+                    vec![cfg.codebook_size as u32; cfg.vq_strides.len()],
+                    "{file}: codebooks"
+                );
+                assert_eq!(
+                    card.codebook_frame_rates,
+                    Some(cfg.codebook_frame_rates()),
+                    "{file}: codebook frame rates"
+                );
+            }
+            if card.family == "dac" {
+                let cfg: crate::models::dac::DacConfig = card
+                    .architecture
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                cfg.validate(file).unwrap();
+                assert_eq!(cfg.frame_rate(), card.frame_rate, "{file}: frame rate");
+                assert_eq!(cfg.sample_rate, card.sample_rate, "{file}: sample rate");
+                assert_eq!(
+                    card.codebooks,
+                    vec![cfg.codebook_size as u32; cfg.n_codebooks],
+                    "{file}: codebooks"
+                );
+            }
+            if card.family == "encodec" {
+                let cfg: crate::models::encodec::EncodecConfig = card
+                    .architecture
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                cfg.validate(file).unwrap();
+                assert_eq!(cfg.frame_rate(), card.frame_rate, "{file}: frame rate");
+                assert_eq!(cfg.sample_rate, card.sample_rate, "{file}: sample rate");
+                assert_eq!(
+                    card.codebooks,
+                    vec![cfg.codebook_size as u32; cfg.num_quantizers],
+                    "{file}: codebooks"
+                );
+                // Every bandwidth is the bitrate of a prefix of the card's codebooks.
+                for bw in &cfg.bandwidths {
+                    let n = cfg.codebooks_for_bandwidth(*bw);
+                    let bits = card.frame_rate * (n as f64) * (cfg.codebook_size as f64).log2();
+                    assert!((bits - bw * 1000.0).abs() < 1e-6, "{file}: {bw} kbit/s");
+                }
+            }
             if card.family == "wavtokenizer" {
                 let cfg: crate::models::wavtokenizer::WavTokenizerConfig = card
                     .architecture
@@ -404,6 +506,81 @@ mod tests {
             cfg("wavtokenizer-large-unify-40"),
             WavTokenizerConfig::frame40_24khz()
         );
+    }
+
+    #[test]
+    fn published_snac_cards_match_named_configs() {
+        use crate::models::snac::SnacConfig;
+        let cfg = |n: &str| -> SnacConfig {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(cfg("snac-24khz"), SnacConfig::snac_24khz());
+        assert_eq!(cfg("snac-32khz"), SnacConfig::snac_32khz());
+        assert_eq!(cfg("snac-44khz"), SnacConfig::snac_44khz());
+        for (name, repo, bitrate) in [
+            ("snac-24khz", "hubertsiuzdak/snac_24khz", 984.375),
+            ("snac-32khz", "hubertsiuzdak/snac_32khz", 1875.0),
+            ("snac-44khz", "hubertsiuzdak/snac_44khz", 2583.984375),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            // Multi-scale: the bitrate sums each codebook at its own rate.
+            assert!(
+                (card.bitrate() - bitrate).abs() < 1e-6,
+                "{name}: {}",
+                card.bitrate()
+            );
+            let hub = card.hub.unwrap();
+            assert_eq!(
+                (hub.repo.as_str(), hub.weights.as_str()),
+                (repo, "pytorch_model.bin")
+            );
+            assert_eq!(card.license, "MIT");
+        }
+    }
+
+    #[test]
+    fn published_dac_cards_match_named_configs() {
+        use crate::models::dac::DacConfig;
+        let cfg =
+            |n: &str| -> DacConfig { ModelCard::find(n).unwrap().architecture.try_into().unwrap() };
+        assert_eq!(cfg("dac-16khz"), DacConfig::dac_16khz());
+        assert_eq!(cfg("dac-24khz"), DacConfig::dac_24khz());
+        assert_eq!(cfg("dac-44khz"), DacConfig::dac_44khz());
+        for (name, repo) in [
+            ("dac-16khz", "descript/dac_16khz"),
+            ("dac-24khz", "descript/dac_24khz"),
+            ("dac-44khz", "descript/dac_44khz"),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            let hub = card.hub.unwrap();
+            assert_eq!(
+                (hub.repo.as_str(), hub.weights.as_str()),
+                (repo, "model.safetensors")
+            );
+            assert_eq!(card.license, "MIT");
+        }
+    }
+
+    #[test]
+    fn published_encodec_cards_match_named_configs() {
+        use crate::models::encodec::EncodecConfig;
+        let cfg = |n: &str| -> EncodecConfig {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(cfg("encodec-24khz"), EncodecConfig::encodec_24khz());
+        assert_eq!(cfg("encodec-48khz"), EncodecConfig::encodec_48khz());
+        for (name, repo) in [
+            ("encodec-24khz", "facebook/encodec_24khz"),
+            ("encodec-48khz", "facebook/encodec_48khz"),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            let hub = card.hub.unwrap();
+            assert_eq!(
+                (hub.repo.as_str(), hub.weights.as_str()),
+                (repo, "model.safetensors")
+            );
+            assert_eq!(card.license, "MIT");
+        }
     }
 
     #[test]

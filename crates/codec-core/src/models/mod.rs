@@ -4,6 +4,10 @@
 //! To add a family: write its module, give it an arm in [`load_family`] and
 //! [`detect_family_from_weights`], and add model cards for it in `models/` at the repo root.
 
+pub mod dac;
+pub mod snac;
+pub mod tinycodec;
+pub mod encodec;
 pub mod wavtokenizer;
 
 use candle_core::Device;
@@ -13,7 +17,7 @@ use crate::weights::StateDict;
 use crate::{Error, Result};
 
 /// Families this build can load.
-pub const FAMILIES: &[&str] = &["wavtokenizer"];
+pub const FAMILIES: &[&str] = &["tinycodec", "wavtokenizer", "dac", "snac", "encodec"];
 
 /// Where a model's architecture comes from.
 #[derive(Debug, Clone)]
@@ -50,6 +54,65 @@ pub fn load_family(
             let (model, _unused) = WavTokenizer::load(&config, weights, name, device)?;
             Ok(Box::new(model))
         }
+        "tinycodec" => {
+            use tinycodec::{TinyCodec, TinyCodecConfig};
+            let config = match arch {
+                ArchSource::Card(table) => table
+                    .clone()
+                    .try_into::<TinyCodecConfig>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                // The project's model has no other config format; its card is the config.
+                ArchSource::ReferenceConfig { .. } | ArchSource::Infer => {
+                    TinyCodecConfig::tinycodec_24khz()
+                }
+            };
+            Ok(Box::new(TinyCodec::load(&config, weights, name, device)?))
+        }
+        "encodec" => {
+            use encodec::{Encodec, EncodecConfig};
+            let config = match arch {
+                ArchSource::Card(table) => table
+                    .clone()
+                    .try_into::<EncodecConfig>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                ArchSource::ReferenceConfig { text, source } => {
+                    EncodecConfig::from_reference_json(text, source)?
+                }
+                ArchSource::Infer => encodec::infer_config(&weights)?,
+            };
+            let (model, _unused) = Encodec::load(&config, weights, name, device)?;
+            Ok(Box::new(model))
+        }
+        "snac" => {
+            use snac::{Snac, SnacConfig};
+            let config = match arch {
+                ArchSource::Card(table) => table
+                    .clone()
+                    .try_into::<SnacConfig>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                ArchSource::ReferenceConfig { text, source } => {
+                    SnacConfig::from_reference_json(text, source)?
+                }
+                ArchSource::Infer => snac::infer_config(&weights)?,
+            };
+            let (model, _unused) = Snac::load(&config, weights, name, device)?;
+            Ok(Box::new(model))
+        }
+        "dac" => {
+            use dac::{Dac, DacConfig};
+            let config = match arch {
+                ArchSource::Card(table) => table
+                    .clone()
+                    .try_into::<DacConfig>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                ArchSource::ReferenceConfig { text, source } => {
+                    DacConfig::from_reference_json(text, source)?
+                }
+                ArchSource::Infer => dac::infer_config(&weights)?,
+            };
+            let (model, _unused) = Dac::load(&config, weights, name, device)?;
+            Ok(Box::new(model))
+        }
         other => Err(Error::UnknownModel {
             name: name.to_string(),
             hint: format!(
@@ -63,8 +126,19 @@ pub fn load_family(
 /// Guess the family from a checkpoint's key names.
 pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
     let has = |p: &str| weights.tensors.keys().any(|k| k.starts_with(p));
+    if has("encoder_proj.") && has("decoder.convnext.") {
+        return Some("tinycodec");
+    }
+    if snac::looks_like_snac(weights) {
+        return Some("snac");
+    }
+    if dac::looks_like_dac(weights) {
+        return Some("dac");
+    }
     if has("feature_extractor.encodec.") && has("backbone.") && has("head.") {
         Some("wavtokenizer")
+    } else if encodec::looks_like_encodec(weights) {
+        Some("encodec")
     } else {
         None
     }
@@ -72,8 +146,16 @@ pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
 
 /// Guess the family from a reference config file's text.
 pub fn detect_family_from_config(text: &str) -> Option<&'static str> {
+    if snac::is_reference_config(text) {
+        return Some("snac");
+    }
+    if dac::is_reference_config(text) {
+        return Some("dac");
+    }
     if text.contains("decoder.experiment.WavTokenizer") || text.contains("EncodecFeatures") {
         Some("wavtokenizer")
+    } else if encodec::is_reference_config(text) {
+        Some("encodec")
     } else {
         None
     }
@@ -84,6 +166,9 @@ pub fn detect_family_from_config(text: &str) -> Option<&'static str> {
 pub fn inference_weights(state: StateDict) -> Result<(&'static str, StateDict)> {
     match detect_family_from_weights(&state) {
         Some("wavtokenizer") => Ok(("wavtokenizer", wavtokenizer::inference_weights(state)?)),
+        Some("dac") => Ok(("dac", dac::inference_weights(state)?)),
+        Some("snac") => Ok(("snac", snac::inference_weights(state)?)),
+        Some("encodec") => Ok(("encodec", encodec::inference_weights(state)?)),
         _ => Err(Error::UnknownModel {
             name: state.source.clone(),
             hint: "the key names match no supported family".into(),

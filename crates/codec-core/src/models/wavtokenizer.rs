@@ -6,14 +6,14 @@
 //! `backbone.*`, `head.*`. The SEANet decoder, discriminators and loss buffers are skipped.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Codec, CodecInfo};
-use crate::dsp::{Istft, IstftPadding};
+use crate::dsp::IstftPadding;
 use crate::nn::seanet::{SeanetConfig, SeanetEncoder};
-use crate::nn::vocos::{VocosBackbone, VocosConfig};
-use crate::nn::PadMode;
+use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
+use crate::nn::{ConvNorm, PadMode};
 use crate::quant::ResidualVq;
 use crate::weights::{fingerprint, StateDict, TrackingBackend};
 use crate::{Error, Result};
@@ -67,6 +67,7 @@ impl WavTokenizerConfig {
             true_skip: false,
             compress: 2,
             lstm: 2,
+            norm: ConvNorm::WeightNorm,
         }
     }
 
@@ -214,40 +215,6 @@ pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
     Ok(state)
 }
 
-struct IstftHead {
-    out: Linear,
-    istft: Istft,
-    bins: usize,
-}
-
-impl IstftHead {
-    fn new(cfg: &HeadConfig, vb: VarBuilder) -> candle_core::Result<Self> {
-        let out = candle_nn::linear(cfg.dim, cfg.n_fft + 2, vb.pp("out"))?;
-        let window = vb
-            .pp("istft")
-            .get(cfg.n_fft, "window")?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?;
-        let istft = Istft::new(cfg.n_fft, cfg.hop_length, cfg.padding, &window, vb.device())?;
-        Ok(Self {
-            out,
-            istft,
-            bins: cfg.n_fft / 2 + 1,
-        })
-    }
-
-    /// `[batch, frames, dim]` → `[batch, samples]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.out.forward(x)?;
-        // The reference clips the magnitude at 1e2 after the exponential.
-        let mag = x.narrow(2, 0, self.bins)?.exp()?.minimum(1e2)?;
-        let phase = x.narrow(2, self.bins, self.bins)?;
-        let re = (&mag * phase.cos()?)?;
-        let im = (&mag * phase.sin()?)?;
-        Ok(self.istft.forward(&re, &im)?)
-    }
-}
-
 /// A loaded WavTokenizer model.
 pub struct WavTokenizer {
     info: CodecInfo,
@@ -287,7 +254,14 @@ impl WavTokenizer {
         )
         .map_err(wrap)?;
         let backbone = VocosBackbone::new(&config.backbone, vb.pp(BACKBONE)).map_err(wrap)?;
-        let head = IstftHead::new(&config.head, vb.pp(HEAD)).map_err(wrap)?;
+        let head = IstftHead::new(
+            config.head.dim,
+            config.head.n_fft,
+            config.head.hop_length,
+            config.head.padding,
+            vb.pp(HEAD),
+        )
+        .map_err(wrap)?;
         let used = used.lock().expect("poisoned key set").clone();
         let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
         unused.sort();

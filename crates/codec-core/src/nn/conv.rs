@@ -1,7 +1,9 @@
 //! 1-d convolutions with the padding rules of the reference codecs.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use candle_nn::{
+    Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, GroupNorm, VarBuilder,
+};
 
 /// How a convolution pads its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -12,6 +14,34 @@ pub enum PadMode {
     /// Pad with zeros (PyTorch `constant`).
     #[serde(alias = "constant")]
     Zero,
+}
+
+/// The normalisation of a reference convolution (EnCodec's `norm` argument).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvNorm {
+    /// No normalisation: a plain convolution.
+    None,
+    /// Weight norm: a plain convolution at inference, the weight folded once at load
+    /// ([`crate::weights::StateDict::fold_weight_norm`]).
+    #[default]
+    WeightNorm,
+    /// `GroupNorm(1, out_channels)` on the convolution's output (EnCodec 48 kHz), weights at
+    /// `norm.{weight,bias}` beside the convolution's.
+    TimeGroupNorm,
+}
+
+impl ConvNorm {
+    /// The `GroupNorm(1, channels)` this normalisation adds after a convolution, if any.
+    fn build(self, channels: usize, vb: VarBuilder) -> Result<Option<GroupNorm>> {
+        match self {
+            ConvNorm::None | ConvNorm::WeightNorm => Ok(None),
+            ConvNorm::TimeGroupNorm => {
+                // PyTorch's GroupNorm default eps.
+                Ok(Some(candle_nn::group_norm(1, channels, 1e-5, vb)?))
+            }
+        }
+    }
 }
 
 /// Pad the last dimension of `x` by `left` and `right` samples.
@@ -58,10 +88,12 @@ fn reflect(x: &Tensor, left: usize, right: usize) -> Result<Tensor> {
 /// EnCodec's `SConv1d`: a convolution that pads its input itself so that the output has
 /// `ceil(len / stride)` frames ("same" for stride 1), causally or centred.
 ///
-/// Weights live under `conv.conv.{weight,bias}` (weight norm already folded).
+/// Weights live under `conv.conv.{weight,bias}` (weight norm already folded), and with
+/// [`ConvNorm::TimeGroupNorm`] the output norm under `conv.norm.{weight,bias}`.
 #[derive(Debug, Clone)]
 pub struct SConv1d {
     conv: Conv1d,
+    norm: Option<GroupNorm>,
     kernel_size: usize,
     stride: usize,
     dilation: usize,
@@ -79,6 +111,7 @@ pub struct SConv1dConfig {
     pub causal: bool,
     pub pad_mode: PadMode,
     pub bias: bool,
+    pub norm: ConvNorm,
 }
 
 impl SConv1dConfig {
@@ -91,7 +124,12 @@ impl SConv1dConfig {
             causal,
             pad_mode,
             bias: true,
+            norm: ConvNorm::WeightNorm,
         }
+    }
+    pub fn norm(mut self, norm: ConvNorm) -> Self {
+        self.norm = norm;
+        self
     }
     pub fn stride(mut self, stride: usize) -> Self {
         self.stride = stride;
@@ -106,7 +144,9 @@ impl SConv1dConfig {
 impl SConv1d {
     /// Reads `vb.conv.conv.weight` (and `.bias`), the reference's nesting of `NormConv1d`.
     pub fn new(in_c: usize, out_c: usize, cfg: SConv1dConfig, vb: VarBuilder) -> Result<Self> {
-        let vb = vb.pp("conv").pp("conv");
+        let vb = vb.pp("conv");
+        let norm = cfg.norm.build(out_c, vb.pp("norm"))?;
+        let vb = vb.pp("conv");
         let weight = vb.get((out_c, in_c / cfg.groups, cfg.kernel_size), "weight")?;
         let bias = if cfg.bias {
             Some(vb.get(out_c, "bias")?)
@@ -126,6 +166,7 @@ impl SConv1d {
         );
         Ok(Self {
             conv,
+            norm,
             kernel_size: cfg.kernel_size,
             stride: cfg.stride,
             dilation: cfg.dilation,
@@ -161,7 +202,108 @@ impl Module for SConv1d {
             let left = padding_total - right;
             pad1d(x, left, right + extra, self.pad_mode)?
         };
-        self.conv.forward(&x)
+        let y = self.conv.forward(&x)?;
+        match &self.norm {
+            Some(norm) => norm.forward(&y),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Shape and trimming options of an [`SConvTranspose1d`].
+#[derive(Debug, Clone, Copy)]
+pub struct SConvTranspose1dConfig {
+    pub kernel_size: usize,
+    pub stride: usize,
+    pub causal: bool,
+    pub norm: ConvNorm,
+    /// Causal only: the share of the `kernel_size - stride` extra samples trimmed on the right
+    /// (the rest on the left). EnCodec's default is 1.0: everything on the right.
+    pub trim_right_ratio: f64,
+}
+
+impl SConvTranspose1dConfig {
+    pub fn new(kernel_size: usize, stride: usize, causal: bool) -> Self {
+        Self {
+            kernel_size,
+            stride,
+            causal,
+            norm: ConvNorm::WeightNorm,
+            trim_right_ratio: 1.0,
+        }
+    }
+    pub fn norm(mut self, norm: ConvNorm) -> Self {
+        self.norm = norm;
+        self
+    }
+    pub fn trim_right_ratio(mut self, ratio: f64) -> Self {
+        self.trim_right_ratio = ratio;
+        self
+    }
+}
+
+/// EnCodec's `SConvTranspose1d`: a transposed convolution that trims the `kernel_size - stride`
+/// samples it adds, so that `T` frames in give `T * stride` samples out. Causal: trimmed on the
+/// right (per `trim_right_ratio`); otherwise split, the larger half on the left.
+///
+/// Weights at `convtr.convtr.{weight,bias}` (`[in, out, kernel]`, weight norm already folded);
+/// with [`ConvNorm::TimeGroupNorm`] the norm at `convtr.norm.{weight,bias}`, applied before the
+/// trim as in the reference.
+#[derive(Debug, Clone)]
+pub struct SConvTranspose1d {
+    conv: ConvTranspose1d,
+    norm: Option<GroupNorm>,
+    left: usize,
+    right: usize,
+}
+
+impl SConvTranspose1d {
+    pub fn new(
+        in_c: usize,
+        out_c: usize,
+        cfg: SConvTranspose1dConfig,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let vb = vb.pp("convtr");
+        let norm = cfg.norm.build(out_c, vb.pp("norm"))?;
+        let vb = vb.pp("convtr");
+        let weight = vb.get((in_c, out_c, cfg.kernel_size), "weight")?;
+        let bias = vb.get(out_c, "bias")?;
+        let conv = ConvTranspose1d::new(
+            weight,
+            Some(bias),
+            ConvTranspose1dConfig {
+                padding: 0,
+                output_padding: 0,
+                stride: cfg.stride,
+                dilation: 1,
+                groups: 1,
+            },
+        );
+        let total = cfg.kernel_size.saturating_sub(cfg.stride);
+        let right = if cfg.causal {
+            (total as f64 * cfg.trim_right_ratio).ceil() as usize
+        } else {
+            total / 2
+        };
+        Ok(Self {
+            conv,
+            norm,
+            left: total - right.min(total),
+            right: right.min(total),
+        })
+    }
+}
+
+impl Module for SConvTranspose1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv.forward(&x.contiguous()?)?;
+        let y = match &self.norm {
+            Some(norm) => norm.forward(&y)?,
+            None => y,
+        };
+        let len = y.dim(D::Minus1)?;
+        y.narrow(D::Minus1, self.left, len - self.left - self.right)
     }
 }
 
@@ -173,6 +315,7 @@ pub struct DepthwiseConv1d {
     taps: Vec<Tensor>,
     bias: Option<Tensor>,
     padding: usize,
+    dilation: usize,
 }
 
 impl DepthwiseConv1d {
@@ -187,7 +330,14 @@ impl DepthwiseConv1d {
             taps,
             bias,
             padding,
+            dilation: 1,
         })
+    }
+
+    /// Space the taps `dilation` samples apart (PyTorch's `dilation`); 1 by default.
+    pub fn with_dilation(mut self, dilation: usize) -> Self {
+        self.dilation = dilation.max(1);
+        self
     }
 }
 
@@ -197,12 +347,14 @@ impl Module for DepthwiseConv1d {
         let len = x.dim(D::Minus1)?;
         let kernel = self.taps.len();
         let padded = x.pad_with_zeros(D::Minus1, self.padding, self.padding)?;
-        let out_len = len + 2 * self.padding + 1 - kernel;
+        let span = (kernel - 1) * self.dilation + 1;
+        let out_len = len + 2 * self.padding + 1 - span;
         let mut acc = padded
             .narrow(D::Minus1, 0, out_len)?
             .broadcast_mul(&self.taps[0])?;
         for (k, tap) in self.taps.iter().enumerate().skip(1) {
-            acc = (acc + padded.narrow(D::Minus1, k, out_len)?.broadcast_mul(tap)?)?;
+            let shifted = padded.narrow(D::Minus1, k * self.dilation, out_len)?;
+            acc = (acc + shifted.broadcast_mul(tap)?)?;
         }
         match &self.bias {
             Some(b) => acc.broadcast_add(b),

@@ -4,11 +4,15 @@
 //! checkpoint's key paths, so `vb.pp("model").pp(3)` reads `model.3.*`.
 
 pub mod conv;
+pub mod dac_blocks;
+pub mod local_attention;
 pub mod lstm;
 pub mod norm;
 pub mod seanet;
+pub mod snake;
 pub mod vocos;
 
-pub use conv::{pad1d, DepthwiseConv1d, PadMode, SConv1d};
+pub use conv::{pad1d, ConvNorm, DepthwiseConv1d, PadMode, SConv1d, SConvTranspose1d};
 pub use lstm::Lstm;
 pub use norm::AdaLayerNorm;
+pub use snake::Snake1d;

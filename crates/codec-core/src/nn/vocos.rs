@@ -1,11 +1,12 @@
 //! The Vocos backbone: ConvNeXt blocks over a frame sequence, optionally with WavTokenizer's
 //! `pos_net` (ResNet and self-attention blocks with GroupNorm) and AdaLayerNorm conditioning.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv1d, GroupNorm, LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::conv::{conv1d, DepthwiseConv1d};
+use crate::dsp::{Istft, IstftPadding};
 use super::norm::{layer_norm, AdaLayerNorm};
 
 /// Hyperparameters of a Vocos backbone, named as in the reference `VocosBackbone`.
@@ -214,5 +215,48 @@ impl VocosBackbone {
         }
         self.final_layer_norm
             .forward(&x.transpose(1, 2)?.contiguous()?)
+    }
+}
+
+/// Vocos' iSTFT head: a linear layer to log-magnitude and phase, then an inverse STFT.
+///
+/// Weights: `out.{weight,bias}` (`[n_fft + 2, dim]`) and the synthesis window `istft.window`.
+pub struct IstftHead {
+    out: Linear,
+    istft: Istft,
+    bins: usize,
+}
+
+impl IstftHead {
+    pub fn new(
+        dim: usize,
+        n_fft: usize,
+        hop: usize,
+        padding: IstftPadding,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let out = candle_nn::linear(dim, n_fft + 2, vb.pp("out"))?;
+        let window = vb
+            .pp("istft")
+            .get(n_fft, "window")?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let istft = Istft::new(n_fft, hop, padding, &window, vb.device())?;
+        Ok(Self {
+            out,
+            istft,
+            bins: n_fft / 2 + 1,
+        })
+    }
+
+    /// `[batch, frames, dim]` → `[batch, frames * hop]` (with "same" padding).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.out.forward(x)?;
+        // Vocos clips the magnitude at 1e2 after the exponential.
+        let mag = x.narrow(2, 0, self.bins)?.exp()?.minimum(1e2)?;
+        let phase = x.narrow(2, self.bins, self.bins)?;
+        let re = (&mag * phase.cos()?)?;
+        let im = (&mag * phase.sin()?)?;
+        self.istft.forward(&re, &im)
     }
 }

@@ -1,5 +1,9 @@
 //! Quantizers: nearest-neighbour vector quantization and its residual stack.
 
+pub mod factorized;
+pub mod fsq;
 pub mod vq;
 
+pub use factorized::{FactorizedRvq, FactorizedVq};
+pub use fsq::ResidualFsq;
 pub use vq::{EuclideanCodebook, ResidualVq};

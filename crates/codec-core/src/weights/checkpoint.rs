@@ -51,6 +51,16 @@ impl StateDict {
         Ok(Self { source, tensors })
     }
 
+    /// Read safetensors from memory (e.g. weights compiled into the binary).
+    pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Self> {
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(|e| Error::weights(source, format!("not valid safetensors: {e}")))?;
+        Ok(Self {
+            source: source.to_string(),
+            tensors,
+        })
+    }
+
     /// Keep the entries whose key starts with `prefix`, with the prefix removed.
     pub fn strip_prefix(&self, prefix: &str) -> Self {
         let tensors = self

@@ -1,0 +1,374 @@
+//! End-to-end tests of the `codec` binary with the EnCodec reference fixture
+//! (`../shared/fixtures/encodec`: model.th + config.json): `--codebooks`, `--bandwidth`, token
+//! files and decoding.
+//!
+//! At 8 codebooks the codes of the deeper stages follow the float32 rounding of the reference's
+//! encoder on this test model (see `crates/codec-core/tests/encodec_parity.rs`, which checks
+//! every difference against that noise), so here the binary's codes are compared exactly with
+//! the library's, and with the reference's on the codebooks the reference decides robustly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use codec_core::npy::{read_npy, NpyArray};
+use codec_core::tokfile::TokenFile;
+use codec_core::{Device, EncodeOptions, Tensor};
+
+fn fixture_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/encodec");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
+        None
+    }
+}
+
+fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.env("HF_HUB_OFFLINE", "1");
+    cmd.output().expect("run codec")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "codec failed: {}", stderr(o));
+}
+
+fn assert_fails_with(o: &Output, needles: &[&str]) {
+    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {}", stderr(o));
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
+    assert_eq!(reference.len(), test.len());
+    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
+    (spec, r.samples::<f32>().map(|s| s.unwrap()).collect())
+}
+
+fn ambiguous_frames(dir: &Path, case: &str, bw: &str) -> Vec<usize> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    json[case][bw]["ambiguous_frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect()
+}
+
+/// Rows `[codebook][frame]` of a `[1, n_q, frames]` reference or `[n_q, frames]` CLI array.
+fn rows(a: &NpyArray) -> Vec<Vec<u32>> {
+    let frames = *a.shape.last().unwrap();
+    a.values
+        .chunks(frames)
+        .map(|c| c.iter().map(|&v| v as u32).collect())
+        .collect()
+}
+
+/// Codebooks `0..n` equal, frames in `skip` aside.
+fn assert_codebooks_equal(
+    got: &[Vec<u32>],
+    want: &[Vec<u32>],
+    n: usize,
+    skip: &[usize],
+    what: &str,
+) {
+    for k in 0..n {
+        let diff: Vec<usize> = (0..want[k].len())
+            .filter(|&t| got[k][t] != want[k][t] && !skip.contains(&t))
+            .collect();
+        assert!(
+            diff.is_empty(),
+            "{what}: codebook {k} differs at frames {diff:?}"
+        );
+    }
+}
+
+fn read_wav_i16(path: &Path) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).unwrap();
+    r.samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect()
+}
+
+#[test]
+fn codebooks_and_bandwidth_give_reference_codes() {
+    let Some(dir) = fixture_dir() else {
+        return;
+    };
+    let model = codec_core::load_model(
+        &codec_core::ModelSpec::parse(dir.to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for case in ["speech_a", "speech_b_odd"] {
+        let wav = dir.join(format!("{case}.wav"));
+
+        // --codebooks 8: the library's codes exactly; the reference's on the robust codebooks.
+        let npy8 = tmp.path().join(format!("{case}.8.npy"));
+        assert_ok(&codec(&[
+            &"encode",
+            &"--model",
+            &dir,
+            &"--codebooks",
+            &"8",
+            &"--format",
+            &"npy",
+            &wav,
+            &npy8,
+        ]));
+        let got = read_npy(&npy8).unwrap();
+        let want = read_npy(&dir.join(format!("{case}.6kbps.codes.npy"))).unwrap();
+        assert_eq!(got.shape, want.shape[1..].to_vec(), "{case}: npy shape");
+        let samples = read_wav_i16(&wav);
+        let n = samples.len();
+        let audio = Tensor::from_vec(samples, (1, 1, n), &Device::Cpu).unwrap();
+        let lib = model
+            .encode_with(
+                &audio,
+                &EncodeOptions {
+                    num_codebooks: Some(8),
+                },
+            )
+            .unwrap()
+            .stacked()
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2::<u32>()
+            .unwrap();
+        assert_eq!(
+            rows(&got),
+            lib,
+            "{case}: CLI codes differ from the library's"
+        );
+        let skip = ambiguous_frames(&dir, case, "6kbps");
+        assert_codebooks_equal(&rows(&got), &rows(&want), 2, &skip, case);
+        let equal = rows(&got)
+            .iter()
+            .flatten()
+            .zip(rows(&want).iter().flatten())
+            .filter(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "{case} --codebooks 8: {equal} of {} codes equal to the reference",
+            want.values.len()
+        );
+
+        // --bandwidth 1.5: 2 codebooks, the reference's exactly.
+        let npy2 = tmp.path().join(format!("{case}.2.npy"));
+        assert_ok(&codec(&[
+            &"encode",
+            &"--model",
+            &dir,
+            &"--bandwidth",
+            &"1.5",
+            &"--format",
+            &"npy",
+            &wav,
+            &npy2,
+        ]));
+        let got = read_npy(&npy2).unwrap();
+        let want = read_npy(&dir.join(format!("{case}.1.5kbps.codes.npy"))).unwrap();
+        assert_eq!(
+            got.shape,
+            vec![2, want.shape[2]],
+            "{case}: 1.5 kbit/s shape"
+        );
+        let skip = ambiguous_frames(&dir, case, "1.5kbps");
+        assert_codebooks_equal(&rows(&got), &rows(&want), 2, &skip, case);
+    }
+}
+
+#[test]
+fn decoding_token_files_reaches_reference_audio() {
+    let Some(dir) = fixture_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for case in ["speech_a", "speech_b_odd"] {
+        let wav = dir.join(format!("{case}.wav"));
+        let input_len = hound::WavReader::open(&wav).unwrap().duration() as usize;
+        for (bw, kbps, n_q) in [("1.5kbps", "1.5", 2usize), ("6kbps", "6", 8)] {
+            let tok = tmp.path().join(format!("{case}.{bw}.tok"));
+            assert_ok(&codec(&[
+                &"encode",
+                &"--model",
+                &dir,
+                &"--bandwidth",
+                &kbps,
+                &wav,
+                &tok,
+            ]));
+            let mut t = TokenFile::read(&tok).unwrap();
+            assert_eq!(t.streams.len(), n_q, "{case} {bw}: codebooks in the file");
+            assert!(t.scales.is_empty());
+            assert!((t.bitrate() - kbps.parse::<f64>().unwrap() * 1000.0).abs() < 1e-6);
+            let reference = read_npy(&dir.join(format!("{case}.{bw}.decoded.npy"))).unwrap();
+            let reference: Vec<f32> = reference.values[..input_len]
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+
+            // The file as encoded.
+            let out = tmp.path().join(format!("{case}.{bw}.wav"));
+            assert_ok(&codec(&[
+                &"decode", &"--model", &dir, &"--float", &tok, &out,
+            ]));
+            let (spec, decoded) = read_wav_f32(&out);
+            assert_eq!((spec.sample_rate, spec.channels), (24000, 1));
+            assert_eq!(decoded.len(), input_len, "{case} {bw}: decoded length");
+            let snr = snr_db(&reference, &decoded);
+            eprintln!("{case} {bw}: CLI encode + decode vs reference decode: SNR {snr:.1} dB");
+            // At 8 codebooks some deep-stage codes differ (see above); they weigh little.
+            assert!(snr >= 60.0, "{case} {bw}: SNR {snr:.1} dB");
+
+            // The reference's codes in the same file: the decoder's parity at 8 codebooks.
+            let want = rows(&read_npy(&dir.join(format!("{case}.{bw}.codes.npy"))).unwrap());
+            for (s, w) in t.streams.iter_mut().zip(want) {
+                s.codes = w;
+            }
+            let ref_tok = tmp.path().join(format!("{case}.{bw}.ref.tok"));
+            t.write(&ref_tok).unwrap();
+            let out = tmp.path().join(format!("{case}.{bw}.ref.wav"));
+            assert_ok(&codec(&[
+                &"decode", &"--model", &dir, &"--float", &ref_tok, &out,
+            ]));
+            let (_, decoded) = read_wav_f32(&out);
+            let snr = snr_db(&reference, &decoded);
+            eprintln!("{case} {bw}: reference codes through the CLI: SNR {snr:.1} dB");
+            assert!(snr >= 60.0, "{case} {bw}: SNR {snr:.1} dB");
+        }
+    }
+}
+
+#[test]
+fn info_shows_rates_and_bitrate() {
+    let Some(dir) = fixture_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = tmp.path().join("a.tok");
+    assert_ok(&codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--codebooks",
+        &"4",
+        &dir.join("speech_a.wav"),
+        &tok,
+    ]));
+    let o = codec(&[&"info", &tok]);
+    assert_ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("codebooks:        4"), "{text}");
+    assert!(text.contains("3000.0 bit/s (3.000 kbit/s)"), "{text}");
+    assert_eq!(
+        text.matches("1024 entries, 225 frames at 75 frames/s")
+            .count(),
+        4,
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_codebook_choices_fail_cleanly() {
+    let Some(dir) = fixture_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = dir.join("speech_b_odd.wav");
+    let out = tmp.path().join("x.tok");
+    let o = codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--bandwidth",
+        &"5",
+        &wav,
+        &out,
+    ]);
+    assert_fails_with(&o, &["--bandwidth 5", "1.5, 3, 6, 12, 24"]);
+    let o = codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--codebooks",
+        &"33",
+        &wav,
+        &out,
+    ]);
+    assert_fails_with(&o, &["--codebooks 33", "32 codebooks"]);
+    let o = codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--codebooks",
+        &"0",
+        &wav,
+        &out,
+    ]);
+    assert_fails_with(&o, &["--codebooks 0"]);
+    let o = codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--bandwidth",
+        &"-1",
+        &wav,
+        &out,
+    ]);
+    assert!(!o.status.success());
+    let o = codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--codebooks",
+        &"2",
+        &"--bandwidth",
+        &"1.5",
+        &wav,
+        &out,
+    ]);
+    assert!(!o.status.success(), "--codebooks and --bandwidth together");
+    assert!(!out.exists());
+
+    // A model without bandwidths.
+    let wt = dir.join("../wavtokenizer");
+    if wt.is_dir() {
+        let o = codec(&[
+            &"encode",
+            &"--model",
+            &wt,
+            &"--bandwidth",
+            &"1.5",
+            &wt.join("speech_a.wav"),
+            &out,
+        ]);
+        assert_fails_with(&o, &["defines no bandwidths", "--codebooks"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! End-to-end tests of the `codec` binary with the SNAC reference fixtures
+//! (`../shared/fixtures/snac/{snac24,snac32}`: pytorch_model.bin + the reference's config.json).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use codec_core::npy::read_npy;
+use codec_core::tokfile::TokenFile;
+
+fn fixture_dir(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
+        None
+    }
+}
+
+fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.env("HF_HUB_OFFLINE", "1");
+    cmd.output().expect("run codec")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "codec failed: {}", stderr(o));
+}
+
+fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
+    assert_eq!(reference.len(), test.len());
+    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
+    (spec, r.samples::<f32>().map(|s| s.unwrap()).collect())
+}
+
+fn check_variant(variant: &str, strides: &[usize]) {
+    let Some(dir) = fixture_dir(&format!("snac/{variant}")) else {
+        return;
+    };
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for case in ["speech_a", "speech_b_odd"] {
+        let what = format!("{variant} {case}");
+        let wav = dir.join("..").join(format!("{case}.wav"));
+        let tok = tmp.path().join(format!("{case}.tok"));
+
+        // Encode: one stream per codebook, each at its own rate, equal to the reference's.
+        assert_ok(&codec(&[&"encode", &"--model", &dir, &wav, &tok]));
+        let mut t = TokenFile::read(&tok).unwrap();
+        assert_eq!(t.streams.len(), strides.len(), "{what}: streams");
+        let finest = t.header.frame_rate;
+        for (i, s) in t.streams.iter_mut().enumerate() {
+            assert_eq!(s.codebook_size, 4096);
+            assert_eq!(s.frame_rate, finest / strides[i] as f64, "{what}: rate {i}");
+            let want = read_npy(&dir.join(format!("{case}.codes{i}.npy"))).unwrap();
+            let want: Vec<u32> = want.values.iter().map(|&v| v as u32).collect();
+            assert_eq!(s.codes.len(), want.len(), "{what}: frames of codebook {i}");
+            let ambiguous: Vec<usize> = cases[case]["ambiguous_frames_per_codebook"][i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_u64().unwrap() as usize)
+                .collect();
+            let differ: Vec<usize> = (0..want.len())
+                .filter(|&f| s.codes[f] != want[f] && !ambiguous.contains(&f))
+                .collect();
+            assert!(
+                differ.is_empty(),
+                "{what}: codebook {i} differs at {differ:?}"
+            );
+            // Decode the reference's own codes below, so that the audio check is exact even
+            // where a near-tie went the other way.
+            s.codes = want;
+        }
+        let ref_tok = tmp.path().join(format!("{case}.ref.tok"));
+        t.write(&ref_tok).unwrap();
+
+        // Decode through the CLI: the original length, the reference's audio over it.
+        let out = tmp.path().join(format!("{case}.wav"));
+        assert_ok(&codec(&[
+            &"decode", &"--model", &dir, &"--float", &ref_tok, &out,
+        ]));
+        let (spec, decoded) = read_wav_f32(&out);
+        assert_eq!(spec.sample_rate, 24000);
+        let input_len = hound::WavReader::open(&wav).unwrap().duration() as usize;
+        assert_eq!(decoded.len(), input_len, "{what}: decoded length");
+        let reference = read_npy(&dir.join(format!("{case}.decoded.npy"))).unwrap();
+        let reference: Vec<f32> = reference.values[..input_len]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let snr = snr_db(&reference, &decoded);
+        eprintln!("{what}: CLI decoded SNR {snr:.1} dB");
+        assert!(snr >= 60.0, "{what}: SNR {snr:.1} dB");
+    }
+
+    // Multi-scale codes do not fit one .npy array: a clear error.
+    let npy = tmp.path().join("codes.npy");
+    let wav = dir.join("../speech_a.wav");
+    let o = codec(&[&"encode", &"--model", &dir, &"--format", &"npy", &wav, &npy]);
+    assert!(!o.status.success(), "npy of multi-scale codes succeeded");
+    assert!(stderr(&o).contains("different lengths"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn snac24_encode_and_decode_through_the_cli() {
+    check_variant("snac24", &[4, 2, 1]);
+}
+
+#[test]
+fn snac32_encode_and_decode_through_the_cli() {
+    check_variant("snac32", &[8, 4, 2, 1]);
+}

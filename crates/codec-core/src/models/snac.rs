@@ -1,0 +1,771 @@
+//! SNAC, the Multi-Scale Neural Audio Codec (Siuzdak et al. 2024, `snac` 1.2.1): DAC's
+//! convolutional design with depthwise residual convolutions, local windowed attention at the
+//! latent rate (32 and 44 kHz models), noise injection in the decoder, and a residual VQ whose
+//! codebooks run at different frame rates (the coarsest first: strides `[4, 2, 1]` or
+//! `[8, 4, 2, 1]` of the latent rate).
+//!
+//! Checkpoint keys (`pytorch_model.bin`, a plain `state_dict`; weight norm as
+//! `parametrizations.weight.original0/1`, or `weight_g`/`weight_v` from older PyTorch):
+//! - `encoder.block.0` conv 1 → `encoder_dim`; `encoder.block.{1..=n}` encoder blocks;
+//!   `encoder.block.{n+1}` local attention (if any); then a depthwise conv, kernel 7;
+//! - `quantizer.quantizers.{i}.{in_proj,out_proj,codebook}`;
+//! - `decoder.model.0` depthwise conv kernel 7 and `decoder.model.1` conv 1x1 to `decoder_dim`
+//!   (or one dense conv kernel 7 without `depthwise`); local attention (if any); decoder blocks
+//!   (Snake, transposed conv with `output_padding = stride % 2`, noise block, three depthwise
+//!   residual units); Snake; conv to one channel, kernel 7; tanh.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::models::dac::{build_tracked, check_mono_audio, check_stream, pad_to_multiple};
+use crate::nn::dac_blocks::{Conv, ConvSpec, DecoderBlock, DecoderBlockSpec, EncoderBlock};
+use crate::nn::local_attention::LocalMha;
+use crate::nn::snake::Snake1d;
+use crate::quant::FactorizedRvq;
+use crate::weights::StateDict;
+use crate::{Error, Result};
+
+/// Architecture of a SNAC model: the arguments of `snac.SNAC` (its `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnacConfig {
+    #[serde(alias = "sampling_rate")]
+    pub sample_rate: u32,
+    pub encoder_dim: usize,
+    pub encoder_rates: Vec<usize>,
+    /// Latent channels; `encoder_dim * 2^len(encoder_rates)` when absent. The reference's
+    /// encoder always produces that many, so any other value is rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_dim: Option<usize>,
+    pub decoder_dim: usize,
+    pub decoder_rates: Vec<usize>,
+    /// Window of the local attention after the encoder and before the decoder blocks; no
+    /// attention when absent (`null` in the reference's JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_window_size: Option<usize>,
+    pub codebook_size: usize,
+    pub codebook_dim: usize,
+    /// Temporal stride of each codebook, coarsest first.
+    pub vq_strides: Vec<usize>,
+    /// Noise blocks in the decoder.
+    pub noise: bool,
+    /// Depthwise residual convolutions and in/out convolutions.
+    pub depthwise: bool,
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl SnacConfig {
+    /// The published 24 kHz speech model (`hubertsiuzdak/snac_24khz`): 12, 23 and 47 Hz
+    /// codebooks, 0.98 kbit/s, no attention.
+    pub fn snac_24khz() -> Self {
+        Self {
+            sample_rate: 24000,
+            encoder_dim: 48,
+            encoder_rates: vec![2, 4, 8, 8],
+            latent_dim: None,
+            decoder_dim: 1024,
+            decoder_rates: vec![8, 8, 4, 2],
+            attn_window_size: None,
+            codebook_size: 4096,
+            codebook_dim: 8,
+            vq_strides: vec![4, 2, 1],
+            noise: true,
+            depthwise: true,
+        }
+    }
+
+    fn music(sample_rate: u32) -> Self {
+        Self {
+            sample_rate,
+            encoder_dim: 64,
+            encoder_rates: vec![2, 3, 8, 8],
+            latent_dim: None,
+            decoder_dim: 1536,
+            decoder_rates: vec![8, 8, 3, 2],
+            attn_window_size: Some(32),
+            codebook_size: 4096,
+            codebook_dim: 8,
+            vq_strides: vec![8, 4, 2, 1],
+            noise: true,
+            depthwise: true,
+        }
+    }
+
+    /// The published 32 kHz music and sound model (`hubertsiuzdak/snac_32khz`): 10, 21, 42 and
+    /// 83 Hz codebooks, 1.9 kbit/s.
+    pub fn snac_32khz() -> Self {
+        Self::music(32000)
+    }
+
+    /// The published 44.1 kHz music and sound model (`hubertsiuzdak/snac_44khz`): 14, 29, 57
+    /// and 115 Hz codebooks, 2.6 kbit/s.
+    pub fn snac_44khz() -> Self {
+        Self::music(44100)
+    }
+
+    pub fn published_configs() -> Vec<Self> {
+        vec![Self::snac_24khz(), Self::snac_32khz(), Self::snac_44khz()]
+    }
+
+    pub fn latent_dim(&self) -> usize {
+        self.latent_dim
+            .unwrap_or(self.encoder_dim << self.encoder_rates.len())
+    }
+
+    /// Samples per frame of the finest codebook (the latent rate).
+    pub fn hop_length(&self) -> usize {
+        self.encoder_rates.iter().product()
+    }
+
+    /// Frames per second of the finest codebook.
+    pub fn frame_rate(&self) -> f64 {
+        self.sample_rate as f64 / self.hop_length() as f64
+    }
+
+    /// Frames per second of each codebook, coarsest first.
+    pub fn codebook_frame_rates(&self) -> Vec<f64> {
+        self.vq_strides
+            .iter()
+            .map(|&s| self.frame_rate() / s as f64)
+            .collect()
+    }
+
+    /// Latent frames must be a multiple of this: `lcm(first stride, attention window)`.
+    pub fn frame_multiple(&self) -> usize {
+        let s = self.vq_strides.first().copied().unwrap_or(1);
+        let w = self.attn_window_size.unwrap_or(1);
+        s / gcd(s, w) * w
+    }
+
+    /// Input samples must be a multiple of this (the reference's `preprocess` pads to it).
+    pub fn pad_multiple(&self) -> usize {
+        self.hop_length() * self.frame_multiple()
+    }
+
+    /// Read the reference's `config.json` (the `SNAC(**config)` arguments).
+    pub fn from_reference_json(text: &str, source: &str) -> Result<Self> {
+        let cfg: Self = serde_json::from_str(text)
+            .map_err(|e| Error::config(source, format!("not a SNAC config: {e}")))?;
+        cfg.validate(source)?;
+        Ok(cfg)
+    }
+
+    /// Check that the parts agree with each other.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::config(source, m));
+        if self.sample_rate == 0
+            || self.encoder_dim == 0
+            || self.decoder_dim == 0
+            || self.codebook_size == 0
+            || self.codebook_dim == 0
+        {
+            return bad("sizes and the sample rate must be positive".into());
+        }
+        if self.encoder_rates.is_empty() || self.encoder_rates.contains(&0) {
+            return bad("encoder_rates must be a non-empty list of positive strides".into());
+        }
+        if self.decoder_rates.is_empty() || self.decoder_rates.contains(&0) {
+            return bad("decoder_rates must be a non-empty list of positive strides".into());
+        }
+        if self.vq_strides.is_empty() || self.vq_strides.contains(&0) {
+            return bad("vq_strides must be a non-empty list of positive strides".into());
+        }
+        if self
+            .vq_strides
+            .iter()
+            .any(|&s| !self.frame_multiple().is_multiple_of(s))
+        {
+            return bad(format!(
+                "every vq stride must divide the first ({:?})",
+                self.vq_strides
+            ));
+        }
+        let up: usize = self.decoder_rates.iter().product();
+        if up != self.hop_length() {
+            return bad(format!(
+                "decoder_rates upsample by {up}, encoder_rates downsample by {}",
+                self.hop_length()
+            ));
+        }
+        if self.latent_dim() != self.encoder_dim << self.encoder_rates.len() {
+            return bad(format!(
+                "latent_dim {} differs from the encoder's {} channels",
+                self.latent_dim(),
+                self.encoder_dim << self.encoder_rates.len()
+            ));
+        }
+        if !self
+            .decoder_dim
+            .is_multiple_of(1 << self.decoder_rates.len())
+        {
+            return bad(format!(
+                "decoder_dim {} cannot be halved {} times",
+                self.decoder_dim,
+                self.decoder_rates.len()
+            ));
+        }
+        if let Some(w) = self.attn_window_size {
+            let dh = crate::nn::local_attention::DIM_HEAD;
+            if w == 0
+                || !self.latent_dim().is_multiple_of(dh)
+                || !self.decoder_dim.is_multiple_of(dh)
+            {
+                return bad(format!(
+                    "attention needs a positive window and channel counts that are multiples of \
+                     {dh} (latent {}, decoder {})",
+                    self.latent_dim(),
+                    self.decoder_dim
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a config file's text is SNAC's `config.json` (it has `vq_strides`).
+pub fn is_reference_config(text: &str) -> bool {
+    matches!(
+        serde_json::from_str::<serde_json::Value>(text),
+        Ok(serde_json::Value::Object(obj)) if obj.contains_key("vq_strides")
+    )
+}
+
+/// The shape of the first weight found under `stem` in any weight-norm spelling.
+fn weight_dims(state: &StateDict, stem: &str) -> Option<Vec<usize>> {
+    [".weight", ".weight_v", ".parametrizations.weight.original1"]
+        .iter()
+        .find_map(|s| state.tensors.get(&format!("{stem}{s}")))
+        .map(|t| t.dims().to_vec())
+}
+
+/// Whether a state dict looks like a SNAC checkpoint: DAC's layout plus noise blocks, local
+/// attention or depthwise residual convolutions.
+pub fn looks_like_snac(state: &StateDict) -> bool {
+    let has = |p: &str| state.tensors.keys().any(|k| k.starts_with(p));
+    if !(has("quantizer.quantizers.0.codebook.") && has("encoder.block.") && has("decoder.model."))
+    {
+        return false;
+    }
+    let marker = state
+        .tensors
+        .keys()
+        .any(|k| k.contains(".to_qkv.") || (k.starts_with("decoder.") && k.contains(".linear.")));
+    let depthwise =
+        weight_dims(state, "encoder.block.1.block.0.block.1").is_some_and(|d| d.get(1) == Some(&1));
+    marker || depthwise
+}
+
+/// The inference weights, weight norm folded, f32: what [`Snac::load`] consumes and
+/// `codec convert` writes.
+pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
+    state.fold_weight_norm()?;
+    state.to_dtype(DType::F32)?;
+    Ok(state)
+}
+
+/// Infer the architecture from a checkpoint's shapes. The sample rate, the codebook strides and
+/// the attention window are not in the weights: they are taken from the published model of the
+/// same architecture, or the load fails (the 32 and 44.1 kHz models differ only in rate).
+pub fn infer_config(state: &StateDict) -> Result<SnacConfig> {
+    let src = state.source.as_str();
+    let dims = |stem: &str| -> Result<Vec<usize>> {
+        weight_dims(state, stem).ok_or_else(|| {
+            Error::config(
+                src,
+                format!("cannot infer the architecture: {stem}.weight is missing"),
+            )
+        })
+    };
+    let count = |prefix: &str, suffix: &str| {
+        (0..)
+            .take_while(|i| {
+                state
+                    .tensors
+                    .keys()
+                    .any(|k| k.starts_with(&format!("{prefix}{i}.{suffix}")))
+            })
+            .count()
+    };
+    let n_enc = (1..)
+        .take_while(|i| weight_dims(state, &format!("encoder.block.{i}.block.4")).is_some())
+        .count();
+    let encoder_rates = (1..=n_enc)
+        .map(|i| Ok(dims(&format!("encoder.block.{i}.block.4"))?[2] / 2))
+        .collect::<Result<Vec<_>>>()?;
+    let attention = state.tensors.keys().any(|k| k.contains(".to_qkv."));
+    let depthwise = dims("encoder.block.1.block.0.block.1")?[1] == 1;
+    let first_block = if depthwise { 2 } else { 1 } + usize::from(attention);
+    let n_dec = (first_block..)
+        .take_while(|i| weight_dims(state, &format!("decoder.model.{i}.block.1")).is_some())
+        .count();
+    let decoder_rates = (first_block..first_block + n_dec)
+        .map(|i| Ok(dims(&format!("decoder.model.{i}.block.1"))?[2] / 2))
+        .collect::<Result<Vec<_>>>()?;
+    let decoder_dim = dims(if depthwise {
+        "decoder.model.1"
+    } else {
+        "decoder.model.0"
+    })?[0];
+    let codebook = state
+        .tensors
+        .get("quantizer.quantizers.0.codebook.weight")
+        .map(|t| t.dims().to_vec())
+        .ok_or_else(|| Error::config(src, "cannot infer the architecture: no codebook"))?;
+    let n_q = count("quantizer.quantizers.", "codebook.");
+    let noise = state
+        .tensors
+        .keys()
+        .any(|k| k.starts_with("decoder.") && k.contains(".linear."));
+    let shape = SnacConfig {
+        sample_rate: 0,
+        encoder_dim: dims("encoder.block.0")?[0],
+        encoder_rates,
+        latent_dim: None,
+        decoder_dim,
+        decoder_rates,
+        attn_window_size: None,
+        codebook_size: codebook[0],
+        codebook_dim: codebook[1],
+        vq_strides: vec![0; n_q],
+        noise,
+        depthwise,
+    };
+    let same: Vec<SnacConfig> = SnacConfig::published_configs()
+        .into_iter()
+        .filter(|p| {
+            SnacConfig {
+                sample_rate: 0,
+                attn_window_size: None,
+                vq_strides: vec![0; p.vq_strides.len()],
+                ..p.clone()
+            } == shape
+                && p.attn_window_size.is_some() == attention
+        })
+        .collect();
+    match same.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::config(
+            src,
+            "this SNAC architecture matches no published model, and its sample rate and \
+             codebook strides are not in the weights; put the reference's config.json beside them",
+        )),
+        several => Err(Error::config(
+            src,
+            format!(
+                "the weights fit the published SNAC models at {} Hz, which differ only in sample \
+                 rate; put the reference's config.json beside them",
+                several
+                    .iter()
+                    .map(|c| c.sample_rate.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        )),
+    }
+}
+
+struct SnacEncoder {
+    conv_in: Conv,
+    blocks: Vec<EncoderBlock>,
+    attn: Option<LocalMha>,
+    conv_out: Conv,
+}
+
+impl SnacEncoder {
+    fn new(cfg: &SnacConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let vb = vb.pp("block");
+        let conv_in = Conv::new(ConvSpec::new(1, cfg.encoder_dim, 7).padding(3), vb.pp(0))?;
+        let mut dim = cfg.encoder_dim;
+        let mut blocks = Vec::with_capacity(cfg.encoder_rates.len());
+        for (i, &stride) in cfg.encoder_rates.iter().enumerate() {
+            let groups = if cfg.depthwise { dim } else { 1 };
+            blocks.push(EncoderBlock::new(
+                dim,
+                dim * 2,
+                stride,
+                groups,
+                vb.pp(i + 1),
+            )?);
+            dim *= 2;
+        }
+        let mut idx = cfg.encoder_rates.len() + 1;
+        let attn = match cfg.attn_window_size {
+            Some(w) => {
+                idx += 1;
+                Some(LocalMha::new(dim, w, vb.pp(idx - 1))?)
+            }
+            None => None,
+        };
+        let groups = if cfg.depthwise { dim } else { 1 };
+        let conv_out = Conv::new(
+            ConvSpec::new(dim, dim, 7).padding(3).groups(groups),
+            vb.pp(idx),
+        )?;
+        Ok(Self {
+            conv_in,
+            blocks,
+            attn,
+            conv_out,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = self.conv_in.forward(x)?;
+        for b in &self.blocks {
+            x = b.forward(&x)?;
+        }
+        if let Some(a) = &self.attn {
+            x = a.forward(&x)?;
+        }
+        self.conv_out.forward(&x)
+    }
+}
+
+struct SnacDecoder {
+    convs_in: Vec<Conv>,
+    attn: Option<LocalMha>,
+    blocks: Vec<DecoderBlock>,
+    snake: Snake1d,
+    conv_out: Conv,
+}
+
+impl SnacDecoder {
+    fn new(cfg: &SnacConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let vb = vb.pp("model");
+        let latent = cfg.latent_dim();
+        let ch = cfg.decoder_dim;
+        let convs_in = if cfg.depthwise {
+            vec![
+                Conv::new(
+                    ConvSpec::new(latent, latent, 7).padding(3).groups(latent),
+                    vb.pp(0),
+                )?,
+                Conv::new(ConvSpec::new(latent, ch, 1), vb.pp(1))?,
+            ]
+        } else {
+            vec![Conv::new(
+                ConvSpec::new(latent, ch, 7).padding(3),
+                vb.pp(0),
+            )?]
+        };
+        let mut idx = convs_in.len();
+        let attn = match cfg.attn_window_size {
+            Some(w) => {
+                idx += 1;
+                Some(LocalMha::new(ch, w, vb.pp(idx - 1))?)
+            }
+            None => None,
+        };
+        let mut blocks = Vec::with_capacity(cfg.decoder_rates.len());
+        for (i, &stride) in cfg.decoder_rates.iter().enumerate() {
+            let output_dim = ch >> (i + 1);
+            let spec = DecoderBlockSpec {
+                input_dim: ch >> i,
+                output_dim,
+                stride,
+                output_padding: stride % 2,
+                noise: cfg.noise,
+                groups: if cfg.depthwise { output_dim } else { 1 },
+            };
+            blocks.push(DecoderBlock::new(spec, vb.pp(idx))?);
+            idx += 1;
+        }
+        let out_dim = ch >> cfg.decoder_rates.len();
+        let snake = Snake1d::new(out_dim, vb.pp(idx))?;
+        let conv_out = Conv::new(ConvSpec::new(out_dim, 1, 7).padding(3), vb.pp(idx + 1))?;
+        Ok(Self {
+            convs_in,
+            attn,
+            blocks,
+            snake,
+            conv_out,
+        })
+    }
+
+    fn forward(&self, z: &Tensor, noise: bool) -> candle_core::Result<Tensor> {
+        let mut x = z.clone();
+        for c in &self.convs_in {
+            x = c.forward(&x)?;
+        }
+        if let Some(a) = &self.attn {
+            x = a.forward(&x)?;
+        }
+        for b in &self.blocks {
+            x = b.forward(&x, noise)?;
+        }
+        self.conv_out.forward(&self.snake.forward(&x)?)?.tanh()
+    }
+}
+
+/// A loaded SNAC model.
+///
+/// Through [`Codec::encode_with`] / [`Codec::decode_streams`] its codes are one stream per
+/// codebook, each at its own frame rate (coarsest first). [`Codec::encode`] and
+/// [`Codec::decode`] use the stacked form `[batch, codebooks, frames]` at the finest rate,
+/// each coarse code repeated over the frames it covers (decode reads every `stride`-th).
+///
+/// The decoder's noise blocks multiply fresh random noise into the activations at every decode,
+/// as the reference does, so decoding is not reproducible; [`Snac::set_decoder_noise`] turns
+/// the noise off for deterministic output.
+pub struct Snac {
+    info: CodecInfo,
+    config: SnacConfig,
+    device: Device,
+    encoder: SnacEncoder,
+    quantizer: FactorizedRvq,
+    decoder: SnacDecoder,
+    decoder_noise: bool,
+}
+
+impl Snac {
+    /// Build the model from a state dict (weight norm folded or not). Every inference tensor must
+    /// be present with the right shape; the error names the one that is not. Returns the model
+    /// and the keys it did not use (should be empty).
+    pub fn load(
+        config: &SnacConfig,
+        state: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<(Self, Vec<String>)> {
+        config.validate(name)?;
+        let state = inference_weights(state)?;
+        let ((encoder, quantizer, decoder), fingerprint, unused) =
+            build_tracked(state, device, |vb| {
+                let encoder = SnacEncoder::new(config, vb.pp("encoder"))?;
+                let quantizer = FactorizedRvq::new(
+                    config.latent_dim(),
+                    config.codebook_size,
+                    config.codebook_dim,
+                    &config.vq_strides,
+                    vb.pp("quantizer"),
+                )?;
+                let decoder = SnacDecoder::new(config, vb.pp("decoder"))?;
+                Ok((encoder, quantizer, decoder))
+            })?;
+        let n = config.vq_strides.len();
+        let info = CodecInfo {
+            name: name.to_string(),
+            family: "snac".into(),
+            sample_rate: config.sample_rate,
+            channels: 1,
+            frame_rate: config.frame_rate(),
+            codebook_sizes: vec![config.codebook_size as u32; n],
+            codebook_frame_rates: config.codebook_frame_rates(),
+            bandwidths_kbps: Vec::new(),
+            fingerprint,
+        };
+        let model = Self {
+            info,
+            config: config.clone(),
+            device: device.clone(),
+            encoder,
+            quantizer,
+            decoder,
+            decoder_noise: true,
+        };
+        Ok((model, unused))
+    }
+
+    pub fn config(&self) -> &SnacConfig {
+        &self.config
+    }
+
+    /// Whether the decoder's noise blocks add random noise (on by default, as in the reference).
+    pub fn decoder_noise(&self) -> bool {
+        self.decoder_noise
+    }
+
+    /// Turn the decoder's noise on or off; off gives deterministic decoding.
+    pub fn set_decoder_noise(&mut self, on: bool) {
+        self.decoder_noise = on;
+    }
+
+    /// [`Snac::set_decoder_noise`] in builder form.
+    pub fn with_decoder_noise(mut self, on: bool) -> Self {
+        self.decoder_noise = on;
+        self
+    }
+
+    /// Audio `[batch, 1, samples]` → latent `[batch, latent_dim, frames]`, after padding the
+    /// audio on the right to a multiple of `hop * lcm(first stride, window)` (the reference's
+    /// `preprocess`).
+    pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
+        check_mono_audio("SNAC", audio)?;
+        let audio = audio.to_device(&self.device)?.to_dtype(DType::F32)?;
+        let audio = pad_to_multiple(&audio, self.config.pad_multiple())?;
+        Ok(self.encoder.forward(&audio)?)
+    }
+
+    /// Latent `[batch, latent_dim, frames]` → audio `[batch, 1, frames * hop]`.
+    pub fn decode_latent(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(self.decoder.forward(z, self.decoder_noise)?)
+    }
+
+    fn encode_streams(&self, audio: &Tensor, n: usize) -> Result<Vec<Tensor>> {
+        let available = self.config.vq_strides.len();
+        if n == 0 || n > available {
+            return Err(Error::InvalidCodes(format!(
+                "{n} codebooks requested, model {} has 1 to {available}",
+                self.info.name
+            )));
+        }
+        let z = self.encode_latent(audio)?;
+        Ok(self.quantizer.encode(&z, n)?)
+    }
+
+    fn decode_stream_list(&self, streams: &[Tensor]) -> Result<Tensor> {
+        let strides = &self.config.vq_strides;
+        if streams.is_empty() || streams.len() > strides.len() {
+            return Err(Error::InvalidCodes(format!(
+                "{} codebooks given, model {} takes 1 to {}",
+                streams.len(),
+                self.info.name,
+                strides.len()
+            )));
+        }
+        let codes = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| check_stream(&s.to_device(&self.device)?, i, self.config.codebook_size))
+            .collect::<Result<Vec<_>>>()?;
+        let (batch, t0) = codes[0].dims2()?;
+        let frames = t0 * strides[0];
+        for (i, c) in codes.iter().enumerate() {
+            let (b, t) = c.dims2()?;
+            if b != batch || t * strides[i] != frames {
+                return Err(Error::InvalidCodes(format!(
+                    "codebook stream {i} has {t} frames; at stride {} it must have {} to match \
+                     stream 0 ({t0} frames at stride {})",
+                    strides[i],
+                    frames / strides[i],
+                    strides[0]
+                )));
+            }
+        }
+        if let Some(w) = self.config.attn_window_size {
+            if !frames.is_multiple_of(w) {
+                return Err(Error::InvalidCodes(format!(
+                    "{frames} latent frames is not a multiple of the attention window {w}: the \
+                     finest stream needs a multiple of {} frames",
+                    self.config.frame_multiple()
+                )));
+            }
+        }
+        let z = self.quantizer.decode(&codes)?;
+        self.decode_latent(&z)
+    }
+}
+
+impl Codec for Snac {
+    fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Every codebook, stacked at the finest frame rate (coarse codes repeated).
+    fn encode(&self, audio: &Tensor) -> Result<Tensor> {
+        let streams = self.encode_streams(audio, self.config.vq_strides.len())?;
+        let repeated = streams
+            .iter()
+            .zip(&self.config.vq_strides)
+            .map(|(s, &stride)| {
+                let (b, t) = s.dims2()?;
+                s.unsqueeze(2)?
+                    .broadcast_as((b, t, stride))?
+                    .reshape((b, t * stride))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&repeated, 1)?)
+    }
+
+    /// Codes stacked at the finest frame rate, as [`Codec::encode`] gives them: codebook `i`
+    /// is read every `stride_i` frames.
+    fn decode(&self, codes: &Tensor) -> Result<Tensor> {
+        let dims = codes.dims();
+        let strides = &self.config.vq_strides;
+        if dims.len() != 3 || dims[1] == 0 || dims[1] > strides.len() {
+            return Err(Error::InvalidCodes(format!(
+                "expected codes shaped [batch, 1..={}, frames], got {dims:?}",
+                strides.len()
+            )));
+        }
+        let frames = dims[2];
+        let streams = (0..dims[1])
+            .map(|i| {
+                let s = strides[i];
+                if !frames.is_multiple_of(s) {
+                    return Err(Error::InvalidCodes(format!(
+                        "{frames} frames is not a multiple of codebook {i}'s stride {s}"
+                    )));
+                }
+                let idx: Vec<u32> = (0..frames / s).map(|t| (t * s) as u32).collect();
+                let idx = Tensor::new(idx, codes.device())?;
+                Ok(codes.narrow(1, i, 1)?.squeeze(1)?.index_select(&idx, 1)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.decode_stream_list(&streams)
+    }
+
+    fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
+        let n = options
+            .num_codebooks
+            .unwrap_or(self.config.vq_strides.len());
+        Ok(CodeStreams {
+            streams: self.encode_streams(audio, n)?,
+            scales: None,
+        })
+    }
+
+    fn decode_streams(&self, codes: &CodeStreams) -> Result<Tensor> {
+        self.decode_stream_list(&codes.streams)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_configs_are_consistent() {
+        for cfg in SnacConfig::published_configs() {
+            cfg.validate("test").unwrap();
+        }
+        let c24 = SnacConfig::snac_24khz();
+        assert_eq!(c24.hop_length(), 512);
+        assert_eq!(c24.pad_multiple(), 2048);
+        assert_eq!(c24.codebook_frame_rates(), vec![11.71875, 23.4375, 46.875]);
+        let c32 = SnacConfig::snac_32khz();
+        assert_eq!(c32.hop_length(), 384);
+        assert_eq!(c32.frame_multiple(), 32);
+        assert_eq!(c32.pad_multiple(), 12288);
+        assert_eq!(SnacConfig::snac_44khz().frame_rate(), 44100.0 / 384.0);
+    }
+
+    #[test]
+    fn reads_the_reference_json() {
+        let text = r#"{"sampling_rate": 24000, "encoder_dim": 48, "encoder_rates": [2, 4, 8, 8],
+            "decoder_dim": 1024, "decoder_rates": [8, 8, 4, 2], "attn_window_size": null,
+            "codebook_size": 4096, "codebook_dim": 8, "vq_strides": [4, 2, 1], "noise": true,
+            "depthwise": true}"#;
+        assert!(is_reference_config(text));
+        assert!(!crate::models::dac::is_reference_config(text));
+        assert_eq!(
+            SnacConfig::from_reference_json(text, "t").unwrap(),
+            SnacConfig::snac_24khz()
+        );
+        let err = SnacConfig::from_reference_json(r#"{"sampling_rate": 1}"#, "t").unwrap_err();
+        assert!(err.to_string().contains("SNAC"), "{err}");
+    }
+}

@@ -1,0 +1,239 @@
+//! tinycodec: the project's own small codec (see `training/ARCHITECTURE.md`).
+//!
+//! STFT log-magnitude features → Vocos (ConvNeXt) encoder → residual FSQ (a ladder of bitrates,
+//! any prefix of the stages decodes) → Vocos decoder → iSTFT head. 24 kHz mono, 50 frames/s.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::dsp::{hann_window, IstftPadding, Stft};
+use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
+use crate::quant::ResidualFsq;
+use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::{Error, Result};
+
+/// Residual FSQ settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsqConfig {
+    pub levels: usize,
+    pub dims: usize,
+    pub stages: usize,
+    pub stage_scale: f64,
+}
+
+/// Architecture of a tinycodec model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TinyCodecConfig {
+    pub sample_rate: u32,
+    pub hop_length: usize,
+    pub n_fft: usize,
+    pub encoder: VocosConfig,
+    pub quantizer: FsqConfig,
+    pub decoder: VocosConfig,
+    /// Stages used when the caller does not say (the single-stream mode).
+    pub default_stages: usize,
+}
+
+impl TinyCodecConfig {
+    /// The shipped 24 kHz model.
+    pub fn tinycodec_24khz() -> Self {
+        Self {
+            sample_rate: 24000,
+            hop_length: 480,
+            n_fft: 1920,
+            encoder: VocosConfig {
+                input_channels: 961,
+                dim: 256,
+                intermediate_dim: 768,
+                num_layers: 4,
+                adanorm_num_embeddings: None,
+                pos_net: false,
+            },
+            quantizer: FsqConfig {
+                levels: 5,
+                dims: 5,
+                stages: 4,
+                stage_scale: 4.0,
+            },
+            decoder: VocosConfig {
+                input_channels: 5,
+                dim: 320,
+                intermediate_dim: 960,
+                num_layers: 8,
+                adanorm_num_embeddings: None,
+                pos_net: false,
+            },
+            default_stages: 1,
+        }
+    }
+
+    pub fn frame_rate(&self) -> f64 {
+        self.sample_rate as f64 / self.hop_length as f64
+    }
+
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let bad = |m: &str| Err(Error::config(source, m));
+        if self.n_fft % self.hop_length != 0 {
+            return bad("n_fft must be a multiple of hop_length");
+        }
+        if self.encoder.input_channels != self.n_fft / 2 + 1 {
+            return bad("encoder input_channels must be n_fft / 2 + 1");
+        }
+        if self.decoder.input_channels != self.quantizer.dims {
+            return bad("decoder input_channels must equal the quantizer's dims");
+        }
+        if self.quantizer.levels % 2 == 0 || self.quantizer.levels < 3 {
+            return bad("quantizer levels must be odd and at least 3");
+        }
+        if self.default_stages == 0 || self.default_stages > self.quantizer.stages {
+            return bad("default_stages must be between 1 and the number of stages");
+        }
+        Ok(())
+    }
+}
+
+/// A loaded tinycodec model.
+pub struct TinyCodec {
+    info: CodecInfo,
+    config: TinyCodecConfig,
+    device: Device,
+    stft: Stft,
+    encoder: VocosBackbone,
+    encoder_proj: Linear,
+    quantizer: ResidualFsq,
+    decoder: VocosBackbone,
+    head: IstftHead,
+}
+
+impl TinyCodec {
+    /// Build from a state dict (the shipped float16 safetensors, loaded as float32).
+    pub fn load(config: &TinyCodecConfig, mut state: StateDict, name: &str, device: &Device) -> Result<Self> {
+        config.validate(name)?;
+        state.to_dtype(DType::F32)?;
+        let fingerprint = fingerprint(&state.tensors)?;
+        let source = state.source.clone();
+        let (backend, _used) = TrackingBackend::new(state.tensors, source.clone());
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
+        let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder")).map_err(wrap)?;
+        let encoder_proj =
+            candle_nn::linear(config.encoder.dim, config.quantizer.dims, vb.pp("encoder_proj")).map_err(wrap)?;
+        let decoder = VocosBackbone::new(&config.decoder, vb.pp("decoder")).map_err(wrap)?;
+        let head = IstftHead::new(
+            config.decoder.dim,
+            config.n_fft,
+            config.hop_length,
+            IstftPadding::Same,
+            vb.pp("head"),
+        )
+        .map_err(wrap)?;
+        let stft = Stft::new(config.n_fft, config.hop_length, &hann_window(config.n_fft), device)?;
+        let q = &config.quantizer;
+        let quantizer = ResidualFsq::new(q.levels, q.dims, q.stages, q.stage_scale);
+        let info = CodecInfo {
+            name: name.to_string(),
+            family: "tinycodec".into(),
+            sample_rate: config.sample_rate,
+            channels: 1,
+            frame_rate: config.frame_rate(),
+            codebook_sizes: vec![quantizer.codebook_size() as u32; q.stages],
+            codebook_frame_rates: vec![config.frame_rate(); q.stages],
+            bandwidths_kbps: Vec::new(),
+            fingerprint,
+        };
+        Ok(Self {
+            info,
+            config: config.clone(),
+            device: device.clone(),
+            stft,
+            encoder,
+            encoder_proj,
+            quantizer,
+            decoder,
+            head,
+        })
+    }
+
+    pub fn config(&self) -> &TinyCodecConfig {
+        &self.config
+    }
+
+    /// Audio `[batch, 1, samples]` → latent before the quantizer `[batch, frames, dims]`.
+    pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
+        let dims = audio.dims();
+        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
+            return Err(Error::InvalidAudio(format!(
+                "tinycodec takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
+            )));
+        }
+        let x = audio.to_device(&self.device)?.to_dtype(DType::F32)?.squeeze(1)?;
+        let (re, im) = self.stft.forward_same(&x)?;
+        let mag = (re.sqr()? + im.sqr()?)?.sqrt()?;
+        let features = mag.maximum(1e-5)?.log()?.transpose(1, 2)?.contiguous()?; // [b, bins, f]
+        let h = self.encoder.forward(&features, 0)?;
+        Ok(self.encoder_proj.forward(&h)?)
+    }
+
+    /// Quantized latent `[batch, frames, dims]` → audio `[batch, 1, frames * hop]`.
+    pub fn decode_latent(&self, latent: &Tensor) -> Result<Tensor> {
+        let x = self.decoder.forward(&latent.transpose(1, 2)?.contiguous()?, 0)?;
+        Ok(self.head.forward(&x)?.unsqueeze(1)?)
+    }
+
+    fn check_codes(&self, codes: &Tensor) -> Result<()> {
+        let dims = codes.dims();
+        let stages = self.config.quantizer.stages;
+        if dims.len() != 3 || dims[1] == 0 || dims[1] > stages || dims[2] == 0 {
+            return Err(Error::InvalidCodes(format!(
+                "expected codes shaped [batch, 1..={stages}, frames > 0], got {dims:?}"
+            )));
+        }
+        let max = codes.to_dtype(DType::U32)?.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        if max as usize >= self.quantizer.codebook_size() {
+            return Err(Error::InvalidCodes(format!(
+                "code {max} is out of range for a codebook of {} entries",
+                self.quantizer.codebook_size()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Codec for TinyCodec {
+    fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Encodes with every stage; [`Codec::encode_with`] picks fewer.
+    fn encode(&self, audio: &Tensor) -> Result<Tensor> {
+        let z = self.encode_latent(audio)?;
+        Ok(self.quantizer.encode(&z, self.config.quantizer.stages)?)
+    }
+
+    fn decode(&self, codes: &Tensor) -> Result<Tensor> {
+        self.check_codes(codes)?;
+        let codes = codes.to_device(&self.device)?;
+        let latent = self.quantizer.decode(&codes)?;
+        self.decode_latent(&latent)
+    }
+
+    fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
+        let stages = options.num_codebooks.unwrap_or(self.config.default_stages);
+        if stages == 0 || stages > self.config.quantizer.stages {
+            return Err(Error::InvalidCodes(format!(
+                "{stages} codebooks requested, {} has 1 to {}",
+                self.info.name, self.config.quantizer.stages
+            )));
+        }
+        let z = self.encode_latent(audio)?;
+        CodeStreams::from_stacked(&self.quantizer.encode(&z, stages)?)
+    }
+}

@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests (and, through `#[path]`, the benches).
+
+pub mod manifest;
+pub mod random_weights;
+pub mod wavtokenizer_keys;
