@@ -87,7 +87,10 @@ impl ModelCard {
     /// The compiled-in weights of this card, if it has any in this build.
     pub fn embedded_weights(&self) -> Option<&'static [u8]> {
         let file = self.embedded.as_deref()?;
-        EMBEDDED_WEIGHTS.iter().find(|(name, _)| *name == file).map(|(_, bytes)| *bytes)
+        EMBEDDED_WEIGHTS
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map(|(_, bytes)| *bytes)
     }
 
     /// The weight file in the local hub cache, if it was downloaded before.
@@ -405,7 +408,10 @@ mod tests {
         cfg.validate("card").unwrap();
         assert_eq!(cfg.frame_rate(), card.frame_rate);
         assert_eq!(card.codebooks, vec![3125; 4]);
-        assert_eq!(card.embedded.as_deref(), Some("tinycodec-24khz.safetensors"));
+        assert_eq!(
+            card.embedded.as_deref(),
+            Some("tinycodec-24khz.safetensors")
+        );
     }
 
     #[test]

@@ -90,7 +90,12 @@ mod tests {
         let y = istft.forward(&re, &im)?.squeeze(0)?.to_vec1::<f32>()?;
         assert_eq!(y.len(), 21 * hop);
         for i in 0..333 {
-            assert!((y[i] - x[i]).abs() < 1e-4, "sample {i}: {} vs {}", y[i], x[i]);
+            assert!(
+                (y[i] - x[i]).abs() < 1e-4,
+                "sample {i}: {} vs {}",
+                y[i],
+                x[i]
+            );
         }
         Ok(())
     }

@@ -520,7 +520,7 @@ pub(crate) fn build_tracked<T>(
     let fingerprint = fingerprint(&state.tensors)?;
     let source = state.source.clone();
     let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-    let (backend, used) = TrackingBackend::new(state.tensors, source.clone());
+    let (backend, used) = TrackingBackend::new(state.tensors);
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
     let built = build(vb).map_err(|e| Error::weights(&source, e.to_string()))?;
     let used: BTreeSet<String> = used.lock().expect("poisoned key set").clone();

@@ -5,9 +5,9 @@
 //! [`detect_family_from_weights`], and add model cards for it in `models/` at the repo root.
 
 pub mod dac;
+pub mod encodec;
 pub mod snac;
 pub mod tinycodec;
-pub mod encodec;
 pub mod wavtokenizer;
 
 use candle_core::Device;

@@ -111,17 +111,26 @@ pub struct TinyCodec {
 
 impl TinyCodec {
     /// Build from a state dict (the shipped float16 safetensors, loaded as float32).
-    pub fn load(config: &TinyCodecConfig, mut state: StateDict, name: &str, device: &Device) -> Result<Self> {
+    pub fn load(
+        config: &TinyCodecConfig,
+        mut state: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Self> {
         config.validate(name)?;
         state.to_dtype(DType::F32)?;
         let fingerprint = fingerprint(&state.tensors)?;
         let source = state.source.clone();
-        let (backend, _used) = TrackingBackend::new(state.tensors, source.clone());
+        let (backend, _used) = TrackingBackend::new(state.tensors);
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
         let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
         let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder")).map_err(wrap)?;
-        let encoder_proj =
-            candle_nn::linear(config.encoder.dim, config.quantizer.dims, vb.pp("encoder_proj")).map_err(wrap)?;
+        let encoder_proj = candle_nn::linear(
+            config.encoder.dim,
+            config.quantizer.dims,
+            vb.pp("encoder_proj"),
+        )
+        .map_err(wrap)?;
         let decoder = VocosBackbone::new(&config.decoder, vb.pp("decoder")).map_err(wrap)?;
         let head = IstftHead::new(
             config.decoder.dim,
@@ -131,7 +140,12 @@ impl TinyCodec {
             vb.pp("head"),
         )
         .map_err(wrap)?;
-        let stft = Stft::new(config.n_fft, config.hop_length, &hann_window(config.n_fft), device)?;
+        let stft = Stft::new(
+            config.n_fft,
+            config.hop_length,
+            &hann_window(config.n_fft),
+            device,
+        )?;
         let q = &config.quantizer;
         let quantizer = ResidualFsq::new(q.levels, q.dims, q.stages, q.stage_scale);
         let info = CodecInfo {
@@ -170,7 +184,10 @@ impl TinyCodec {
                 "tinycodec takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
             )));
         }
-        let x = audio.to_device(&self.device)?.to_dtype(DType::F32)?.squeeze(1)?;
+        let x = audio
+            .to_device(&self.device)?
+            .to_dtype(DType::F32)?
+            .squeeze(1)?;
         let (re, im) = self.stft.forward_same(&x)?;
         let mag = (re.sqr()? + im.sqr()?)?.sqrt()?;
         let features = mag.maximum(1e-5)?.log()?.transpose(1, 2)?.contiguous()?; // [b, bins, f]
@@ -180,7 +197,9 @@ impl TinyCodec {
 
     /// Quantized latent `[batch, frames, dims]` → audio `[batch, 1, frames * hop]`.
     pub fn decode_latent(&self, latent: &Tensor) -> Result<Tensor> {
-        let x = self.decoder.forward(&latent.transpose(1, 2)?.contiguous()?, 0)?;
+        let x = self
+            .decoder
+            .forward(&latent.transpose(1, 2)?.contiguous()?, 0)?;
         Ok(self.head.forward(&x)?.unsqueeze(1)?)
     }
 
@@ -192,7 +211,11 @@ impl TinyCodec {
                 "expected codes shaped [batch, 1..={stages}, frames > 0], got {dims:?}"
             )));
         }
-        let max = codes.to_dtype(DType::U32)?.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        let max = codes
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<u32>()?;
         if max as usize >= self.quantizer.codebook_size() {
             return Err(Error::InvalidCodes(format!(
                 "code {max} is out of range for a codebook of {} entries",

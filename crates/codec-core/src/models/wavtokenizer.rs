@@ -242,7 +242,7 @@ impl WavTokenizer {
         let fingerprint = fingerprint(&state.tensors)?;
         let source = state.source.clone();
         let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-        let (backend, used) = TrackingBackend::new(state.tensors, source.clone());
+        let (backend, used) = TrackingBackend::new(state.tensors);
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
         let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
         let encoder = SeanetEncoder::new(&config.encoder, vb.pp(ENCODER)).map_err(wrap)?;

@@ -202,7 +202,7 @@ impl Module for SConv1d {
             let left = padding_total - right;
             pad1d(x, left, right + extra, self.pad_mode)?
         };
-        let y = self.conv.forward(&x)?;
+        let y = conv1d_in_chunks(&self.conv, &x)?;
         match &self.norm {
             Some(norm) => norm.forward(&y),
             None => Ok(y),
@@ -376,4 +376,83 @@ pub fn conv1d(
         ..Default::default()
     };
     candle_nn::conv1d(in_c, out_c, kernel, cfg, vb)
+}
+
+/// Im2col buffers above this many floats are split: a convolution over minutes of audio at the
+/// sample rate would otherwise allocate (and page-fault in) hundreds of megabytes at once.
+const IM2COL_CHUNK_FLOATS: usize = 1 << 21;
+
+/// `conv.forward(x)`, computed over chunks of output frames when the input is long.
+///
+/// Same numbers as one call (each output frame sees the same inputs and weights); peak memory
+/// and page faults stay bounded on long inputs.
+pub fn conv1d_in_chunks(conv: &Conv1d, x: &Tensor) -> Result<Tensor> {
+    let cfg = conv.config();
+    let (_, c_in_per_group, kernel) = conv.weight().dims3()?;
+    let x = if cfg.padding > 0 {
+        x.pad_with_zeros(D::Minus1, cfg.padding, cfg.padding)?
+    } else {
+        x.clone()
+    };
+    let len = x.dim(D::Minus1)?;
+    let span = (kernel - 1) * cfg.dilation + 1;
+    let chunk = (IM2COL_CHUNK_FLOATS / (c_in_per_group * cfg.groups * kernel)).max(1024);
+    let n_out = if len >= span {
+        (len - span) / cfg.stride + 1
+    } else {
+        0
+    };
+    let run = |x: &Tensor| x.conv1d(conv.weight(), 0, cfg.stride, cfg.dilation, cfg.groups);
+    let y = if n_out <= chunk {
+        run(&x)?
+    } else {
+        let mut outs = Vec::with_capacity(n_out.div_ceil(chunk));
+        let mut start = 0;
+        while start < n_out {
+            let end = (start + chunk).min(n_out);
+            let in_len = (end - 1 - start) * cfg.stride + span;
+            outs.push(run(&x.narrow(D::Minus1, start * cfg.stride, in_len)?)?);
+            start = end;
+        }
+        Tensor::cat(&outs, D::Minus1)?
+    };
+    match conv.bias() {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?),
+        None => Ok(y),
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn chunked_convolution_equals_one_call() -> Result<()> {
+        let dev = Device::Cpu;
+        for (stride, dilation, padding) in [(1, 1, 0), (1, 3, 3), (4, 1, 2), (5, 2, 0)] {
+            let w = Tensor::randn(0f32, 1.0, (6, 3, 5), &dev)?;
+            let b = Tensor::randn(0f32, 1.0, 6, &dev)?;
+            let cfg = Conv1dConfig {
+                padding,
+                stride,
+                dilation,
+                groups: 1,
+                cudnn_fwd_algo: None,
+            };
+            let conv = Conv1d::new(w, Some(b), cfg);
+            // Long enough for several chunks: chunk = 2^21 / 15 frames.
+            let x = Tensor::randn(0f32, 1.0, (1, 3, 150_000 * stride + 7), &dev)?;
+            let want = conv.forward(&x)?;
+            let got = conv1d_in_chunks(&conv, &x)?;
+            assert_eq!(got.dims(), want.dims());
+            let diff = (got - want)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-4, "stride {stride} dilation {dilation}: {diff}");
+        }
+        Ok(())
+    }
 }

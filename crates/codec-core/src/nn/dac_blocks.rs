@@ -114,7 +114,7 @@ impl Conv {
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Conv::Dense(c) => c.forward(x),
+            Conv::Dense(c) => super::conv::conv1d_in_chunks(c, x),
             Conv::Depthwise(c) => c.forward(x),
         }
     }

@@ -6,8 +6,8 @@ use candle_nn::{Conv1d, GroupNorm, LayerNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::conv::{conv1d, DepthwiseConv1d};
-use crate::dsp::{Istft, IstftPadding};
 use super::norm::{layer_norm, AdaLayerNorm};
+use crate::dsp::{Istft, IstftPadding};
 
 /// Hyperparameters of a Vocos backbone, named as in the reference `VocosBackbone`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -43,14 +43,19 @@ impl ResidualFsq {
 
     /// Mixed-radix weights `levels^d`, `[dims]`.
     fn radix(&self, z: &Tensor) -> Result<Tensor> {
-        let w: Vec<f32> = (0..self.dims).map(|d| self.levels.pow(d as u32) as f32).collect();
+        let w: Vec<f32> = (0..self.dims)
+            .map(|d| self.levels.pow(d as u32) as f32)
+            .collect();
         Tensor::new(w, z.device())
     }
 
     /// Latent `[batch, frames, dims]` → codes `[batch, stages, frames]` (u32), first `stages` stages.
     pub fn encode(&self, z: &Tensor, stages: usize) -> Result<Tensor> {
         if stages == 0 || stages > self.stages {
-            candle_core::bail!("{stages} stages requested, the quantizer has 1 to {}", self.stages)
+            candle_core::bail!(
+                "{stages} stages requested, the quantizer has 1 to {}",
+                self.stages
+            )
         }
         let half = self.half();
         let zb = z.to_dtype(DType::F32)?.tanh()?;
@@ -59,9 +64,7 @@ impl ResidualFsq {
         let mut codes = Vec::with_capacity(stages);
         for k in 0..stages {
             let scale = self.stage_scale.powi(k as i32);
-            let idx = ((&residual * (scale * half))?
-                .round()?
-                .clamp(-half, half))?;
+            let idx = ((&residual * (scale * half))?.round()?.clamp(-half, half))?;
             let q = (&idx * (1.0 / (half * scale)))?;
             residual = (residual - q)?;
             let code = (idx + half)?.broadcast_mul(&radix)?.sum(D::Minus1)?;
@@ -74,7 +77,10 @@ impl ResidualFsq {
     pub fn decode(&self, codes: &Tensor) -> Result<Tensor> {
         let (_, stages, _) = codes.dims3()?;
         if stages == 0 || stages > self.stages {
-            candle_core::bail!("{stages} stages given, the quantizer has 1 to {}", self.stages)
+            candle_core::bail!(
+                "{stages} stages given, the quantizer has 1 to {}",
+                self.stages
+            )
         }
         let half = self.half();
         let codes = codes.to_dtype(DType::U32)?;
@@ -111,7 +117,9 @@ mod tests {
     fn codes_round_trip_and_refine() -> Result<()> {
         let fsq = ResidualFsq::new(5, 5, 4, 4.0);
         assert_eq!(fsq.codebook_size(), 3125);
-        let z: Vec<f32> = (0..2 * 7 * 5).map(|i| ((i as f32) * 0.37).sin() * 1.7).collect();
+        let z: Vec<f32> = (0..2 * 7 * 5)
+            .map(|i| ((i as f32) * 0.37).sin() * 1.7)
+            .collect();
         let z = Tensor::from_vec(z, (2, 7, 5), &Device::Cpu)?;
         let target = z.tanh()?;
         let mut last_err = f32::INFINITY;
@@ -120,7 +128,11 @@ mod tests {
             assert_eq!(codes.dims(), &[2, s, 7]);
             let max = codes.flatten_all()?.max(0)?.to_scalar::<u32>()?;
             assert!(max < 3125);
-            let err = (fsq.decode(&codes)? - &target)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            let err = (fsq.decode(&codes)? - &target)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
             // Each stage shrinks the worst-case error by the stage scale.
             let bound = 0.25 / 4f32.powi(s as i32 - 1) + 1e-6;
             assert!(err <= bound, "stage {s}: error {err} > {bound}");
@@ -128,7 +140,10 @@ mod tests {
             last_err = err;
             // A prefix of the codes decodes like encoding with fewer stages.
             let four = fsq.encode(&z, 4)?;
-            assert_eq!(four.narrow(1, 0, s)?.to_vec3::<u32>()?, codes.to_vec3::<u32>()?);
+            assert_eq!(
+                four.narrow(1, 0, s)?.to_vec3::<u32>()?,
+                codes.to_vec3::<u32>()?
+            );
         }
         Ok(())
     }

@@ -13,17 +13,16 @@ pub type UsedKeys = Arc<Mutex<BTreeSet<String>>>;
 pub struct TrackingBackend {
     tensors: HashMap<String, Tensor>,
     used: UsedKeys,
-    source: String,
 }
 
 impl TrackingBackend {
-    pub fn new(tensors: HashMap<String, Tensor>, source: impl Into<String>) -> (Self, UsedKeys) {
+    /// Errors name the tensor; the caller adds which file it came from.
+    pub fn new(tensors: HashMap<String, Tensor>) -> (Self, UsedKeys) {
         let used = UsedKeys::default();
         (
             Self {
                 tensors,
                 used: used.clone(),
-                source: source.into(),
             },
             used,
         )
@@ -42,8 +41,7 @@ impl SimpleBackend for TrackingBackend {
         let tensor = self.get_unchecked(name, dtype, dev)?;
         if tensor.shape() != &s {
             candle_core::bail!(
-                "{}: tensor {name} has shape {:?}, the model expects {:?}",
-                self.source,
+                "tensor {name} has shape {:?}, the model expects {:?}",
                 tensor.dims(),
                 s.dims()
             )
@@ -53,7 +51,7 @@ impl SimpleBackend for TrackingBackend {
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let Some(tensor) = self.tensors.get(name) else {
-            candle_core::bail!("{}: tensor {name} is missing", self.source)
+            candle_core::bail!("tensor {name} is missing")
         };
         self.used
             .lock()
