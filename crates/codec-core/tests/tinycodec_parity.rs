@@ -57,9 +57,9 @@ fn codes_and_audio_match_pytorch() {
             .unwrap_or_default();
         let skip = |s: usize, f: usize| ambiguous.iter().any(|&(as_, af)| af == f && s >= as_);
         let mut differing = Vec::new();
-        for s in 0..stages {
-            for f in 0..frames {
-                if !skip(s, f) && codes[s][f] as f64 != want.values[s * frames + f] {
+        for (s, row) in codes.iter().enumerate() {
+            for (f, &code) in row.iter().enumerate() {
+                if !skip(s, f) && code as f64 != want.values[s * frames + f] {
                     differing.push((s, f));
                 }
             }

@@ -14,7 +14,7 @@ pub struct Stft {
 
 impl Stft {
     pub fn new(n_fft: usize, hop: usize, window: &[f32], device: &Device) -> Result<Self> {
-        if window.len() != n_fft || hop == 0 || n_fft % hop != 0 {
+        if window.len() != n_fft || hop == 0 || !n_fft.is_multiple_of(hop) {
             candle_core::bail!(
                 "stft: window of {} values, n_fft {n_fft} must be a multiple of hop {hop}",
                 window.len()

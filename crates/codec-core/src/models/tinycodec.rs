@@ -77,7 +77,7 @@ impl TinyCodecConfig {
 
     pub fn validate(&self, source: &str) -> Result<()> {
         let bad = |m: &str| Err(Error::config(source, m));
-        if self.n_fft % self.hop_length != 0 {
+        if !self.n_fft.is_multiple_of(self.hop_length) {
             return bad("n_fft must be a multiple of hop_length");
         }
         if self.encoder.input_channels != self.n_fft / 2 + 1 {
@@ -86,7 +86,7 @@ impl TinyCodecConfig {
         if self.decoder.input_channels != self.quantizer.dims {
             return bad("decoder input_channels must equal the quantizer's dims");
         }
-        if self.quantizer.levels % 2 == 0 || self.quantizer.levels < 3 {
+        if self.quantizer.levels.is_multiple_of(2) || self.quantizer.levels < 3 {
             return bad("quantizer levels must be odd and at least 3");
         }
         if self.default_stages == 0 || self.default_stages > self.quantizer.stages {
