@@ -14,7 +14,7 @@ use crate::device::parse_device;
 use crate::progress::with_spinner;
 
 /// The model used when `--model` is not given.
-pub const DEFAULT_MODEL: &str = "wavtokenizer-small-speech-75";
+pub const DEFAULT_MODEL: &str = "tinycodec-24khz";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -64,6 +64,17 @@ pub enum Command {
     },
     /// List the known models and whether their weights are in the local cache.
     Models,
+    /// Turn codes made elsewhere (a .npy array [codebooks, frames], [1, codebooks, frames], or
+    /// [frames] for single-codebook models) into a token file for a model.
+    ImportCodes {
+        /// Input .npy array of integer codes.
+        input: PathBuf,
+        /// Output token file (.tok).
+        output: PathBuf,
+        /// The model the codes are for: a card name, a hub repo id, a folder or a weight file.
+        #[arg(long, short)]
+        model: String,
+    },
     /// Write a checkpoint's inference weights (weight norm folded) to safetensors.
     Convert {
         /// Input checkpoint (.ckpt, .pth, .th, .safetensors).
@@ -119,6 +130,11 @@ pub fn run(command: Command, device: &str) -> Result<()> {
         ),
         Command::Info { file } => info(&file),
         Command::Models => models(),
+        Command::ImportCodes {
+            input,
+            output,
+            model,
+        } => import_codes(&input, &output, &model, device),
         Command::Convert { input, output } => convert(&input, &output),
     }
 }
@@ -353,6 +369,25 @@ fn models() -> Result<()> {
         );
     }
     println!("\n--model also takes a hub repo id (owner/name), a folder with a config and a checkpoint, or a weight file.");
+    Ok(())
+}
+
+fn import_codes(input: &Path, output: &Path, model: &str, device: &str) -> Result<()> {
+    let spec = ModelSpec::parse(model)?;
+    let codes = codec_core::npy::read_npy(input)?;
+    let model = load(&spec, device)?;
+    let tokens = pipeline::import_codes(model.info(), &codes, &input.display().to_string())?;
+    tokens.write(output)?;
+    eprintln!(
+        "imported {} frames x {} codebook{} ({:.0} bit/s, {:.2} s) for {} -> {}",
+        tokens.num_frames(),
+        tokens.streams.len(),
+        if tokens.streams.len() == 1 { "" } else { "s" },
+        tokens.bitrate(),
+        tokens.duration_seconds(),
+        tokens.header.model,
+        output.display()
+    );
     Ok(())
 }
 

@@ -55,6 +55,11 @@ pub enum Error {
     #[error("invalid codes: {0}")]
     InvalidCodes(String),
 
+    /// The model cannot do what was asked in this build (e.g. encode with a model whose encoder
+    /// is not ported yet).
+    #[error("not supported: {0}")]
+    Unsupported(String),
+
     /// `--model` named nothing we know.
     #[error("unknown model '{name}': {hint}")]
     UnknownModel { name: String, hint: String },

@@ -256,3 +256,186 @@ pub fn decode_tokens(
         channels,
     })
 }
+
+/// A token file for `model`'s codes made elsewhere (e.g. by the reference implementation),
+/// read from a `.npy` array shaped `[codebooks, frames]`, `[1, codebooks, frames]`, or `[frames]`
+/// for a single-codebook model. A prefix of a residual model's codebooks is fine.
+///
+/// The header is the model's (name, weights fingerprint, rates); the original audio is taken to
+/// be `frames * hop` samples at the model's rate. Every code is checked against its codebook;
+/// errors name `source`, the codebook, the frame and the value.
+pub fn import_codes(
+    info: &CodecInfo,
+    codes: &crate::npy::NpyArray,
+    source: &str,
+) -> Result<TokenFile> {
+    let bad = |m: String| Error::InvalidCodes(format!("{source}: {m}"));
+    let available = info.codebook_sizes.len();
+    if info
+        .codebook_frame_rates
+        .iter()
+        .any(|&r| r != info.frame_rate)
+    {
+        return Err(bad(format!(
+            "model {} has codebooks at different frame rates (multi-scale); its codes cannot \
+             come from one array",
+            info.name
+        )));
+    }
+    let (n, frames) = match codes.shape.as_slice() {
+        [frames] if available == 1 => (1, *frames),
+        [_] => {
+            return Err(bad(format!(
+                "a 1-D array holds a single codebook, model {} has {available}; give an array \
+                 shaped [codebooks, frames]",
+                info.name
+            )))
+        }
+        [n, frames] => (*n, *frames),
+        [1, n, frames] => (*n, *frames),
+        [b, _, _] => {
+            return Err(bad(format!(
+                "a batch of {b} clips; import one clip ([1, codebooks, frames]) at a time"
+            )))
+        }
+        other => {
+            return Err(bad(format!(
+                "array of shape {other:?}; expected [codebooks, frames], [1, codebooks, frames] \
+                 or [frames]"
+            )))
+        }
+    };
+    if n == 0 || n > available {
+        return Err(bad(format!(
+            "{n} codebooks, model {} takes 1 to {available} (shape {:?})",
+            info.name, codes.shape
+        )));
+    }
+    if frames == 0 {
+        return Err(bad("the array holds no frames".into()));
+    }
+    let streams = (0..n)
+        .map(|i| {
+            let size = info.codebook_sizes[i];
+            let row = &codes.values[i * frames..(i + 1) * frames];
+            let codes = row
+                .iter()
+                .enumerate()
+                .map(|(t, &v)| {
+                    if v.fract() != 0.0 || !v.is_finite() {
+                        Err(bad(format!(
+                            "codebook {i}, frame {t}: {v} is not an integer"
+                        )))
+                    } else if v < 0.0 || v >= size as f64 {
+                        Err(bad(format!(
+                            "codebook {i}, frame {t}: code {v} is out of range for model {}'s \
+                             codebook of {size} entries (0 to {})",
+                            info.name,
+                            size - 1
+                        )))
+                    } else {
+                        Ok(v as u32)
+                    }
+                })
+                .collect::<Result<Vec<u32>>>()?;
+            Ok(CodeStream {
+                codebook_size: size,
+                frame_rate: info.codebook_frame_rates[i],
+                codes,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TokenFile {
+        header: TokenHeader {
+            model: info.name.clone(),
+            fingerprint: info.fingerprint,
+            sample_rate: info.sample_rate,
+            frame_rate: info.frame_rate,
+            original_sample_rate: info.sample_rate,
+            original_length: (frames * info.hop_length()) as u64,
+            channels: info.channels,
+        },
+        streams,
+        scales: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::npy::NpyArray;
+
+    fn info(sizes: Vec<u32>) -> CodecInfo {
+        let n = sizes.len();
+        CodecInfo {
+            name: "m".into(),
+            family: "f".into(),
+            sample_rate: 16_000,
+            channels: 1,
+            frame_rate: 50.0,
+            codebook_sizes: sizes,
+            codebook_frame_rates: vec![50.0; n],
+            bandwidths_kbps: Vec::new(),
+            fingerprint: 7,
+        }
+    }
+
+    fn array(shape: &[usize], values: &[f64]) -> NpyArray {
+        NpyArray {
+            shape: shape.to_vec(),
+            values: values.to_vec(),
+        }
+    }
+
+    #[test]
+    fn imports_every_accepted_shape() {
+        let one = info(vec![65_536]);
+        for shape in [vec![3], vec![1, 3], vec![1, 1, 3]] {
+            let t = import_codes(&one, &array(&shape, &[0.0, 65_535.0, 7.0]), "x.npy").unwrap();
+            assert_eq!(t.streams.len(), 1);
+            assert_eq!(t.streams[0].codes, vec![0, 65_535, 7]);
+            assert_eq!(t.header.original_length, 3 * 320);
+            assert_eq!(
+                (
+                    t.header.fingerprint,
+                    t.header.sample_rate,
+                    t.header.original_sample_rate
+                ),
+                (7, 16_000, 16_000)
+            );
+            t.to_bytes().unwrap();
+        }
+        // A prefix of a residual model's codebooks.
+        let four = info(vec![1024; 4]);
+        let t = import_codes(&four, &array(&[2, 2], &[1.0, 2.0, 3.0, 4.0]), "x").unwrap();
+        assert_eq!(t.streams[1].codes, vec![3, 4]);
+    }
+
+    #[test]
+    fn refuses_bad_codes_with_the_reason() {
+        let err =
+            |i: &CodecInfo, a: NpyArray| import_codes(i, &a, "x.npy").unwrap_err().to_string();
+        let one = info(vec![65_536]);
+        let e = err(&one, array(&[1, 2], &[5.0, 65_536.0]));
+        assert!(
+            e.contains("x.npy") && e.contains("frame 1") && e.contains("65536"),
+            "{e}"
+        );
+        let e = err(&one, array(&[2], &[-1.0, 0.0]));
+        assert!(e.contains("frame 0") && e.contains("out of range"), "{e}");
+        let e = err(&one, array(&[2], &[0.5, 0.0]));
+        assert!(e.contains("not an integer"), "{e}");
+        let e = err(&one, array(&[2, 1], &[0.0, 0.0]));
+        assert!(e.contains("2 codebooks") && e.contains("1 to 1"), "{e}");
+        let e = err(&one, array(&[2, 1, 1], &[0.0, 0.0]));
+        assert!(e.contains("batch of 2"), "{e}");
+        let e = err(&one, array(&[1, 0], &[]));
+        assert!(e.contains("no frames"), "{e}");
+        let e = err(&info(vec![1024; 4]), array(&[3], &[0.0; 3]));
+        assert!(e.contains("1-D"), "{e}");
+        let mut multi = info(vec![4096; 2]);
+        multi.codebook_frame_rates = vec![25.0, 50.0];
+        let e = err(&multi, array(&[2, 1], &[0.0, 0.0]));
+        assert!(e.contains("multi-scale"), "{e}");
+    }
+}

@@ -484,6 +484,21 @@ mod tests {
                     assert!((bits - bw * 1000.0).abs() < 1e-6, "{file}: {bw} kbit/s");
                 }
             }
+            if card.family == "xcodec2" {
+                let cfg: crate::models::xcodec2::XCodec2Config = card
+                    .architecture
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                cfg.validate(file).unwrap();
+                assert_eq!(cfg.frame_rate(), card.frame_rate, "{file}: frame rate");
+                assert_eq!(cfg.sample_rate, card.sample_rate, "{file}: sample rate");
+                assert_eq!(
+                    card.codebooks,
+                    vec![cfg.codebook_size() as u32],
+                    "{file}: codebooks"
+                );
+            }
             if card.family == "wavtokenizer" {
                 let cfg: crate::models::wavtokenizer::WavTokenizerConfig = card
                     .architecture
@@ -587,6 +602,44 @@ mod tests {
             );
             assert_eq!(card.license, "MIT");
         }
+    }
+
+    #[test]
+    fn published_xcodec2_cards_match_named_configs() {
+        use crate::models::xcodec2::XCodec2Config;
+        let cfg = |n: &str| -> XCodec2Config {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(cfg("xcodec2"), XCodec2Config::xcodec2());
+        assert_eq!(cfg("neucodec"), XCodec2Config::neucodec());
+        for (name, repo, weights, license, rate) in [
+            (
+                "xcodec2",
+                "HKUSTAudio/xcodec2",
+                "model.safetensors",
+                "CC-BY-NC-4.0",
+                16000,
+            ),
+            (
+                "neucodec",
+                "neuphonic/neucodec",
+                "pytorch_model.bin",
+                "Apache-2.0",
+                24000,
+            ),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            assert_eq!(card.family, "xcodec2");
+            assert_eq!(card.sample_rate, rate);
+            // 50 frames/s of one 16-bit code.
+            assert_eq!(card.bitrate(), 800.0);
+            assert_eq!(card.license, license);
+            let hub = card.hub.unwrap();
+            assert_eq!((hub.repo.as_str(), hub.weights.as_str()), (repo, weights));
+        }
+        // The non-commercial licence of X-Codec2's weights is spelled out where users see it.
+        let desc = ModelCard::find("xcodec2").unwrap().description;
+        assert!(desc.contains("non-commercial"), "{desc}");
     }
 
     #[test]

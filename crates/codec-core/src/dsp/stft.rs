@@ -1,7 +1,7 @@
 //! Forward STFT built from candle ops: framing by reshapes and a matmul with a DFT basis, so it
 //! runs on every device.
 
-use candle_core::{Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 
 /// Short-time Fourier transform with a fixed window, `n_fft` a multiple of `hop`.
 #[derive(Debug, Clone)]
@@ -21,16 +21,24 @@ impl Stft {
             )
         }
         let bins = n_fft / 2 + 1;
-        let mut basis = vec![0f32; n_fft * 2 * bins];
+        let mut basis = vec![0f64; n_fft * 2 * bins];
         for n in 0..n_fft {
             for k in 0..bins {
                 let phase = 2.0 * std::f64::consts::PI * ((k * n) % n_fft) as f64 / n_fft as f64;
                 let w = window[n] as f64;
-                basis[n * 2 * bins + k] = (w * phase.cos()) as f32;
-                basis[n * 2 * bins + bins + k] = (-w * phase.sin()) as f32;
+                basis[n * 2 * bins + k] = w * phase.cos();
+                basis[n * 2 * bins + bins + k] = -w * phase.sin();
             }
         }
-        let basis = Tensor::from_vec(basis, (n_fft, 2 * bins), device)?;
+        // The DFT-by-matmul sums n_fft products; in float32 its rounding error is large next to
+        // the quiet bins that a log-magnitude front end magnifies, so it runs in float64
+        // wherever the device has it (Metal has not).
+        let dtype = if device.is_metal() {
+            DType::F32
+        } else {
+            DType::F64
+        };
+        let basis = Tensor::from_vec(basis, (n_fft, 2 * bins), device)?.to_dtype(dtype)?;
         Ok(Self { n_fft, hop, basis })
     }
 
@@ -59,7 +67,10 @@ impl Stft {
             .map(|i| blocks.narrow(1, i, frames))
             .collect::<Result<Vec<_>>>()?;
         let framed = Tensor::cat(&parts, D::Minus1)?; // [b, frames, n_fft]
-        let spec = framed.broadcast_matmul(&self.basis)?; // [b, frames, 2 * bins]
+        let spec = framed
+            .to_dtype(self.basis.dtype())?
+            .broadcast_matmul(&self.basis)?
+            .to_dtype(x.dtype())?; // [b, frames, 2 * bins]
         let bins = self.bins();
         Ok((spec.narrow(2, 0, bins)?, spec.narrow(2, bins, bins)?))
     }

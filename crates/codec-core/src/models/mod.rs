@@ -9,6 +9,7 @@ pub mod encodec;
 pub mod snac;
 pub mod tinycodec;
 pub mod wavtokenizer;
+pub mod xcodec2;
 
 use candle_core::Device;
 
@@ -17,7 +18,14 @@ use crate::weights::StateDict;
 use crate::{Error, Result};
 
 /// Families this build can load.
-pub const FAMILIES: &[&str] = &["tinycodec", "wavtokenizer", "dac", "snac", "encodec"];
+pub const FAMILIES: &[&str] = &[
+    "tinycodec",
+    "wavtokenizer",
+    "dac",
+    "snac",
+    "encodec",
+    "xcodec2",
+];
 
 /// Where a model's architecture comes from.
 #[derive(Debug, Clone)]
@@ -113,6 +121,21 @@ pub fn load_family(
             let (model, _unused) = Dac::load(&config, weights, name, device)?;
             Ok(Box::new(model))
         }
+        "xcodec2" => {
+            use xcodec2::{XCodec2, XCodec2Config};
+            let config = match arch {
+                ArchSource::Card(table) => table
+                    .clone()
+                    .try_into::<XCodec2Config>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                ArchSource::ReferenceConfig { text, source } => {
+                    XCodec2Config::from_reference_json(text, source)?
+                }
+                ArchSource::Infer => xcodec2::infer_config(&weights)?,
+            };
+            let (model, _unused) = XCodec2::load(&config, weights, name, device)?;
+            Ok(Box::new(model))
+        }
         other => Err(Error::UnknownModel {
             name: name.to_string(),
             hint: format!(
@@ -128,6 +151,9 @@ pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
     let has = |p: &str| weights.tensors.keys().any(|k| k.starts_with(p));
     if has("encoder_proj.") && has("decoder.convnext.") {
         return Some("tinycodec");
+    }
+    if xcodec2::looks_like_xcodec2(weights) {
+        return Some("xcodec2");
     }
     if snac::looks_like_snac(weights) {
         return Some("snac");
@@ -146,6 +172,9 @@ pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
 
 /// Guess the family from a reference config file's text.
 pub fn detect_family_from_config(text: &str) -> Option<&'static str> {
+    if xcodec2::is_reference_config(text) {
+        return Some("xcodec2");
+    }
     if snac::is_reference_config(text) {
         return Some("snac");
     }
@@ -169,6 +198,7 @@ pub fn inference_weights(state: StateDict) -> Result<(&'static str, StateDict)> 
         Some("dac") => Ok(("dac", dac::inference_weights(state)?)),
         Some("snac") => Ok(("snac", snac::inference_weights(state)?)),
         Some("encodec") => Ok(("encodec", encodec::inference_weights(state)?)),
+        Some("xcodec2") => Ok(("xcodec2", xcodec2::inference_weights(state)?)),
         _ => Err(Error::UnknownModel {
             name: state.source.clone(),
             hint: "the key names match no supported family".into(),

@@ -31,6 +31,8 @@ pub struct TinyCodecConfig {
     pub sample_rate: u32,
     pub hop_length: usize,
     pub n_fft: usize,
+    /// Magnitudes below this are clamped before the log of the encoder features.
+    pub feature_floor: f64,
     pub encoder: VocosConfig,
     pub quantizer: FsqConfig,
     pub decoder: VocosConfig,
@@ -45,6 +47,7 @@ impl TinyCodecConfig {
             sample_rate: 24000,
             hop_length: 480,
             n_fft: 1920,
+            feature_floor: 1e-2,
             encoder: VocosConfig {
                 input_channels: 961,
                 dim: 256,
@@ -88,6 +91,9 @@ impl TinyCodecConfig {
         }
         if self.quantizer.levels.is_multiple_of(2) || self.quantizer.levels < 3 {
             return bad("quantizer levels must be odd and at least 3");
+        }
+        if self.feature_floor.is_nan() || self.feature_floor <= 0.0 {
+            return bad("feature_floor must be positive");
         }
         if self.default_stages == 0 || self.default_stages > self.quantizer.stages {
             return bad("default_stages must be between 1 and the number of stages");
@@ -190,7 +196,11 @@ impl TinyCodec {
             .squeeze(1)?;
         let (re, im) = self.stft.forward_same(&x)?;
         let mag = (re.sqr()? + im.sqr()?)?.sqrt()?;
-        let features = mag.maximum(1e-5)?.log()?.transpose(1, 2)?.contiguous()?; // [b, bins, f]
+        let features = mag
+            .maximum(self.config.feature_floor)?
+            .log()?
+            .transpose(1, 2)?
+            .contiguous()?; // [b, bins, f]
         let h = self.encoder.forward(&features, 0)?;
         Ok(self.encoder_proj.forward(&h)?)
     }

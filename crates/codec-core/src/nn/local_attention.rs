@@ -9,7 +9,9 @@
 //! two halves of each head).
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::nn::norm::LayerNorm;
 
 /// Channels per head in the reference (`dim_head=64`).
 pub const DIM_HEAD: usize = 64;

@@ -10,6 +10,7 @@ pub mod lstm;
 pub mod norm;
 pub mod seanet;
 pub mod snake;
+pub mod transformer;
 pub mod vocos;
 
 pub use conv::{pad1d, ConvNorm, DepthwiseConv1d, PadMode, SConv1d, SConvTranspose1d};

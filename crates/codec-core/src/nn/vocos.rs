@@ -2,11 +2,12 @@
 //! `pos_net` (ResNet and self-attention blocks with GroupNorm) and AdaLayerNorm conditioning.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Conv1d, GroupNorm, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, GroupNorm, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::conv::{conv1d, DepthwiseConv1d};
-use super::norm::{layer_norm, AdaLayerNorm};
+use super::norm::{layer_norm, AdaLayerNorm, LayerNorm};
+use super::transformer::{RopePositions, RotaryEmbedding, TransformerBlock};
 use crate::dsp::{Istft, IstftPadding};
 
 /// Hyperparameters of a Vocos backbone, named as in the reference `VocosBackbone`.
@@ -258,5 +259,83 @@ impl IstftHead {
         let re = (&mag * phase.cos()?)?;
         let im = (&mag * phase.sin()?)?;
         self.istft.forward(&re, &im)
+    }
+}
+
+/// Hyperparameters of X-Codec2's transformer Vocos backbone, named as in the reference
+/// (`vq.codec_decoder_vocos.VocosBackbone`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerVocosConfig {
+    pub hidden_dim: usize,
+    /// Transformer blocks.
+    pub depth: usize,
+    pub heads: usize,
+    /// Size of the rotary embedding; torchtune requires it to equal the head size.
+    pub pos_meb_dim: usize,
+}
+
+/// X-Codec2's (and NeuCodec's) Vocos backbone: embed conv (k7), `prior_net` (2 ResNet blocks
+/// with GroupNorm), transformer blocks (RMSNorm, fused qkv, rotary embedding over the head
+/// index as the reference applies it), `post_net` (2 ResNet blocks), LayerNorm.
+///
+/// Weights: `embed`, `prior_net.{0,1}`, `transformers.N`, `post_net.{0,1}`, `final_layer_norm`.
+pub struct TransformerVocosBackbone {
+    embed: Conv1d,
+    prior_net: Vec<ResnetBlock>,
+    transformers: Vec<TransformerBlock>,
+    post_net: Vec<ResnetBlock>,
+    final_layer_norm: LayerNorm,
+}
+
+impl TransformerVocosBackbone {
+    pub fn new(cfg: &TransformerVocosConfig, vb: VarBuilder) -> Result<Self> {
+        let dim = cfg.hidden_dim;
+        let embed = conv1d(dim, dim, 7, 3, vb.pp("embed"))?;
+        let resnets = |name: &str| {
+            (0..2)
+                .map(|i| ResnetBlock::new(dim, vb.pp(name).pp(i)))
+                .collect::<Result<Vec<_>>>()
+        };
+        let prior_net = resnets("prior_net")?;
+        // One torchtune module shared by every block (`RotaryPositionalEmbeddings(pos_meb_dim)`).
+        let rope = RotaryEmbedding::new(cfg.pos_meb_dim, 10_000.0)?;
+        let transformers = (0..cfg.depth)
+            .map(|i| {
+                TransformerBlock::new(
+                    dim,
+                    cfg.heads,
+                    Some((rope.clone(), RopePositions::Heads)),
+                    vb.pp("transformers").pp(i),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let post_net = resnets("post_net")?;
+        let final_layer_norm = layer_norm(dim, EPS, vb.pp("final_layer_norm"))?;
+        Ok(Self {
+            embed,
+            prior_net,
+            transformers,
+            post_net,
+            final_layer_norm,
+        })
+    }
+
+    /// Features `[batch, hidden_dim, frames]` → `[batch, frames, hidden_dim]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = self.embed.forward(x)?;
+        for block in &self.prior_net {
+            x = block.forward(&x)?;
+        }
+        let mut x = x.transpose(1, 2)?.contiguous()?;
+        for block in &self.transformers {
+            x = block.forward(&x)?;
+        }
+        let mut x = x.transpose(1, 2)?.contiguous()?;
+        for block in &self.post_net {
+            x = block.forward(&x)?;
+        }
+        self.final_layer_norm
+            .forward(&x.transpose(1, 2)?.contiguous()?)
     }
 }

@@ -1,10 +1,170 @@
-//! Finite scalar quantization (Mentzer et al. 2023) and its residual stack.
+//! Finite scalar quantization (Mentzer et al. 2023) and its residual stacks.
 //!
-//! Each dimension is rounded to one of `levels` values; a code is the mixed-radix number of the
-//! per-dimension indices. Residual FSQ quantizes what earlier stages left, scaled up by
-//! `stage_scale` per stage, so a prefix of the stages decodes at a lower bitrate.
+//! Each dimension is rounded to one of its `levels` values; a code is the mixed-radix number of
+//! the per-dimension level indices ("digits"), the first dimension least significant.
+//!
+//! - [`Fsq`]: the digit/index/code mappings for arbitrary levels, and the quantizer exactly as
+//!   `vector_quantize_pytorch.FSQ` (1.17) computes it (bound with `tanh` and an offset for even
+//!   levels, round half to even). X-Codec2 and NeuCodec use it.
+//! - [`ResidualFsq`]: the project's own residual stack (tinycodec): odd levels, one `tanh`, each
+//!   stage scaled up by `stage_scale`, so a prefix of the stages decodes at a lower bitrate. It
+//!   shares [`Fsq`]'s index mapping.
 
 use candle_core::{DType, Result, Tensor, D};
+
+/// Plain FSQ with arbitrary levels per dimension, without projections.
+///
+/// With `w = levels / 2` (integer division) per dimension, `basis = cumprod([1] + levels[..-1])`:
+///
+/// ```text
+/// digit = round_half_even(bound(z)) + w            (0..levels)
+/// index = Σ_d digit[d] * basis[d]
+/// code  = (digit - w) / w                          (in [-1, 1])
+/// bound(z) = tanh(z + atanh(offset / h)) * h - offset,  h = (levels - 1) * (1 + 1e-3) / 2,
+///            offset = 0.5 for even levels, 0 for odd
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fsq {
+    levels: Vec<usize>,
+    basis: Vec<usize>,
+}
+
+impl Fsq {
+    /// Every level must be at least 2 and the codebook must stay below 2^24 entries (indices are
+    /// handled as exact `f32` integers on the device).
+    pub fn new(levels: &[usize]) -> Result<Self> {
+        if levels.is_empty() || levels.iter().any(|&l| l < 2) {
+            candle_core::bail!("fsq: levels {levels:?} must be non-empty and each at least 2")
+        }
+        let mut basis = Vec::with_capacity(levels.len());
+        let mut acc = 1usize;
+        for &l in levels {
+            basis.push(acc);
+            acc = acc.saturating_mul(l);
+        }
+        if acc > 1 << 24 {
+            candle_core::bail!("fsq: levels {levels:?} give {acc} codes, more than 2^24")
+        }
+        Ok(Self {
+            levels: levels.to_vec(),
+            basis,
+        })
+    }
+
+    pub fn levels(&self) -> &[usize] {
+        &self.levels
+    }
+
+    /// Number of dimensions (digits per code).
+    pub fn dims(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Entries of the implicit codebook: the product of the levels.
+    pub fn codebook_size(&self) -> usize {
+        self.levels.iter().product()
+    }
+
+    fn per_dim(&self, z: &Tensor, f: impl Fn(usize) -> f64) -> Result<Tensor> {
+        let v: Vec<f32> = self.levels.iter().map(|&l| f(l) as f32).collect();
+        Tensor::new(v, z.device())
+    }
+
+    /// Digits `[..., dims]` (exact integers, any float dtype) → indices `[...]` (`u32`).
+    pub fn digits_to_indices(&self, digits: &Tensor) -> Result<Tensor> {
+        let basis: Vec<f32> = self.basis.iter().map(|&b| b as f32).collect();
+        let basis = Tensor::new(basis, digits.device())?;
+        digits
+            .to_dtype(DType::F32)?
+            .broadcast_mul(&basis)?
+            .sum(D::Minus1)?
+            .round()?
+            .to_dtype(DType::U32)
+    }
+
+    /// Indices `[...]` (any integer or float dtype) → digits `[..., dims]` (`f32`).
+    pub fn indices_to_digits(&self, indices: &Tensor) -> Result<Tensor> {
+        // (c / basis) mod levels in floats: exact for codes below 2^24.
+        let c = indices.to_dtype(DType::F32)?;
+        let digits = self
+            .levels
+            .iter()
+            .zip(&self.basis)
+            .map(|(&l, &p)| {
+                let q = (&c / p as f64)?.floor()?;
+                let next = (&c / (p * l) as f64)?.floor()?;
+                q - (next * l as f64)?
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&digits, D::Minus1)
+    }
+
+    /// Digits `[..., dims]` → codes in `[-1, 1]`: `(digit - w) / w`.
+    pub fn digits_to_codes(&self, digits: &Tensor) -> Result<Tensor> {
+        let digits = digits.to_dtype(DType::F32)?;
+        let w = self.per_dim(&digits, |l| (l / 2) as f64)?;
+        digits.broadcast_sub(&w)?.broadcast_div(&w)
+    }
+
+    /// Indices `[...]` → codes `[..., dims]` in `[-1, 1]` (`indices_to_codes` without projection).
+    pub fn indices_to_codes(&self, indices: &Tensor) -> Result<Tensor> {
+        self.digits_to_codes(&self.indices_to_digits(indices)?)
+    }
+
+    /// `FSQ.bound` on the host, in `f32` as PyTorch computes it: latent `[..., dims]` → values
+    /// in `(-w - 1e-3, levels - 1 - w + 1e-3)` per dimension.
+    pub fn bound(&self, z: &Tensor) -> Result<Tensor> {
+        self.map_host(z, |v, half_l, offset, shift, _| {
+            (v + shift).tanh() * half_l - offset
+        })
+    }
+
+    /// Latent `[..., dims]` → digits `[..., dims]` (`f32`), as `FSQ.quantize` rounds them:
+    /// `round(bound(z)) + w`, computed on the host in `f32` with round half to even
+    /// (`torch.round`).
+    pub fn quantize_digits(&self, z: &Tensor) -> Result<Tensor> {
+        self.map_host(z, |v, half_l, offset, shift, w| {
+            ((v + shift).tanh() * half_l - offset).round_ties_even() + w
+        })
+    }
+
+    /// Apply `f(value, half_l, offset, shift, w)` per element, with the constants of its
+    /// dimension, on the host.
+    fn map_host(&self, z: &Tensor, f: impl Fn(f32, f32, f32, f32, f32) -> f32) -> Result<Tensor> {
+        let dims = self.dims();
+        if z.dim(D::Minus1)? != dims {
+            candle_core::bail!(
+                "fsq: latent {:?} does not end in {dims} dimensions",
+                z.dims()
+            )
+        }
+        let consts: Vec<(f32, f32, f32, f32)> = self
+            .levels
+            .iter()
+            .map(|&l| {
+                let half_l = (l - 1) as f32 * (1.0 + 1e-3) / 2.0;
+                let offset = if l % 2 == 0 { 0.5f32 } else { 0.0 };
+                let shift = (offset / half_l).atanh();
+                (half_l, offset, shift, (l / 2) as f32)
+            })
+            .collect();
+        let values = z.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let out: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let (half_l, offset, shift, w) = consts[i % dims];
+                f(v, half_l, offset, shift, w)
+            })
+            .collect();
+        Tensor::from_vec(out, z.shape(), z.device())
+    }
+
+    /// Latent `[..., dims]` → indices `[...]` (`u32`).
+    pub fn encode(&self, z: &Tensor) -> Result<Tensor> {
+        self.digits_to_indices(&self.quantize_digits(z)?)
+    }
+}
 
 /// Residual FSQ with the same odd number of levels in every dimension and stage.
 ///
@@ -41,12 +201,9 @@ impl ResidualFsq {
         ((self.levels - 1) / 2) as f64
     }
 
-    /// Mixed-radix weights `levels^d`, `[dims]`.
-    fn radix(&self, z: &Tensor) -> Result<Tensor> {
-        let w: Vec<f32> = (0..self.dims)
-            .map(|d| self.levels.pow(d as u32) as f32)
-            .collect();
-        Tensor::new(w, z.device())
+    /// One stage's index mapping: [`Fsq`] with `levels` in each of the `dims` dimensions.
+    fn stage_fsq(&self) -> Result<Fsq> {
+        Fsq::new(&vec![self.levels; self.dims])
     }
 
     /// Latent `[batch, frames, dims]` → codes `[batch, stages, frames]` (u32), first `stages` stages.
@@ -59,7 +216,7 @@ impl ResidualFsq {
         }
         let half = self.half();
         let zb = z.to_dtype(DType::F32)?.tanh()?;
-        let radix = self.radix(z)?;
+        let fsq = self.stage_fsq()?;
         let mut residual = zb;
         let mut codes = Vec::with_capacity(stages);
         for k in 0..stages {
@@ -67,8 +224,7 @@ impl ResidualFsq {
             let idx = ((&residual * (scale * half))?.round()?.clamp(-half, half))?;
             let q = (&idx * (1.0 / (half * scale)))?;
             residual = (residual - q)?;
-            let code = (idx + half)?.broadcast_mul(&radix)?.sum(D::Minus1)?;
-            codes.push(code.round()?.to_dtype(DType::U32)?);
+            codes.push(fsq.digits_to_indices(&(idx + half)?)?);
         }
         Tensor::stack(&codes, 1)
     }
@@ -84,20 +240,11 @@ impl ResidualFsq {
         }
         let half = self.half();
         let codes = codes.to_dtype(DType::U32)?;
+        let fsq = self.stage_fsq()?;
         let mut acc: Option<Tensor> = None;
         for k in 0..stages {
             let c = codes.narrow(1, k, 1)?.squeeze(1)?; // [b, f]
-            let digits = (0..self.dims)
-                .map(|d| {
-                    let p = self.levels.pow(d as u32) as f64;
-                    // (c / p) mod levels, in floats: exact for codes below 2^24.
-                    let c = c.to_dtype(DType::F32)?;
-                    let q = (&c / p)?.floor()?;
-                    let next = (&c / (p * self.levels as f64))?.floor()?;
-                    q - (next * self.levels as f64)?
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let idx = (Tensor::stack(&digits, D::Minus1)? - half)?; // [b, f, dims]
+            let idx = (fsq.indices_to_digits(&c)? - half)?; // [b, f, dims]
             let q = (idx * (1.0 / (half * self.stage_scale.powi(k as i32))))?;
             acc = Some(match acc {
                 None => q,
@@ -112,6 +259,45 @@ impl ResidualFsq {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn fsq_index_mapping_is_mixed_radix_first_digit_least_significant() -> Result<()> {
+        let fsq = Fsq::new(&[4, 3, 5])?;
+        assert_eq!(fsq.codebook_size(), 60);
+        let all = Tensor::arange(0u32, 60, &Device::Cpu)?;
+        let digits = fsq.indices_to_digits(&all)?;
+        assert_eq!(digits.dims(), &[60, 3]);
+        let d = digits.to_vec2::<f32>()?;
+        assert_eq!(d[1], vec![1.0, 0.0, 0.0]);
+        assert_eq!(d[4], vec![0.0, 1.0, 0.0]);
+        assert_eq!(d[59], vec![3.0, 2.0, 4.0]);
+        assert_eq!(
+            fsq.digits_to_indices(&digits)?.to_vec1::<u32>()?,
+            all.to_vec1::<u32>()?
+        );
+        // Codes are (digit - levels/2) / (levels/2): even levels are asymmetric.
+        let codes = fsq.indices_to_codes(&Tensor::new(&[0u32, 59], &Device::Cpu)?)?;
+        assert_eq!(
+            codes.to_vec2::<f32>()?,
+            vec![vec![-1.0, -1.0, -1.0], vec![0.5, 1.0, 1.0]]
+        );
+        assert!(Fsq::new(&[1, 4]).is_err());
+        assert!(Fsq::new(&[4096, 4096, 2]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn fsq_quantizer_bounds_like_vector_quantize_pytorch() -> Result<()> {
+        // Levels 4: bound(z) = tanh(z + atanh(0.5 / 1.5015)) * 1.5015 - 0.5 lies in
+        // (-2.0015, 1.0015), so digits 0..=3; z = 0 gives bound 0, digit 2.
+        let fsq = Fsq::new(&[4, 4])?;
+        let z = Tensor::new(&[[0.0f32, -10.0], [10.0, 0.2]], &Device::Cpu)?;
+        let digits = fsq.quantize_digits(&z)?.to_vec2::<f32>()?;
+        assert_eq!(digits, vec![vec![2.0, 0.0], vec![3.0, 2.0]]);
+        let idx = fsq.encode(&z)?.to_vec1::<u32>()?;
+        assert_eq!(idx, vec![2, 3 + 2 * 4]);
+        Ok(())
+    }
 
     #[test]
     fn codes_round_trip_and_refine() -> Result<()> {

@@ -5,5 +5,5 @@ pub mod fsq;
 pub mod vq;
 
 pub use factorized::{FactorizedRvq, FactorizedVq};
-pub use fsq::ResidualFsq;
+pub use fsq::{Fsq, ResidualFsq};
 pub use vq::{EuclideanCodebook, ResidualVq};

@@ -1,0 +1,195 @@
+//! End-to-end tests of the `codec` binary with the X-Codec2 decoder fixture
+//! (`../shared/fixtures/xcodec2-decoder`: model.ckpt + the reference's config.json): codes from
+//! the reference imported with `codec import-codes`, decoded with `codec decode`; `codec encode`
+//! refuses with the reason. `import-codes` is also checked on WavTokenizer's fixture.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use codec_core::npy::{read_npy, write_codes_npy};
+use codec_core::tokfile::TokenFile;
+
+fn fixture_dir(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures")
+        .join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
+        None
+    }
+}
+
+fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.env("HF_HUB_OFFLINE", "1");
+    cmd.output().expect("run codec")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "codec failed: {}", stderr(o));
+}
+
+/// The command failed cleanly (status 1, no panic) with a message containing every `needle`.
+fn assert_fails_with(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
+    assert_eq!(reference.len(), test.len());
+    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
+    let noise: f64 = reference
+        .iter()
+        .zip(test)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
+    (spec, r.samples::<f32>().map(|s| s.unwrap()).collect())
+}
+
+#[test]
+fn imported_reference_codes_decode_like_the_reference() {
+    let Some(dir) = fixture_dir("xcodec2-decoder") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for case in ["latent_a", "latent_b"] {
+        let codes = dir.join(format!("{case}.codes.npy"));
+        let frames = read_npy(&codes).unwrap().shape[2];
+        let tok = tmp.path().join(format!("{case}.tok"));
+        assert_ok(&codec(&[&"import-codes", &"--model", &dir, &codes, &tok]));
+        let t = TokenFile::read(&tok).unwrap();
+        assert_eq!(t.header.model, "local:xcodec2-decoder");
+        assert_eq!((t.header.sample_rate, t.header.frame_rate), (16_000, 50.0));
+        assert_eq!(t.header.original_length, (frames * 320) as u64);
+        assert_eq!(t.streams.len(), 1);
+        assert_eq!(t.streams[0].codebook_size, 65_536);
+        assert_eq!(t.streams[0].codes.len(), frames);
+
+        let out = tmp.path().join(format!("{case}.wav"));
+        assert_ok(&codec(&[
+            &"decode", &"--model", &dir, &"--float", &tok, &out,
+        ]));
+        let (spec, decoded) = read_wav_f32(&out);
+        assert_eq!(spec.sample_rate, 16_000);
+        let reference = read_npy(&dir.join(format!("{case}.decoded.npy"))).unwrap();
+        assert_eq!(
+            decoded.len(),
+            reference.values.len(),
+            "{case}: decoded length"
+        );
+        let reference: Vec<f32> = reference.values.iter().map(|&v| v as f32).collect();
+        let snr = snr_db(&reference, &decoded);
+        eprintln!("{case}: CLI decoded SNR {snr:.1} dB");
+        assert!(snr >= 60.0, "{case}: SNR {snr:.1} dB");
+
+        let o = codec(&[&"info", &tok]);
+        assert_ok(&o);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("800.0 bit/s"));
+    }
+}
+
+#[test]
+fn encode_and_bad_codes_are_refused_clearly() {
+    let Some(dir) = fixture_dir("xcodec2-decoder") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("tone.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for i in 0..8000 {
+        w.write_sample(((i as f32 * 0.05).sin() * 8000.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    let tok = tmp.path().join("x.tok");
+    let o = codec(&[&"encode", &"--model", &dir, &wav, &tok]);
+    assert_fails_with(&o, &["w2v-BERT 2.0", "not supported yet", "import-codes"]);
+    assert!(!tok.exists());
+
+    // A code past the codebook: the file, codebook, frame and value are named.
+    let npy = tmp.path().join("bad.npy");
+    write_codes_npy(&npy, &[vec![3, 65_536, 9]]).unwrap();
+    let o = codec(&[&"import-codes", &"--model", &dir, &npy, &tok]);
+    assert_fails_with(
+        &o,
+        &["bad.npy", "codebook 0, frame 1", "65536", "out of range"],
+    );
+    // Two codebooks for a one-codebook model.
+    write_codes_npy(&npy, &[vec![1, 2], vec![3, 4]]).unwrap();
+    let o = codec(&[&"import-codes", &"--model", &dir, &npy, &tok]);
+    assert_fails_with(&o, &["2 codebooks", "1 to 1"]);
+    // Not a .npy file.
+    let o = codec(&[&"import-codes", &"--model", &dir, &wav, &tok]);
+    assert_fails_with(&o, &["tone.wav", "not a .npy file"]);
+    assert!(!tok.exists());
+}
+
+#[test]
+fn import_codes_works_for_other_families() {
+    let Some(dir) = fixture_dir("wavtokenizer") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = dir.join("speech_a.wav");
+    let (tok, npy, imported) = (
+        tmp.path().join("a.tok"),
+        tmp.path().join("a.npy"),
+        tmp.path().join("a.imported.tok"),
+    );
+    assert_ok(&codec(&[&"encode", &"--model", &dir, &wav, &tok]));
+    assert_ok(&codec(&[
+        &"encode",
+        &"--model",
+        &dir,
+        &"--format",
+        &"npy",
+        &wav,
+        &npy,
+    ]));
+    assert_ok(&codec(&[
+        &"import-codes",
+        &"--model",
+        &dir,
+        &npy,
+        &imported,
+    ]));
+    let (a, b) = (
+        TokenFile::read(&tok).unwrap(),
+        TokenFile::read(&imported).unwrap(),
+    );
+    assert_eq!(a.streams, b.streams);
+    assert_eq!(
+        (&a.header.model, a.header.fingerprint, a.header.sample_rate),
+        (&b.header.model, b.header.fingerprint, b.header.sample_rate)
+    );
+    let hop = (a.header.sample_rate as f64 / a.header.frame_rate).round() as u64;
+    assert_eq!(b.header.original_length, a.num_frames() as u64 * hop);
+    let out = tmp.path().join("a.wav");
+    assert_ok(&codec(&[&"decode", &"--model", &dir, &imported, &out]));
+}

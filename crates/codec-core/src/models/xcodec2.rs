@@ -1,0 +1,489 @@
+//! X-Codec2 (Ye et al. 2025) and NeuCodec (Neuphonic 2025): the decoder side.
+//!
+//! One FSQ codebook of 65 536 codes at 50 frames/s. Decoding: FSQ index → digits → codes →
+//! `project_out` (the quantizer's `get_output_from_indices`), `fc_post_a`, a Vocos backbone with
+//! transformer blocks, an iSTFT head with "same" padding. X-Codec2 decodes to 16 kHz (hop 320),
+//! NeuCodec to 24 kHz (hop 480) from the same 50 Hz codes.
+//!
+//! Encoding needs the w2v-BERT 2.0 semantic model beside the acoustic encoder; it is not ported,
+//! and [`Codec::encode`] says so. The FSQ quantizer itself is here
+//! ([`XCodec2::quantize_latent`]), for latents computed elsewhere.
+//!
+//! Checkpoint keys (the reference `XCodec2Model` / `NeuCodec` state dict; X-Codec2's Lightning
+//! checkpoint has the same names under `state_dict`): `generator.quantizer.project_{in,out}.*`,
+//! `generator.backbone.*`, `generator.head.*`, `fc_post_a.*`. The encoder side (`CodecEnc.*`,
+//! `semantic_model.*`, `SemanticEncoder_module.*`, `fc_prior.*`, ...) is dropped.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Codec, CodecInfo};
+use crate::dsp::IstftPadding;
+use crate::nn::vocos::{IstftHead, TransformerVocosBackbone, TransformerVocosConfig};
+use crate::quant::Fsq;
+use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::{Error, Result};
+
+const QUANTIZER: &str = "generator.quantizer";
+const BACKBONE: &str = "generator.backbone";
+const HEAD: &str = "generator.head";
+const POST_A: &str = "fc_post_a";
+
+/// Architecture of an X-Codec2-family decoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XCodec2Config {
+    /// Rate of the decoded audio, in Hz.
+    pub sample_rate: u32,
+    /// Rate of the audio the (unported) encoder takes, in Hz: 16 kHz for both published models.
+    pub encoder_sample_rate: u32,
+    /// Output samples per code frame.
+    pub hop_length: usize,
+    /// iSTFT size; the reference uses `4 * hop_length`.
+    pub n_fft: usize,
+    pub hidden_dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub pos_meb_dim: usize,
+    /// Size of the latent the FSQ projects from and to.
+    pub vq_dim: usize,
+    pub fsq_levels: Vec<usize>,
+}
+
+impl XCodec2Config {
+    fn published(sample_rate: u32, hop_length: usize) -> Self {
+        Self {
+            sample_rate,
+            encoder_sample_rate: 16_000,
+            hop_length,
+            n_fft: 4 * hop_length,
+            hidden_dim: 1024,
+            depth: 12,
+            heads: 16,
+            pos_meb_dim: 64,
+            vq_dim: 2048,
+            fsq_levels: vec![4; 8],
+        }
+    }
+
+    /// X-Codec2 (`HKUSTAudio/xcodec2`): 16 kHz out, hop 320.
+    pub fn xcodec2() -> Self {
+        Self::published(16_000, 320)
+    }
+
+    /// NeuCodec (`neuphonic/neucodec`): the same decoder upsampling to 24 kHz, hop 480.
+    pub fn neucodec() -> Self {
+        Self::published(24_000, 480)
+    }
+
+    pub fn frame_rate(&self) -> f64 {
+        self.sample_rate as f64 / self.hop_length as f64
+    }
+
+    pub fn codebook_size(&self) -> usize {
+        self.fsq_levels.iter().product()
+    }
+
+    pub fn backbone(&self) -> TransformerVocosConfig {
+        TransformerVocosConfig {
+            hidden_dim: self.hidden_dim,
+            depth: self.depth,
+            heads: self.heads,
+            pos_meb_dim: self.pos_meb_dim,
+        }
+    }
+
+    /// Check that the parts agree with each other.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::config(source, m));
+        if self.sample_rate == 0 || self.encoder_sample_rate == 0 || self.hop_length == 0 {
+            return bad("sample_rate, encoder_sample_rate and hop_length must be positive".into());
+        }
+        if self.n_fft < self.hop_length || !self.n_fft.is_multiple_of(2) {
+            return bad(format!(
+                "n_fft {} must be even and at least hop_length {}",
+                self.n_fft, self.hop_length
+            ));
+        }
+        if self.heads == 0 || !self.hidden_dim.is_multiple_of(self.heads) {
+            return bad(format!(
+                "hidden_dim {} is not a multiple of {} heads",
+                self.hidden_dim, self.heads
+            ));
+        }
+        if self.hidden_dim / self.heads != self.pos_meb_dim {
+            return bad(format!(
+                "pos_meb_dim {} must equal the head size {} (the rotary embedding covers a head)",
+                self.pos_meb_dim,
+                self.hidden_dim / self.heads
+            ));
+        }
+        if !self.hidden_dim.is_multiple_of(32) {
+            return bad(format!(
+                "hidden_dim {} must be a multiple of 32 (GroupNorm groups)",
+                self.hidden_dim
+            ));
+        }
+        if self.vq_dim == 0 {
+            return bad("vq_dim must be positive".into());
+        }
+        Fsq::new(&self.fsq_levels).map_err(|e| Error::config(source, e.to_string()))?;
+        if self.codebook_size() > u32::MAX as usize {
+            return bad("the FSQ codebook is too large".into());
+        }
+        Ok(())
+    }
+
+    /// Read a reference config: the constructor arguments of `CodecDecoderVocos` plus the rates
+    /// (`hidden_dim`, `depth`, `heads`, `pos_meb_dim`, `hop_length`, `vq_dim`, `fsq_levels`,
+    /// `sample_rate`; absent ones take X-Codec2's values), or the published `config.json` of
+    /// `HKUSTAudio/xcodec2` (`"model_type": "xcodec2"`).
+    pub fn from_reference_json(text: &str, source: &str) -> Result<Self> {
+        let doc: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::config(source, format!("not valid JSON: {e}")))?;
+        let obj = doc
+            .as_object()
+            .ok_or_else(|| Error::config(source, "not a JSON object"))?;
+        let int = |key: &str| -> Result<Option<usize>> {
+            match obj.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(|x| Some(x as usize))
+                    .ok_or_else(|| Error::config(source, format!("{key} is not an integer"))),
+            }
+        };
+        let mut cfg = match int("sample_rate")? {
+            Some(24_000) => Self::neucodec(),
+            _ => Self::xcodec2(),
+        };
+        if let Some(h) = int("hop_length")? {
+            cfg.hop_length = h;
+            cfg.n_fft = 4 * h;
+        }
+        if let Some(sr) = int("sample_rate")? {
+            cfg.sample_rate = sr as u32;
+        }
+        if let Some(h) = int("codec_decoder_hidden_size")? {
+            cfg.hidden_dim = h;
+        }
+        for (key, field) in [
+            ("hidden_dim", &mut cfg.hidden_dim),
+            ("depth", &mut cfg.depth),
+            ("heads", &mut cfg.heads),
+            ("pos_meb_dim", &mut cfg.pos_meb_dim),
+            ("vq_dim", &mut cfg.vq_dim),
+        ] {
+            if let Some(v) = int(key)? {
+                *field = v;
+            }
+        }
+        if let Some(levels) = obj.get("fsq_levels") {
+            cfg.fsq_levels = levels
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .map(|v| v.as_u64().map(|x| x as usize))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| Error::config(source, "fsq_levels is not a list of integers"))?;
+        }
+        cfg.validate(source)?;
+        Ok(cfg)
+    }
+}
+
+/// Whether a JSON config is X-Codec2's (published `config.json`, or the decoder's arguments).
+pub fn is_reference_config(text: &str) -> bool {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    obj.get("model_type").and_then(|m| m.as_str()) == Some("xcodec2")
+        || (obj.contains_key("fsq_levels") && obj.contains_key("pos_meb_dim"))
+}
+
+/// Whether a state dict holds an X-Codec2-family decoder.
+pub fn looks_like_xcodec2(state: &StateDict) -> bool {
+    let has = |p: &str| state.tensors.keys().any(|k| k.starts_with(p));
+    has("generator.backbone.transformers.") && has("generator.head.") && has("fc_post_a.")
+}
+
+fn is_inference_key(k: &str) -> bool {
+    [
+        "generator.quantizer.project_in.",
+        "generator.quantizer.project_out.",
+        "generator.backbone.",
+        "generator.head.",
+        "fc_post_a.",
+    ]
+    .iter()
+    .any(|p| k.starts_with(p))
+}
+
+/// Keep only the decoder's tensors (and the FSQ projections), as float32.
+///
+/// The encoder side (acoustic encoder, w2v-BERT 2.0, semantic encoder, `fc_prior`, the semantic
+/// decoder of training) and any non-persistent FSQ buffers are dropped.
+pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
+    state.retain(is_inference_key);
+    state.to_dtype(DType::F32)?;
+    Ok(state)
+}
+
+/// Infer the architecture from the shapes, for a checkpoint given without a config. The head
+/// size is taken as 64 (both published models) and the output rate as 50 frames/s times the hop
+/// (16 kHz for hop 320, 24 kHz for hop 480).
+pub fn infer_config(state: &StateDict) -> Result<XCodec2Config> {
+    let src = state.source.as_str();
+    let dims = |key: &str| -> Result<Vec<usize>> {
+        state
+            .tensors
+            .get(key)
+            .map(|t| t.dims().to_vec())
+            .ok_or_else(|| {
+                Error::config(
+                    src,
+                    format!("cannot infer the architecture: {key} is missing"),
+                )
+            })
+    };
+    let embed = dims(&format!("{BACKBONE}.embed.weight"))?;
+    let project_out = dims(&format!("{QUANTIZER}.project_out.weight"))?;
+    let window = dims(&format!("{HEAD}.istft.window"))?;
+    let depth = (0..)
+        .take_while(|i| {
+            state
+                .tensors
+                .contains_key(&format!("{BACKBONE}.transformers.{i}.att_norm.weight"))
+        })
+        .count();
+    let hidden = embed[0];
+    let n_fft = window[0];
+    let hop = n_fft / 4;
+    let cfg = XCodec2Config {
+        sample_rate: (hop * 50) as u32,
+        encoder_sample_rate: 16_000,
+        hop_length: hop,
+        n_fft,
+        hidden_dim: hidden,
+        depth,
+        heads: hidden / 64,
+        pos_meb_dim: 64,
+        vq_dim: project_out[0],
+        fsq_levels: vec![4; project_out[1]],
+    };
+    cfg.validate(src)?;
+    Ok(cfg)
+}
+
+/// A loaded X-Codec2 or NeuCodec decoder.
+pub struct XCodec2 {
+    info: CodecInfo,
+    config: XCodec2Config,
+    device: Device,
+    fsq: Fsq,
+    project_in: Linear,
+    project_out: Linear,
+    fc_post_a: Linear,
+    backbone: TransformerVocosBackbone,
+    head: IstftHead,
+}
+
+impl XCodec2 {
+    /// Build from a state dict (the published checkpoint, whole or decoder-only).
+    ///
+    /// Every decoder tensor must be present with the right shape; the error names the one that
+    /// is not. Returns the model and the decoder-side keys it did not use (should be empty).
+    pub fn load(
+        config: &XCodec2Config,
+        state: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<(Self, Vec<String>)> {
+        config.validate(name)?;
+        let state = inference_weights(state)?;
+        let fingerprint = fingerprint(&state.tensors)?;
+        let source = state.source.clone();
+        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
+        let (backend, used) = TrackingBackend::new(state.tensors);
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
+        let fsq = Fsq::new(&config.fsq_levels).map_err(wrap)?;
+        let q = vb.pp(QUANTIZER);
+        let project_in =
+            candle_nn::linear(config.vq_dim, fsq.dims(), q.pp("project_in")).map_err(wrap)?;
+        let project_out =
+            candle_nn::linear(fsq.dims(), config.vq_dim, q.pp("project_out")).map_err(wrap)?;
+        let fc_post_a =
+            candle_nn::linear(config.vq_dim, config.hidden_dim, vb.pp(POST_A)).map_err(wrap)?;
+        let backbone =
+            TransformerVocosBackbone::new(&config.backbone(), vb.pp(BACKBONE)).map_err(wrap)?;
+        let head = IstftHead::new(
+            config.hidden_dim,
+            config.n_fft,
+            config.hop_length,
+            IstftPadding::Same,
+            vb.pp(HEAD),
+        )
+        .map_err(wrap)?;
+        let used = used.lock().expect("poisoned key set").clone();
+        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
+        unused.sort();
+        let info = CodecInfo {
+            name: name.to_string(),
+            family: "xcodec2".into(),
+            sample_rate: config.sample_rate,
+            channels: 1,
+            frame_rate: config.frame_rate(),
+            codebook_sizes: vec![config.codebook_size() as u32],
+            codebook_frame_rates: vec![config.frame_rate()],
+            bandwidths_kbps: Vec::new(),
+            fingerprint,
+        };
+        let model = Self {
+            info,
+            config: config.clone(),
+            device: device.clone(),
+            fsq,
+            project_in,
+            project_out,
+            fc_post_a,
+            backbone,
+            head,
+        };
+        Ok((model, unused))
+    }
+
+    pub fn config(&self) -> &XCodec2Config {
+        &self.config
+    }
+
+    /// The quantizer (`generator(latent, vq=True)`): latent `[batch, vq_dim, frames]` → codes
+    /// `[batch, 1, frames]` (`u32`).
+    pub fn quantize_latent(&self, latent: &Tensor) -> Result<Tensor> {
+        let dims = latent.dims();
+        if dims.len() != 3 || dims[1] != self.config.vq_dim || dims[2] == 0 {
+            return Err(Error::InvalidCodes(format!(
+                "expected a latent shaped [batch, {}, frames > 0], got {dims:?}",
+                self.config.vq_dim
+            )));
+        }
+        let z = latent
+            .to_device(&self.device)?
+            .to_dtype(DType::F32)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let z = self.project_in.forward(&z)?; // [b, frames, digits]
+                                              // `ResidualFSQ` bounds its input once (`first(self.layers).bound(x)`) before the layer,
+                                              // whose `FSQ.quantize` bounds it again: the codes come from bound(bound(z)).
+        let residual = self.fsq.bound(&z)?;
+        Ok(self.fsq.encode(&residual)?.unsqueeze(1)?)
+    }
+
+    /// The quantizer's `get_output_from_indices`: codes `[batch, 1, frames]` → latent
+    /// `[batch, frames, vq_dim]`.
+    pub fn codes_to_latent(&self, codes: &Tensor) -> Result<Tensor> {
+        self.check_codes(codes)?;
+        let codes = codes.to_device(&self.device)?.squeeze(1)?;
+        let quantized = self.fsq.indices_to_codes(&codes)?; // [b, frames, digits]
+        Ok(self.project_out.forward(&quantized)?)
+    }
+
+    /// `fc_post_a`: latent `[batch, frames, vq_dim]` → `[batch, frames, hidden_dim]`.
+    pub fn post_a(&self, latent: &Tensor) -> Result<Tensor> {
+        Ok(self.fc_post_a.forward(latent)?)
+    }
+
+    /// Backbone and head: `[batch, frames, hidden_dim]` → audio `[batch, 1, frames * hop]`.
+    pub fn synthesize(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.backbone.forward(&x.transpose(1, 2)?.contiguous()?)?;
+        Ok(self.head.forward(&x)?.unsqueeze(1)?)
+    }
+
+    fn check_codes(&self, codes: &Tensor) -> Result<()> {
+        let dims = codes.dims();
+        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
+            return Err(Error::InvalidCodes(format!(
+                "{} takes codes shaped [batch, 1, frames > 0], got {dims:?}",
+                self.info.name
+            )));
+        }
+        let max = codes
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<u32>()?;
+        if max as usize >= self.config.codebook_size() {
+            return Err(Error::InvalidCodes(format!(
+                "code {max} is out of range for a codebook of {} entries",
+                self.config.codebook_size()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Codec for XCodec2 {
+    fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn encode(&self, _audio: &Tensor) -> Result<Tensor> {
+        Err(Error::Unsupported(format!(
+            "model {} cannot encode audio: its encoder (w2v-BERT 2.0 semantic features with an \
+             acoustic encoder, at {} Hz) is not supported yet, only decoding is. Make the codes \
+             with the reference Python package, save them as .npy, and turn them into a token \
+             file with `codec import-codes --model {} CODES.npy OUT.tok`",
+            self.info.name, self.config.encoder_sample_rate, self.info.name
+        )))
+    }
+
+    fn decode(&self, codes: &Tensor) -> Result<Tensor> {
+        let latent = self.codes_to_latent(codes)?;
+        let x = self.post_a(&latent)?;
+        self.synthesize(&x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_configs_are_valid() {
+        for cfg in [XCodec2Config::xcodec2(), XCodec2Config::neucodec()] {
+            cfg.validate("test").unwrap();
+            assert_eq!(cfg.frame_rate(), 50.0);
+            assert_eq!(cfg.codebook_size(), 65_536);
+        }
+        assert_eq!(XCodec2Config::neucodec().n_fft, 1920);
+    }
+
+    #[test]
+    fn reference_json_forms() {
+        let fixture = r#"{"hidden_dim": 128, "depth": 2, "heads": 2, "pos_meb_dim": 64,
+            "hop_length": 320, "vq_dim": 64, "fsq_levels": [4,4,4,4,4,4,4,4], "sample_rate": 16000}"#;
+        assert!(is_reference_config(fixture));
+        let cfg = XCodec2Config::from_reference_json(fixture, "t").unwrap();
+        assert_eq!(
+            (cfg.hidden_dim, cfg.depth, cfg.heads, cfg.vq_dim, cfg.n_fft),
+            (128, 2, 2, 64, 1280)
+        );
+        let published = r#"{"model_type": "xcodec2", "codec_decoder_hidden_size": 1024,
+            "codec_encoder_hidden_size": 1024, "semantic_hidden_size": 1024, "use_vocos": true}"#;
+        assert!(is_reference_config(published));
+        assert_eq!(
+            XCodec2Config::from_reference_json(published, "t").unwrap(),
+            XCodec2Config::xcodec2()
+        );
+        assert!(!is_reference_config(r#"{"vq_strides": [4, 2, 1]}"#));
+        let bad = r#"{"fsq_levels": [4, 4], "pos_meb_dim": 32}"#;
+        let err = XCodec2Config::from_reference_json(bad, "t").unwrap_err();
+        assert!(err.to_string().contains("pos_meb_dim"), "{err}");
+    }
+}
