@@ -724,6 +724,26 @@ impl Codec for Dac {
     }
 }
 
+impl super::FamilyConfig for DacConfig {
+    fn from_reference(text: &str, source: &str) -> Result<Self> {
+        DacConfig::from_reference_json(text, source)
+    }
+
+    fn infer(weights: &StateDict) -> Result<Self> {
+        infer_config(weights)
+    }
+
+    fn build(
+        &self,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Box<dyn crate::Codec>> {
+        let (model, _unused) = Dac::load(self, weights, name, device)?;
+        Ok(Box::new(model))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

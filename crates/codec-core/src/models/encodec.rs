@@ -1017,6 +1017,26 @@ impl Codec for Encodec {
     }
 }
 
+impl super::FamilyConfig for EncodecConfig {
+    fn from_reference(text: &str, source: &str) -> Result<Self> {
+        EncodecConfig::from_reference_json(text, source)
+    }
+
+    fn infer(weights: &StateDict) -> Result<Self> {
+        infer_config(weights)
+    }
+
+    fn build(
+        &self,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Box<dyn crate::Codec>> {
+        let (model, _unused) = Encodec::load(self, weights, name, device)?;
+        Ok(Box::new(model))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

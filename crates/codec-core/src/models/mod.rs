@@ -1,8 +1,9 @@
 //! Model families. Each family is one module with a serde `Config` (named constructors for the
 //! published variants) and a type implementing [`crate::Codec`].
 //!
-//! To add a family: write its module, give it an arm in [`load_family`] and
-//! [`detect_family_from_weights`], and add model cards for it in `models/` at the repo root.
+//! To add a family: write its module (a `Config` implementing [`FamilyConfig`] and a model
+//! implementing [`Codec`]), give it a line in [`load_family`] and [`detect_family_from_weights`],
+//! and add model cards for it in `models/` at the repo root. The CLI does not change.
 
 pub mod dac;
 pub mod encodec;
@@ -38,6 +39,34 @@ pub enum ArchSource<'a> {
     Infer,
 }
 
+/// What the registry needs from a family's `Config`: how to read it from each source, and how
+/// to build the model from it. Each family module implements it for its config type.
+pub trait FamilyConfig: serde::de::DeserializeOwned {
+    /// Read the reference implementation's own config file (YAML or JSON).
+    fn from_reference(text: &str, source: &str) -> Result<Self>;
+    /// Read the architecture off the shapes of a checkpoint given without a config.
+    fn infer(weights: &StateDict) -> Result<Self>;
+    /// Build the model.
+    fn build(&self, weights: StateDict, name: &str, device: &Device) -> Result<Box<dyn Codec>>;
+}
+
+fn load_as<C: FamilyConfig>(
+    arch: ArchSource<'_>,
+    weights: StateDict,
+    name: &str,
+    device: &Device,
+) -> Result<Box<dyn Codec>> {
+    let config = match arch {
+        ArchSource::Card(table) => table
+            .clone()
+            .try_into::<C>()
+            .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+        ArchSource::ReferenceConfig { text, source } => C::from_reference(text, source)?,
+        ArchSource::Infer => C::infer(&weights)?,
+    };
+    config.build(weights, name, device)
+}
+
 /// Build a model of `family` from its architecture description and weights.
 pub fn load_family(
     family: &str,
@@ -47,95 +76,12 @@ pub fn load_family(
     device: &Device,
 ) -> Result<Box<dyn Codec>> {
     match family {
-        "wavtokenizer" => {
-            use wavtokenizer::{WavTokenizer, WavTokenizerConfig};
-            let config = match arch {
-                ArchSource::Card(table) => table
-                    .clone()
-                    .try_into::<WavTokenizerConfig>()
-                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
-                ArchSource::ReferenceConfig { text, source } => {
-                    WavTokenizerConfig::from_reference_yaml(text, source)?
-                }
-                ArchSource::Infer => wavtokenizer::infer_config(&weights)?,
-            };
-            let (model, _unused) = WavTokenizer::load(&config, weights, name, device)?;
-            Ok(Box::new(model))
-        }
-        "tinycodec" => {
-            use tinycodec::{TinyCodec, TinyCodecConfig};
-            let config = match arch {
-                ArchSource::Card(table) => table
-                    .clone()
-                    .try_into::<TinyCodecConfig>()
-                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
-                // The project's model has no other config format; its card is the config.
-                ArchSource::ReferenceConfig { .. } | ArchSource::Infer => {
-                    TinyCodecConfig::tinycodec_24khz()
-                }
-            };
-            Ok(Box::new(TinyCodec::load(&config, weights, name, device)?))
-        }
-        "encodec" => {
-            use encodec::{Encodec, EncodecConfig};
-            let config = match arch {
-                ArchSource::Card(table) => table
-                    .clone()
-                    .try_into::<EncodecConfig>()
-                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
-                ArchSource::ReferenceConfig { text, source } => {
-                    EncodecConfig::from_reference_json(text, source)?
-                }
-                ArchSource::Infer => encodec::infer_config(&weights)?,
-            };
-            let (model, _unused) = Encodec::load(&config, weights, name, device)?;
-            Ok(Box::new(model))
-        }
-        "snac" => {
-            use snac::{Snac, SnacConfig};
-            let config = match arch {
-                ArchSource::Card(table) => table
-                    .clone()
-                    .try_into::<SnacConfig>()
-                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
-                ArchSource::ReferenceConfig { text, source } => {
-                    SnacConfig::from_reference_json(text, source)?
-                }
-                ArchSource::Infer => snac::infer_config(&weights)?,
-            };
-            let (model, _unused) = Snac::load(&config, weights, name, device)?;
-            Ok(Box::new(model))
-        }
-        "dac" => {
-            use dac::{Dac, DacConfig};
-            let config = match arch {
-                ArchSource::Card(table) => table
-                    .clone()
-                    .try_into::<DacConfig>()
-                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
-                ArchSource::ReferenceConfig { text, source } => {
-                    DacConfig::from_reference_json(text, source)?
-                }
-                ArchSource::Infer => dac::infer_config(&weights)?,
-            };
-            let (model, _unused) = Dac::load(&config, weights, name, device)?;
-            Ok(Box::new(model))
-        }
-        "xcodec2" => {
-            use xcodec2::{XCodec2, XCodec2Config};
-            let config = match arch {
-                ArchSource::Card(table) => table
-                    .clone()
-                    .try_into::<XCodec2Config>()
-                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
-                ArchSource::ReferenceConfig { text, source } => {
-                    XCodec2Config::from_reference_json(text, source)?
-                }
-                ArchSource::Infer => xcodec2::infer_config(&weights)?,
-            };
-            let (model, _unused) = XCodec2::load(&config, weights, name, device)?;
-            Ok(Box::new(model))
-        }
+        "tinycodec" => load_as::<tinycodec::TinyCodecConfig>(arch, weights, name, device),
+        "wavtokenizer" => load_as::<wavtokenizer::WavTokenizerConfig>(arch, weights, name, device),
+        "encodec" => load_as::<encodec::EncodecConfig>(arch, weights, name, device),
+        "dac" => load_as::<dac::DacConfig>(arch, weights, name, device),
+        "snac" => load_as::<snac::SnacConfig>(arch, weights, name, device),
+        "xcodec2" => load_as::<xcodec2::XCodec2Config>(arch, weights, name, device),
         other => Err(Error::UnknownModel {
             name: name.to_string(),
             hint: format!(

@@ -733,6 +733,26 @@ impl Codec for Snac {
     }
 }
 
+impl super::FamilyConfig for SnacConfig {
+    fn from_reference(text: &str, source: &str) -> Result<Self> {
+        SnacConfig::from_reference_json(text, source)
+    }
+
+    fn infer(weights: &StateDict) -> Result<Self> {
+        infer_config(weights)
+    }
+
+    fn build(
+        &self,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Box<dyn crate::Codec>> {
+        let (model, _unused) = Snac::load(self, weights, name, device)?;
+        Ok(Box::new(model))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,3 +270,18 @@ impl Codec for TinyCodec {
         CodeStreams::from_stacked(&self.quantizer.encode(&z, stages)?)
     }
 }
+
+/// The project's model has no config format but its card; without one, the shipped architecture.
+impl super::FamilyConfig for TinyCodecConfig {
+    fn from_reference(_text: &str, _source: &str) -> Result<Self> {
+        Ok(Self::tinycodec_24khz())
+    }
+
+    fn infer(_weights: &StateDict) -> Result<Self> {
+        Ok(Self::tinycodec_24khz())
+    }
+
+    fn build(&self, weights: StateDict, name: &str, device: &Device) -> Result<Box<dyn Codec>> {
+        Ok(Box::new(TinyCodec::load(self, weights, name, device)?))
+    }
+}

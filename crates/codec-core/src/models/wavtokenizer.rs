@@ -439,3 +439,23 @@ pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
     cfg.validate(src)?;
     Ok(cfg)
 }
+
+impl super::FamilyConfig for WavTokenizerConfig {
+    fn from_reference(text: &str, source: &str) -> Result<Self> {
+        WavTokenizerConfig::from_reference_yaml(text, source)
+    }
+
+    fn infer(weights: &StateDict) -> Result<Self> {
+        infer_config(weights)
+    }
+
+    fn build(
+        &self,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Box<dyn crate::Codec>> {
+        let (model, _unused) = WavTokenizer::load(self, weights, name, device)?;
+        Ok(Box::new(model))
+    }
+}

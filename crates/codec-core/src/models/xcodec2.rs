@@ -450,6 +450,26 @@ impl Codec for XCodec2 {
     }
 }
 
+impl super::FamilyConfig for XCodec2Config {
+    fn from_reference(text: &str, source: &str) -> Result<Self> {
+        XCodec2Config::from_reference_json(text, source)
+    }
+
+    fn infer(weights: &StateDict) -> Result<Self> {
+        infer_config(weights)
+    }
+
+    fn build(
+        &self,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Box<dyn crate::Codec>> {
+        let (model, _unused) = XCodec2::load(self, weights, name, device)?;
+        Ok(Box::new(model))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
