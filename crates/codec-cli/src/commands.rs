@@ -353,7 +353,13 @@ fn models() -> Result<()> {
         "name", "kHz", "tok/s", "bit/s", "cached"
     );
     for card in ModelCard::builtin() {
-        let cached = if card.cached_weights().is_some() {
+        let cached = if card.embedded.is_some() {
+            if card.embedded_weights().is_some() {
+                "built in"
+            } else {
+                "missing"
+            }
+        } else if card.cached_weights().is_some() {
             "yes"
         } else {
             "no"
@@ -361,8 +367,8 @@ fn models() -> Result<()> {
         println!(
             "{:<36} {:>6} {:>7} {:>9.0}  {:<8} {}",
             card.name,
-            card.sample_rate as f64 / 1000.0,
-            card.frame_rate,
+            short_number(card.sample_rate as f64 / 1000.0),
+            short_number(card.frame_rate),
             card.bitrate(),
             cached,
             card.license
@@ -370,6 +376,12 @@ fn models() -> Result<()> {
     }
     println!("\n--model also takes a hub repo id (owner/name), a folder with a config and a checkpoint, or a weight file.");
     Ok(())
+}
+
+/// At most two decimals, without trailing zeros: 44.1, 86.13, 75.
+fn short_number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn import_codes(input: &Path, output: &Path, model: &str, device: &str) -> Result<()> {
