@@ -10,19 +10,21 @@ use codec_core::dsp::{hann_window, Stft};
 use codec_core::tokfile::TokenFile;
 use codec_core::{Device, Tensor};
 
-/// Log-spectral distance (dB, mean over frames of the RMS over bins of the difference of the
-/// 10·log10 power spectra, n_fft 1024, hop 256) between two signals of the same rate.
-fn log_spectral_distance(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len());
+/// Log-spectral distance (dB): mean over frames of the RMS over bins of the difference of the
+/// power spectra in dB (n_fft 1024, hop 256), with both floored 50 dB below the reference's
+/// loudest bin so that digital silence and rounding noise do not dominate.
+fn log_spectral_distance(reference: &[f32], test: &[f32]) -> f64 {
+    let n = reference.len().min(test.len());
     let stft = Stft::new(1024, 256, &hann_window(1024), &Device::Cpu).unwrap();
-    let power_db = |x: &[f32]| -> Vec<Vec<f32>> {
+    let power = |x: &[f32]| -> Vec<Vec<f32>> {
         let t = Tensor::from_vec(x[..n].to_vec(), (1, n), &Device::Cpu).unwrap();
         let (re, im) = stft.forward_same(&t).unwrap();
         let p = (re.sqr().unwrap() + im.sqr().unwrap()).unwrap();
-        let db = ((p + 1e-8).unwrap().log().unwrap() * (10.0 / std::f64::consts::LN_10)).unwrap();
-        db.squeeze(0).unwrap().to_vec2::<f32>().unwrap()
+        p.squeeze(0).unwrap().to_vec2::<f32>().unwrap()
     };
-    let (pa, pb) = (power_db(a), power_db(b));
+    let (pa, pb) = (power(reference), power(test));
+    let floor = pa.iter().flatten().fold(0f32, |m, &v| m.max(v)) as f64 * 1e-5;
+    let db = |v: f32| 10.0 * (v as f64).max(floor).log10();
     let frames: Vec<f64> = pa
         .iter()
         .zip(&pb)
@@ -30,10 +32,9 @@ fn log_spectral_distance(a: &[f32], b: &[f32]) -> f64 {
             let mse: f64 = fa
                 .iter()
                 .zip(fb)
-                .map(|(&x, &y)| ((x - y) as f64).powi(2))
-                .sum::<f64>()
-                / fa.len() as f64;
-            mse.sqrt()
+                .map(|(&x, &y)| (db(x) - db(y)).powi(2))
+                .sum::<f64>();
+            (mse / fa.len() as f64).sqrt()
         })
         .collect();
     frames.iter().sum::<f64>() / frames.len() as f64
@@ -110,7 +111,8 @@ fn the_floor_rejects_unrelated_audio() {
     );
 }
 
-/// Floors: the measured LSD of the shipped model on this clip (training/eval.py and this test
-/// print it) plus a 10 % margin for float differences between machines.
-const LSD_FLOOR_1_STAGE: f64 = 99.0;
-const LSD_FLOOR_4_STAGES: f64 = 99.0;
+/// Floors: the measured LSD of the shipped model (step 4500) on this clip, 2.96 dB with one stage
+/// and 2.97 dB with four (this test prints it), plus about 10 % for float differences between
+/// machines. Raise the bar when a better model ships.
+const LSD_FLOOR_1_STAGE: f64 = 3.3;
+const LSD_FLOOR_4_STAGES: f64 = 3.3;

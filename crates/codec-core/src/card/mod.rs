@@ -306,8 +306,31 @@ enum LocalConfig {
     Reference { text: String, source: String },
 }
 
-fn find_config(dir: &Path) -> Result<Option<LocalConfig>> {
-    let cards = files_with_ext(dir, &["toml"])?;
+/// The config for `weights` in `dir`: a model card named like the weight file (or naming it as
+/// its embedded file), else the folder's only card, else the reference's YAML or `config.json`.
+/// A folder of several unrelated cards (like the repo's `models/`) gives no card.
+fn find_config(dir: &Path, weights: &Path) -> Result<Option<LocalConfig>> {
+    let mut cards = Vec::new();
+    for path in files_with_ext(dir, &["toml"])? {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        cards.push(ModelCard::from_toml(&text, &path.display().to_string())?);
+    }
+    let file_name = weights
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let stem = weights
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let matching = cards
+        .iter()
+        .position(|c| c.name == stem || c.embedded.as_deref() == Some(file_name));
+    let card = match (matching, cards.len()) {
+        (Some(i), _) => Some(cards.swap_remove(i)),
+        (None, 1) => cards.pop(),
+        _ => None,
+    };
     // The reference implementations' own configs: WavTokenizer's training YAML, or the
     // `config.json` that EnCodec/DAC/SNAC-style packages keep beside their weights.
     let mut yamls = files_with_ext(dir, &["yaml", "yml"])?;
@@ -315,9 +338,7 @@ fn find_config(dir: &Path) -> Result<Option<LocalConfig>> {
     if json.is_file() {
         yamls.push(json);
     }
-    if let Some(card) = cards.first() {
-        let text = std::fs::read_to_string(card).map_err(|e| Error::io(card, e))?;
-        let card = ModelCard::from_toml(&text, &card.display().to_string())?;
+    if let Some(card) = card {
         return Ok(Some(LocalConfig::Card(Box::new(card))));
     }
     match yamls.as_slice() {
@@ -355,7 +376,7 @@ fn load_file(file: &Path, dir: Option<&Path>, device: &Device) -> Result<Box<dyn
             .unwrap_or_else(|| "local".into());
         format!("local:{stem}")
     };
-    match find_config(&dir)? {
+    match find_config(&dir, file)? {
         Some(LocalConfig::Card(card)) => models::load_family(
             &card.family,
             ArchSource::Card(&card.architecture),

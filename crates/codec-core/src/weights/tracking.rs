@@ -40,18 +40,19 @@ impl SimpleBackend for TrackingBackend {
     ) -> candle_core::Result<Tensor> {
         let tensor = self.get_unchecked(name, dtype, dev)?;
         if tensor.shape() != &s {
-            candle_core::bail!(
+            // A plain message: `bail!` would attach a backtrace to a user-facing error.
+            return Err(candle_core::Error::Msg(format!(
                 "tensor {name} has shape {:?}, the model expects {:?}",
                 tensor.dims(),
                 s.dims()
-            )
+            )));
         }
         Ok(tensor)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let Some(tensor) = self.tensors.get(name) else {
-            candle_core::bail!("tensor {name} is missing")
+            return Err(candle_core::Error::Msg(format!("tensor {name} is missing")));
         };
         self.used
             .lock()
