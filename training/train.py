@@ -124,6 +124,17 @@ def main():
     run_dir = os.path.join(HERE, "runs", args.name)
     os.makedirs(run_dir, exist_ok=True)
     ckpt_path = os.path.join(run_dir, "ckpt.pt")
+    lock = os.path.join(run_dir, "train.pid")
+    if os.path.exists(lock):  # refuse to run two trainers on one checkpoint
+        try:
+            other = int(open(lock).read().strip())
+            os.kill(other, 0)
+            if other != os.getpid():
+                sys.exit(f"run {args.name} is already being trained by pid {other} ({lock})")
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+    with open(lock, "w") as fh:
+        fh.write(str(os.getpid()))
 
     model = TinyCodec()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99),
@@ -232,6 +243,11 @@ def main():
             last_ckpt = time.time()
     checkpoint()
     print(f"saved {ckpt_path} at step {step}", flush=True)
+    try:
+        if int(open(lock).read().strip()) == os.getpid():
+            os.remove(lock)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":
