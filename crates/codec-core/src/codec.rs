@@ -2,6 +2,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::streaming::{StreamingDecoder, StreamingEncoder};
 use crate::Result;
 
 /// Static facts about a loaded codec.
@@ -142,4 +143,37 @@ pub trait Codec: Send + Sync {
     fn decode_streams(&self, codes: &CodeStreams) -> Result<Tensor> {
         self.decode(&codes.stacked()?)
     }
+
+    /// Whether [`streaming_encoder`](Self::streaming_encoder) and
+    /// [`streaming_decoder`](Self::streaming_decoder) work (causal models).
+    fn supports_streaming(&self) -> bool {
+        false
+    }
+
+    /// A streaming encoder for `batch` independent streams (see [`crate::streaming`]). Its
+    /// codes equal [`encode_with`](Self::encode_with)'s over whole frames. Only causal models
+    /// stream; the others say so.
+    fn streaming_encoder(
+        &self,
+        batch: usize,
+        options: &EncodeOptions,
+    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+        let _ = (batch, options);
+        Err(not_streaming(self.info()))
+    }
+
+    /// A streaming decoder for `batch` independent streams; its audio equals
+    /// [`decode`](Self::decode)'s.
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+        let _ = batch;
+        Err(not_streaming(self.info()))
+    }
+}
+
+fn not_streaming(info: &CodecInfo) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "model {} ({}) cannot stream: its encoder or decoder looks ahead in time; \
+         use a causal model such as mimi, or encode whole files",
+        info.name, info.family
+    ))
 }

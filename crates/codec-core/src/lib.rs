@@ -24,6 +24,7 @@ pub mod nn;
 pub mod npy;
 pub mod pipeline;
 pub mod quant;
+pub mod streaming;
 pub mod tokfile;
 pub mod weights;
 
@@ -31,3 +32,4 @@ pub use candle_core::{DType, Device, Tensor};
 pub use card::{load_model, ModelCard, ModelSpec};
 pub use codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 pub use error::{Error, Result, TokenFileError};
+pub use streaming::{StreamingDecoder, StreamingEncoder, StreamingModule};
