@@ -1,28 +1,51 @@
-//! Encode/decode speed and memory of the full-size 75 tokens/s WavTokenizer on the CPU.
+//! Encode/decode speed and memory of the full-size published models on the CPU: WavTokenizer
+//! (75 tokens/s), EnCodec 24 kHz, DAC 44.1 kHz and SNAC 24 kHz (and, on request, EnCodec at
+//! 24 kbit/s and SNAC 32 kHz).
 //!
 //! ```text
-//! cargo bench --bench codec_bench                     # 10 s and 60 s, 2 threads
+//! cargo bench --bench codec_bench                     # every default model, 10 s and 60 s, 2 threads
 //! cargo bench --bench codec_bench -- --quick          # 10 s only, one run (smoke test)
-//! cargo bench --bench codec_bench -- --seconds 10,30 --threads 4 --runs 2 --stages
+//! cargo bench --bench codec_bench -- --models encodec,dac --seconds 10 --runs 2
+//! cargo bench --bench codec_bench -- --models wavtokenizer --seconds 10,30 --threads 4 --stages
 //! ```
 //!
-//! The model has random weights (shapes from `WavTokenizerConfig::frame75_24khz()`), so no
-//! checkpoint or fixture is needed; speed and memory do not depend on the values. Each case
-//! (task x audio length) runs in a fresh child process (this binary, re-executed with
-//! `--case TASK --seconds S`) so that its peak resident memory (`VmHWM`) is its own; the child
-//! prints one JSON line, the parent collects a table and writes `target/codec_bench.json`.
+//! Models (`--models`, comma-separated; default `wavtokenizer,encodec,dac,snac`, `all` for
+//! every one):
 //!
-//! Options: `--seconds 10,60` audio lengths; `--threads N` (default 2, passed to the children
-//! as `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` before any tensor work); `--runs N` timed runs
-//! per case (best is reported; default 3 up to 30 s, else 2); `--quick` (10 s, one run, no
-//! stage breakdown); `--stages` / `--no-stages` rough per-stage timing (default on unless
-//! `--quick`). Unknown arguments (cargo passes `--bench`) are ignored.
+//! | key | model | codes |
+//! |---|---|---|
+//! | `wavtokenizer` | WavTokenizer, 75 tokens/s (`WavTokenizerConfig::frame75_24khz()`) | 1 codebook |
+//! | `encodec` | EnCodec 24 kHz at 6 kbit/s (`EncodecConfig::encodec_24khz()`) | first 8 of 32 codebooks |
+//! | `encodec-24kbps` | EnCodec 24 kHz at 24 kbit/s | all 32 codebooks |
+//! | `dac` | DAC 44.1 kHz (`DacConfig::dac_44khz()`) | all 9 codebooks |
+//! | `snac` | SNAC 24 kHz (`SnacConfig::snac_24khz()`) | all 3 codebooks (decoder noise on, as the reference) |
+//! | `snac-32khz` | SNAC 32 kHz (`SnacConfig::snac_32khz()`, with local attention) | all 4 codebooks |
+//!
+//! The models have random weights: their keys and shapes are built from the configs
+//! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
+//! manifests by `tests/*_keys*.rs`), so no checkpoint or fixture is needed; speed and memory do
+//! not depend on the values. Encode runs `Codec::encode_with` on a speech-like signal, decode
+//! `Codec::decode_streams` on random codes of the same length. Each case (model x task x audio
+//! length) runs in a fresh child process (this binary, re-executed with
+//! `--case TASK --model KEY --seconds S`) so that its peak resident memory (`VmHWM`) is its
+//! own; the child prints one JSON line, the parent collects a table and writes
+//! `target/codec_bench.json`. `benches/run_all.sh` runs the same children beside the reference
+//! Python packages and candle-transformers and prints one table.
+//!
+//! Options: `--models LIST`; `--seconds 10,60` audio lengths; `--threads N` (default 2, passed
+//! to the children as `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS` before any tensor work);
+//! `--runs N` timed runs per case (best is reported; default 3 up to 30 s, else 2); `--quick`
+//! (10 s, one run, no stage breakdown); `--stages` / `--no-stages` rough per-stage timing of
+//! WavTokenizer (default on unless `--quick`, only when `wavtokenizer` is selected). Unknown
+//! arguments (cargo passes `--bench`) are ignored.
 //!
 //! Each case's JSON also has its CPU time (user/system) and minor page faults per run. On
 //! glibc, temporaries over 32 MiB (long inputs) are mmap'ed fresh on every allocation, and the
 //! page faults show up as system time; to see what that costs, run the bench under e.g.
 //! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=4294967295`.
 
+#[path = "../tests/support/codec_keys.rs"]
+mod codec_keys;
 #[path = "../tests/support/random_weights.rs"]
 mod random_weights;
 #[path = "../tests/support/wavtokenizer_keys.rs"]
@@ -32,20 +55,114 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use codec::models::dac::{Dac, DacConfig};
+use codec::models::encodec::{Encodec, EncodecConfig};
+use codec::models::snac::{Snac, SnacConfig};
 use codec::models::wavtokenizer::{WavTokenizer, WavTokenizerConfig};
-use codec::{Codec, Device, Tensor};
+use codec::weights::StateDict;
+use codec::{CodeStreams, Codec, Device, EncodeOptions, Tensor};
 use serde_json::{json, Value};
 
-use random_weights::{random_state_dict, speech_like, XorShift};
+use codec_keys::{dac_keys, encodec_keys, snac_keys};
+use random_weights::{default_init, random_state_dict_with, speech_like, Init, XorShift};
 use wavtokenizer_keys::wavtokenizer_keys;
 
-const MODEL: &str = "wavtokenizer-75 (full)";
 const RESULT_TAG: &str = "CODEC_BENCH_RESULT ";
 const WEIGHT_SEED: u64 = 0x5EED_0075;
+const DEFAULT_MODELS: &str = "wavtokenizer,encodec,dac,snac";
+
+/// One benchmarked model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bench {
+    WavTokenizer,
+    Encodec6,
+    Encodec24,
+    Dac44,
+    Snac24,
+    Snac32,
+}
+
+impl Bench {
+    const ALL: [Bench; 6] = [
+        Bench::WavTokenizer,
+        Bench::Encodec6,
+        Bench::Encodec24,
+        Bench::Dac44,
+        Bench::Snac24,
+        Bench::Snac32,
+    ];
+
+    /// The `--models` key (also what `benches/run_all.sh` matches results on).
+    fn key(self) -> &'static str {
+        match self {
+            Bench::WavTokenizer => "wavtokenizer",
+            Bench::Encodec6 => "encodec",
+            Bench::Encodec24 => "encodec-24kbps",
+            Bench::Dac44 => "dac",
+            Bench::Snac24 => "snac",
+            Bench::Snac32 => "snac-32khz",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Bench::WavTokenizer => "wavtokenizer-75 (full)",
+            Bench::Encodec6 => "encodec-24khz 6kbps",
+            Bench::Encodec24 => "encodec-24khz 24kbps",
+            Bench::Dac44 => "dac-44khz",
+            Bench::Snac24 => "snac-24khz",
+            Bench::Snac32 => "snac-32khz",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Bench> {
+        let key = key.trim().to_ascii_lowercase();
+        let alias = match key.as_str() {
+            "encodec-6kbps" | "encodec-24khz" => "encodec",
+            "dac-44khz" | "dac44" => "dac",
+            "snac-24khz" | "snac24" => "snac",
+            "snac32" => "snac-32khz",
+            "wavtokenizer-75" => "wavtokenizer",
+            k => k,
+        };
+        Bench::ALL.into_iter().find(|b| b.key() == alias)
+    }
+
+    fn sample_rate(self) -> u32 {
+        match self {
+            Bench::WavTokenizer => WavTokenizerConfig::frame75_24khz().sample_rate,
+            Bench::Encodec6 | Bench::Encodec24 => EncodecConfig::encodec_24khz().sample_rate,
+            Bench::Dac44 => DacConfig::dac_44khz().sample_rate,
+            Bench::Snac24 => SnacConfig::snac_24khz().sample_rate,
+            Bench::Snac32 => SnacConfig::snac_32khz().sample_rate,
+        }
+    }
+}
+
+fn parse_models(list: &str) -> Result<Vec<Bench>, String> {
+    let mut out = Vec::new();
+    for key in list.split(',').filter(|k| !k.trim().is_empty()) {
+        if key.trim() == "all" {
+            out.extend(Bench::ALL);
+            continue;
+        }
+        let b = Bench::from_key(key).ok_or_else(|| {
+            let keys: Vec<_> = Bench::ALL.iter().map(|b| b.key()).collect();
+            format!("unknown model {key:?} (known: {}, all)", keys.join(", "))
+        })?;
+        out.push(b);
+    }
+    out.dedup();
+    if out.is_empty() {
+        return Err("--models is empty".into());
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone)]
 struct Args {
     case: Option<String>,
+    models: Vec<Bench>,
     seconds: Vec<f64>,
     threads: usize,
     runs: Option<usize>,
@@ -56,6 +173,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         case: None,
+        models: parse_models(DEFAULT_MODELS)?,
         seconds: vec![10.0, 60.0],
         threads: 2,
         runs: None,
@@ -67,6 +185,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--case" => args.case = Some(value("--case")?),
+            "--models" | "--model" => args.models = parse_models(&value("--models")?)?,
             "--seconds" => {
                 args.seconds = value("--seconds")?
                     .split(',')
@@ -157,15 +276,144 @@ fn cpu_usage() -> Option<(f64, f64, u64)> {
     Some((utime / 100.0, stime / 100.0, minflt))
 }
 
-fn build_model(config: &WavTokenizerConfig) -> codec::Result<WavTokenizer> {
-    let keys = wavtokenizer_keys(config);
-    let state = random_state_dict(&keys, WEIGHT_SEED, "random weights")?;
-    let (model, unused) = WavTokenizer::load(config, state, MODEL, &Device::Cpu)?;
+/// Random values for a published checkpoint's keys: [`default_init`], Snake `alpha`s positive
+/// and of order one, SNAC's rotary `inv_freq` buffers as the reference computes them.
+fn random_state(keys: &[(String, Vec<usize>)], source: &str) -> codec::Result<StateDict> {
+    let mut state = random_state_dict_with(keys, WEIGHT_SEED, source, |name, shape| {
+        if name.ends_with(".alpha") {
+            Init::Uniform(0.5, 1.5)
+        } else {
+            default_init(name, shape)
+        }
+    })?;
+    for (k, t) in state.tensors.iter_mut() {
+        if k.ends_with(".rel_pos.inv_freq") {
+            let n = t.dims()[0];
+            let v: Vec<f32> = (0..n)
+                .map(|i| 1.0 / 10000f32.powf((2 * i) as f32 / (2 * n) as f32))
+                .collect();
+            *t = Tensor::from_vec(v, n, &Device::Cpu)?;
+        }
+    }
+    Ok(state)
+}
+
+fn check_unused(what: &str, unused: &[String]) {
     assert!(
         unused.is_empty(),
-        "generated keys not used by the model: {unused:?}"
+        "{what}: generated keys not used by the model: {unused:?}"
     );
+}
+
+fn build_wavtokenizer(config: &WavTokenizerConfig) -> codec::Result<WavTokenizer> {
+    let keys = wavtokenizer_keys(config);
+    let state = random_state(&keys, "random weights")?;
+    let label = Bench::WavTokenizer.label();
+    let (model, unused) = WavTokenizer::load(config, state, label, &Device::Cpu)?;
+    check_unused(label, &unused);
     Ok(model)
+}
+
+/// A model built with random weights, with what its cases need to know.
+struct Built {
+    model: Box<dyn Codec>,
+    /// Codebooks to encode with (`None`: all).
+    num_codebooks: Option<usize>,
+    /// Frames (of the finest stream) that `samples` of audio make.
+    frames: usize,
+    /// Frames of each code stream for `frames` finest frames (coarse streams are shorter).
+    stream_frames: Vec<usize>,
+    /// Samples per (finest) frame.
+    hop: usize,
+    codebook_size: usize,
+    num_params: usize,
+}
+
+fn num_params(keys: &[(String, Vec<usize>)]) -> usize {
+    keys.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+}
+
+fn build(which: Bench, samples: usize) -> codec::Result<Built> {
+    let label = which.label();
+    Ok(match which {
+        Bench::WavTokenizer => {
+            let config = WavTokenizerConfig::frame75_24khz();
+            let hop = config.head.hop_length;
+            let frames = samples.div_ceil(hop);
+            Built {
+                model: Box::new(build_wavtokenizer(&config)?),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames; config.num_quantizers],
+                hop,
+                codebook_size: config.codebook_size,
+                num_params: num_params(&wavtokenizer_keys(&config)),
+            }
+        }
+        Bench::Encodec6 | Bench::Encodec24 => {
+            let config = EncodecConfig::encodec_24khz();
+            let keys = encodec_keys(&config);
+            let n = if which == Bench::Encodec6 {
+                config.codebooks_for_bandwidth(6.0)
+            } else {
+                config.num_quantizers
+            };
+            let hop = config.hop_length();
+            let frames = samples.div_ceil(hop);
+            let (model, unused) =
+                Encodec::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: Some(n),
+                frames,
+                stream_frames: vec![frames; n],
+                hop,
+                codebook_size: config.codebook_size,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::Dac44 => {
+            let config = DacConfig::dac_44khz();
+            let keys = dac_keys(&config);
+            let hop = config.hop_length();
+            let frames = samples.div_ceil(hop);
+            let (model, unused) =
+                Dac::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames; config.n_codebooks],
+                hop,
+                codebook_size: config.codebook_size,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::Snac24 | Bench::Snac32 => {
+            let config = if which == Bench::Snac24 {
+                SnacConfig::snac_24khz()
+            } else {
+                SnacConfig::snac_32khz()
+            };
+            let keys = snac_keys(&config);
+            // The input is padded to a multiple of `pad_multiple` samples.
+            let frames = samples.div_ceil(config.pad_multiple()) * config.frame_multiple();
+            let (model, unused) =
+                Snac::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: config.vq_strides.iter().map(|s| frames / s).collect(),
+                hop: config.hop_length(),
+                codebook_size: config.codebook_size,
+                num_params: num_params(&keys),
+            }
+        }
+    })
 }
 
 fn audio_tensor(samples: usize, sample_rate: u32) -> codec::Result<Tensor> {
@@ -173,19 +421,27 @@ fn audio_tensor(samples: usize, sample_rate: u32) -> codec::Result<Tensor> {
     Ok(Tensor::from_vec(audio, (1, 1, samples), &Device::Cpu)?)
 }
 
-/// Random codes for `frames` frames: decoding cost does not depend on which codes they are,
-/// and the decode case then needs no encoder run of its own.
-fn codes_tensor(config: &WavTokenizerConfig, frames: usize) -> codec::Result<Tensor> {
+/// Random codes, one stream per codebook: decoding cost does not depend on which codes they
+/// are, and the decode case then needs no encoder run of its own.
+fn random_streams(stream_frames: &[usize], codebook_size: usize) -> codec::Result<CodeStreams> {
     let mut rng = XorShift::new(11);
-    let n = config.num_quantizers * frames;
-    let codes: Vec<u32> = (0..n)
-        .map(|_| rng.below(config.codebook_size as u32))
-        .collect();
-    Ok(Tensor::from_vec(
-        codes,
-        (1, config.num_quantizers, frames),
-        &Device::Cpu,
-    )?)
+    let streams = stream_frames
+        .iter()
+        .map(|&n| {
+            let codes: Vec<u32> = (0..n).map(|_| rng.below(codebook_size as u32)).collect();
+            Tensor::from_vec(codes, (1, n), &Device::Cpu)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CodeStreams {
+        streams,
+        scales: None,
+    })
+}
+
+/// WavTokenizer codes `[1, 1, frames]` for the stage breakdown.
+fn wavtokenizer_codes(config: &WavTokenizerConfig, frames: usize) -> codec::Result<Tensor> {
+    let streams = random_streams(&vec![frames; config.num_quantizers], config.codebook_size)?;
+    streams.stacked()
 }
 
 fn timed<T>(f: impl FnOnce() -> codec::Result<T>) -> codec::Result<(T, f64)> {
@@ -204,8 +460,9 @@ fn child(case: &str, args: &Args) -> i32 {
         }
     }
     let seconds = args.seconds[0];
+    let which = args.models[0];
     let result = match case {
-        "encode" | "decode" => run_case(case, seconds, args),
+        "encode" | "decode" => run_case(which, case, seconds, args),
         "stages" => run_stages(seconds, args),
         other => {
             eprintln!("codec_bench: unknown case {other}");
@@ -214,42 +471,79 @@ fn child(case: &str, args: &Args) -> i32 {
     };
     match result {
         Ok(mut v) => {
+            v["impl"] = json!("ours");
             v["threads"] = json!(std::env::var("RAYON_NUM_THREADS").ok());
             println!("{RESULT_TAG}{v}");
             0
         }
         Err(e) => {
-            eprintln!("codec_bench: {case} {seconds} s failed: {e}");
+            eprintln!(
+                "codec_bench: {} {case} {seconds} s failed: {e}",
+                which.key()
+            );
             1
         }
     }
 }
 
-fn run_case(task: &str, seconds: f64, args: &Args) -> codec::Result<Value> {
-    let config = WavTokenizerConfig::frame75_24khz();
+fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Result<Value> {
     let runs = args.runs.unwrap_or(if seconds <= 30.0 { 3 } else { 2 });
-    let samples = (seconds * config.sample_rate as f64).round() as usize;
-    let frames = samples.div_ceil(config.head.hop_length);
+    let sample_rate = which.sample_rate();
+    let samples = (seconds * sample_rate as f64).round() as usize;
 
-    let (model, load_s) = timed(|| build_model(&config))?;
+    let (built, load_s) = timed(|| build(which, samples))?;
     let (load_hwm, load_rss) = memory_mib();
-    let input = match task {
-        "encode" => audio_tensor(samples, config.sample_rate)?,
-        _ => codes_tensor(&config, frames)?,
+    let Built {
+        model,
+        num_codebooks,
+        frames,
+        stream_frames,
+        hop,
+        codebook_size,
+        num_params,
+    } = built;
+    let audio = match task {
+        "encode" => Some(audio_tensor(samples, sample_rate)?),
+        _ => None,
     };
+    let codes = match task {
+        "encode" => None,
+        _ => Some(random_streams(&stream_frames, codebook_size)?),
+    };
+    let options = EncodeOptions { num_codebooks };
     let mut walls = Vec::with_capacity(runs);
     let cpu_before = cpu_usage();
     for i in 0..runs {
-        let (out, wall) = timed(|| match task {
-            "encode" => model.encode(&input),
-            _ => model.decode(&input),
-        })?;
-        let expected = match task {
-            "encode" => vec![1, config.num_quantizers, frames],
-            _ => vec![1, 1, frames * config.head.hop_length],
+        let wall = match (&audio, &codes) {
+            (Some(audio), _) => {
+                let (out, wall) = timed(|| model.encode_with(audio, &options))?;
+                let lens: Vec<usize> = out.streams.iter().map(|s| s.dims()[1]).collect();
+                assert_eq!(
+                    lens,
+                    stream_frames,
+                    "{} encode: stream lengths",
+                    which.key()
+                );
+                wall
+            }
+            (None, Some(codes)) => {
+                let (out, wall) = timed(|| model.decode_streams(codes))?;
+                let dims = out.dims();
+                let want = frames * hop;
+                assert!(
+                    dims.len() == 3 && dims[..2] == [1, 1] && dims[2].abs_diff(want) < hop,
+                    "{} decode: output shape {dims:?}, about {want} samples expected",
+                    which.key()
+                );
+                wall
+            }
+            _ => unreachable!(),
         };
-        assert_eq!(out.dims(), expected.as_slice(), "{task} output shape");
-        eprintln!("  {task} {seconds} s run {}/{runs}: {wall:.2} s", i + 1);
+        eprintln!(
+            "  {} {task} {seconds} s run {}/{runs}: {wall:.2} s",
+            which.key(),
+            i + 1
+        );
         walls.push(wall);
     }
     let best = walls.iter().copied().fold(f64::INFINITY, f64::min);
@@ -264,11 +558,15 @@ fn run_case(task: &str, seconds: f64, args: &Args) -> codec::Result<Value> {
         _ => Value::Null,
     };
     Ok(json!({
-        "model": MODEL,
+        "model": which.label(),
+        "model_key": which.key(),
         "task": task,
         "audio_s": seconds,
+        "sample_rate": sample_rate,
         "samples": samples,
         "frames": frames,
+        "codebooks": stream_frames.len(),
+        "params": num_params,
         "runs": runs,
         "wall_s": best,
         "walls_s": walls,
@@ -290,15 +588,15 @@ fn run_stages(seconds: f64, args: &Args) -> codec::Result<Value> {
     let samples = (seconds * config.sample_rate as f64).round() as usize;
     let frames = samples.div_ceil(config.head.hop_length);
     let audio = audio_tensor(samples, config.sample_rate)?;
-    let codes = codes_tensor(&config, frames)?;
+    let codes = wavtokenizer_codes(&config, frames)?;
 
-    let full = build_model(&config)?;
+    let full = build_wavtokenizer(&config)?;
     let mut cfg = config.clone();
     cfg.encoder.lstm = 0;
-    let no_lstm = build_model(&cfg)?;
+    let no_lstm = build_wavtokenizer(&cfg)?;
     let mut cfg = config.clone();
     cfg.backbone.pos_net = false;
-    let no_pos_net = build_model(&cfg)?;
+    let no_pos_net = build_wavtokenizer(&cfg)?;
     let features = full.codes_to_features(&codes)?;
 
     type Step<'a> = Box<dyn Fn() -> codec::Result<Tensor> + 'a>;
@@ -335,7 +633,8 @@ fn run_stages(seconds: f64, args: &Args) -> codec::Result<Value> {
     let (backbone, backbone_no_pos_net) = (t("backbone"), t("backbone_no_pos_net"));
 
     Ok(json!({
-        "model": MODEL,
+        "model": Bench::WavTokenizer.label(),
+        "model_key": Bench::WavTokenizer.key(),
         "task": "stages",
         "audio_s": seconds,
         "frames": frames,
@@ -359,9 +658,16 @@ fn run_stages(seconds: f64, args: &Args) -> codec::Result<Value> {
 // ---------------------------------------------------------------------------------------------
 // Parent: one child per case, then the table.
 
-fn run_child(exe: &PathBuf, case: &str, seconds: f64, args: &Args) -> Result<Value, String> {
+fn run_child(
+    exe: &PathBuf,
+    which: Bench,
+    case: &str,
+    seconds: f64,
+    args: &Args,
+) -> Result<Value, String> {
     let mut cmd = Command::new(exe);
-    cmd.args(["--case", case, "--seconds", &seconds.to_string()])
+    cmd.args(["--case", case, "--model", which.key()])
+        .args(["--seconds", &seconds.to_string()])
         .args(["--threads", &args.threads.to_string()])
         .env("RAYON_NUM_THREADS", args.threads.to_string())
         .env("CANDLE_NUM_THREADS", args.threads.to_string())
@@ -395,6 +701,12 @@ fn secs(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "n/a".into())
+}
+
 fn parent(args: &Args) -> i32 {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -403,35 +715,45 @@ fn parent(args: &Args) -> i32 {
             return 1;
         }
     };
-    let stages = args.stages.unwrap_or(!args.quick);
+    let stages = args.stages.unwrap_or(!args.quick) && args.models.contains(&Bench::WavTokenizer);
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let keys: Vec<_> = args.models.iter().map(|b| b.key()).collect();
     eprintln!(
-        "codec_bench: {MODEL}, audio {:?} s, {} threads ({cpus} CPUs available){}",
+        "codec_bench: {}, audio {:?} s, {} threads ({cpus} CPUs available, load average {}){}",
+        keys.join(", "),
         args.seconds,
         args.threads,
+        load_average(),
         if args.quick { ", quick" } else { "" }
     );
     let mut results = Vec::new();
     let mut stage_results = Vec::new();
     let mut failed = 0;
-    for &seconds in &args.seconds {
-        for task in ["encode", "decode"] {
-            eprintln!("{task} {seconds} s ...");
-            match run_child(&exe, task, seconds, args) {
-                Ok(v) => results.push(v),
-                Err(e) => {
-                    eprintln!("codec_bench: {task} {seconds} s: {e}");
-                    failed += 1;
+    for &which in &args.models {
+        for &seconds in &args.seconds {
+            for task in ["encode", "decode"] {
+                eprintln!("{} {task} {seconds} s ...", which.key());
+                let load_before = load_average();
+                match run_child(&exe, which, task, seconds, args) {
+                    Ok(mut v) => {
+                        v["load_average_before"] = json!(load_before);
+                        v["load_average_after"] = json!(load_average());
+                        results.push(v);
+                    }
+                    Err(e) => {
+                        eprintln!("codec_bench: {} {task} {seconds} s: {e}", which.key());
+                        failed += 1;
+                    }
                 }
             }
         }
     }
     if stages {
         for &seconds in &args.seconds {
-            eprintln!("stage breakdown {seconds} s ...");
-            match run_child(&exe, "stages", seconds, args) {
+            eprintln!("wavtokenizer stage breakdown {seconds} s ...");
+            match run_child(&exe, Bench::WavTokenizer, "stages", seconds, args) {
                 Ok(v) => stage_results.push(v),
                 Err(e) => {
                     eprintln!("codec_bench: stages {seconds} s: {e}");
@@ -443,13 +765,13 @@ fn parent(args: &Args) -> i32 {
 
     println!();
     println!(
-        "{:<25} {:<7} {:<6} {:<8} {:<8} {:<6} {:<14} after load (MB)",
-        "model", "task", "audio", "threads", "wall(s)", "RTF", "peak RSS (MB)"
+        "{:<23} {:<7} {:<6} {:<8} {:<8} {:<6} {:<14} {:<16} load avg",
+        "model", "task", "audio", "threads", "wall(s)", "RTF", "peak RSS (MB)", "after load (MB)"
     );
     for r in &results {
         println!(
-            "{:<25} {:<7} {:<6} {:<8} {:<8.2} {:<6.1} {:<14} {}",
-            r["model"].as_str().unwrap_or(MODEL),
+            "{:<23} {:<7} {:<6} {:<8} {:<8.2} {:<6.1} {:<14} {:<16} {}",
+            r["model"].as_str().unwrap_or("?"),
             r["task"].as_str().unwrap_or("?"),
             format!("{} s", secs(&r["audio_s"])),
             r["threads"].as_str().unwrap_or("?"),
@@ -457,6 +779,7 @@ fn parent(args: &Args) -> i32 {
             secs(&r["rtf"]),
             mib(&r["peak_rss_mib"]),
             mib(&r["after_load_rss_mib"]),
+            r["load_average_before"].as_str().unwrap_or("?"),
         );
     }
     let runs = match args.runs {
@@ -465,7 +788,8 @@ fn parent(args: &Args) -> i32 {
     };
     println!(
         "(RTF = audio seconds / wall seconds, best of {runs} run(s) per case; MB = MiB, \
-         VmHWM of the case's own process; after load = VmRSS once the model is built)"
+         VmHWM of the case's own process; after load = VmRSS once the model is built; load avg \
+         = 1/5/15-minute load average before the case)"
     );
     for s in &stage_results {
         let (e, d) = (&s["encode"], &s["decode"]);
@@ -486,7 +810,7 @@ fn parent(args: &Args) -> i32 {
     }
 
     let report = json!({
-        "model": MODEL,
+        "models": keys,
         "threads": args.threads,
         "available_cpus": cpus,
         "quick": args.quick,

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Encode/decode speed and peak memory of the reference Python packages, for comparison with
+`cargo bench --bench codec_bench` (same models, same cases, same audio lengths).
+
+    pip install encodec descript-audio-codec snac      # beside a CPU PyTorch
+    python benches/reference/bench_reference.py                          # encodec,dac,snac; 10 and 60 s
+    python benches/reference/bench_reference.py --models snac --seconds 10 --runs 1
+
+Models (``--models``, comma-separated, ``all`` for every one):
+
+  encodec         EnCodec 24 kHz, ``EncodecModel.encodec_model_24khz(pretrained=False)``, 6 kbit/s
+                  (``set_target_bandwidth(6.0)``: 8 codebooks)
+  encodec-24kbps  the same at 24 kbit/s (all 32 codebooks)
+  dac             DAC 44.1 kHz, ``dac.model.DAC(...)`` with the published 44 kHz arguments, all 9
+                  codebooks; encode = ``preprocess`` + ``encode``, decode = ``quantizer.from_codes``
+                  + ``decode`` (the plain forward, not the chunked ``compress``/``decompress``)
+  snac            SNAC 24 kHz, ``SNAC(**config)`` with the published ``hubertsiuzdak/snac_24khz``
+                  config; ``encode`` / ``decode`` (decoder noise on, as shipped)
+  snac-32khz      SNAC 32 kHz (``hubertsiuzdak/snac_32khz``, with local attention)
+  wavtokenizer    not on PyPI: reported as skipped
+
+The models are built from their classes with the packages' own random initialisation: nothing is
+downloaded. Each case (model x task x audio length) runs in a fresh interpreter (this script with
+``--case``) so that its peak resident memory is its own (``VmHWM``, equal to
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``; it includes the ~300 MB that importing torch
+costs). Timing: ``torch.set_num_threads(--threads)`` (default 2; ``OMP_NUM_THREADS`` and
+``MKL_NUM_THREADS`` are set for the child too), under ``torch.inference_mode()``, best of
+``--runs`` (default 3 up to 30 s, else 2). Each child prints one ``REF_RESULT {json}`` line.
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+
+RESULT_TAG = "REF_RESULT "
+MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "wavtokenizer"]
+DEFAULT_MODELS = "encodec,dac,snac"
+
+SNAC_CONFIGS = {
+    # hubertsiuzdak/snac_24khz config.json
+    "snac": dict(
+        sampling_rate=24000, encoder_dim=48, encoder_rates=[2, 4, 8, 8], decoder_dim=1024,
+        decoder_rates=[8, 8, 4, 2], attn_window_size=None, codebook_size=4096, codebook_dim=8,
+        vq_strides=[4, 2, 1], noise=True, depthwise=True,
+    ),
+    # hubertsiuzdak/snac_32khz config.json
+    "snac-32khz": dict(
+        sampling_rate=32000, encoder_dim=64, encoder_rates=[2, 3, 8, 8], decoder_dim=1536,
+        decoder_rates=[8, 8, 3, 2], attn_window_size=32, codebook_size=4096, codebook_dim=8,
+        vq_strides=[8, 4, 2, 1], noise=True, depthwise=True,
+    ),
+}
+
+# descript/dac_44khz (weights_44khz_8kbps.pth metadata kwargs)
+DAC_44KHZ = dict(
+    encoder_dim=64, encoder_rates=[2, 4, 8, 8], decoder_dim=1536, decoder_rates=[8, 8, 4, 2],
+    n_codebooks=9, codebook_size=1024, codebook_dim=8, sample_rate=44100,
+)
+
+SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
+                "snac-32khz": 32000}
+
+
+def proc_status_mib(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def import_torchaudio_leniently():
+    """`encodec` and `descript-audiotools` import torchaudio at module level (for file I/O and
+    resampling, which the benchmark does not use). A torchaudio wheel built for another CUDA
+    version than the installed torch refuses to import; its CUDA check is skipped here, which
+    changes nothing for CPU inference."""
+    import torch
+    try:
+        import torchaudio  # noqa: F401
+        return None
+    except RuntimeError as e:
+        if "CUDA version" not in str(e):
+            raise
+        for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
+            del sys.modules[name]
+        cuda = torch.version.cuda
+        torch.version.cuda = None
+        try:
+            import torchaudio  # noqa: F401
+        finally:
+            torch.version.cuda = cuda
+        return f"torchaudio CUDA check skipped ({e})"
+
+
+def speech_like(samples, sample_rate, seed=7):
+    """A speech-like signal (harmonic chirps, syllable envelope, some noise); content does not
+    change the cost, only the length does."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / sample_rate
+    f0 = 175.0 + 70.0 * np.sin(2 * np.pi * 0.37 * t) + 15.0 * np.sin(2 * np.pi * 5.5 * t)
+    phase = np.cumsum(2 * np.pi * f0 / sample_rate)
+    voiced = sum(np.sin(phase * h) / h for h in range(1, 7))
+    env = 0.15 + 0.85 * (0.5 + 0.5 * np.sin(2 * np.pi * 4.1 * t)) ** 2
+    x = 0.25 * env * voiced + 0.03 * rng.uniform(-1, 1, samples)
+    return x.astype("float32")
+
+
+def run_case(key, task, seconds, runs, threads):
+    note = import_torchaudio_leniently()
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    sr = SAMPLE_RATES[key]
+    samples = int(round(seconds * sr))
+    gen = torch.Generator().manual_seed(11)
+    t0 = time.perf_counter()
+    versions = {"torch": torch.__version__}
+
+    if key in ("encodec", "encodec-24kbps"):
+        import encodec
+        from encodec import EncodecModel
+        versions["encodec"] = getattr(encodec, "__version__", "?")
+        model = EncodecModel.encodec_model_24khz(pretrained=False)
+        bandwidth = 6.0 if key == "encodec" else 24.0
+        model.set_target_bandwidth(bandwidth)
+        model.eval()
+        n_q = 8 if key == "encodec" else 32
+        frames = math.ceil(samples / 320)
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, 1, samples)
+
+            def step():
+                out = model.encode(x)
+                codes = torch.cat([c for c, _ in out], dim=-1)
+                assert tuple(codes.shape) == (1, n_q, frames), codes.shape
+        else:
+            codes = torch.randint(0, 1024, (1, n_q, frames), generator=gen)
+
+            def step():
+                y = model.decode([(codes, None)])
+                assert y.shape[:2] == (1, 1) and abs(y.shape[-1] - frames * 320) < 320, y.shape
+    elif key == "dac":
+        import dac
+        versions["descript-audio-codec"] = getattr(dac, "__version__", "?")
+        model = dac.model.DAC(**DAC_44KHZ).eval()
+        hop = 512
+        frames = math.ceil(samples / hop)
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, 1, samples)
+
+            def step():
+                z, codes, *_ = model.encode(model.preprocess(x, sr))
+                assert tuple(codes.shape) == (1, 9, frames), codes.shape
+        else:
+            codes = torch.randint(0, 1024, (1, 9, frames), generator=gen)
+
+            def step():
+                z = model.quantizer.from_codes(codes)[0]
+                y = model.decode(z)
+                assert y.shape[:2] == (1, 1) and abs(y.shape[-1] - frames * hop) < hop, y.shape
+    elif key in SNAC_CONFIGS:
+        import snac
+        from snac import SNAC
+        versions["snac"] = getattr(snac, "__version__", "?")
+        cfg = SNAC_CONFIGS[key]
+        model = SNAC(**cfg).eval()
+        hop = math.prod(cfg["encoder_rates"])
+        s0, w = cfg["vq_strides"][0], cfg["attn_window_size"] or 1
+        multiple = s0 * w // math.gcd(s0, w)
+        frames = math.ceil(samples / (hop * multiple)) * multiple
+        lens = [frames // s for s in cfg["vq_strides"]]
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, 1, samples)
+
+            def step():
+                codes = model.encode(x)
+                assert [c.shape[-1] for c in codes] == lens, [c.shape for c in codes]
+        else:
+            codes = [torch.randint(0, 4096, (1, n), generator=gen) for n in lens]
+
+            def step():
+                y = model.decode(codes)
+                assert tuple(y.shape) == (1, 1, frames * hop), y.shape
+    else:
+        raise ValueError(f"unknown model {key}")
+
+    params = sum(p.numel() for p in model.parameters())
+    load_s = time.perf_counter() - t0
+    after_load = proc_status_mib("VmRSS")
+    walls = []
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    with torch.inference_mode():
+        for i in range(runs):
+            t = time.perf_counter()
+            step()
+            wall = time.perf_counter() - t
+            print(f"  reference {key} {task} {seconds} s run {i + 1}/{runs}: {wall:.2f} s",
+                  file=sys.stderr, flush=True)
+            walls.append(wall)
+    best = min(walls)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = {"user_s_per_run": (ru1.ru_utime - ru0.ru_utime) / runs,
+           "sys_s_per_run": (ru1.ru_stime - ru0.ru_stime) / runs,
+           "minor_faults_per_run": (ru1.ru_minflt - ru0.ru_minflt) // runs}
+    maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {
+        "samples": samples,
+        "frames": frames,
+        "params": params,
+        "runs": runs,
+        "wall_s": best,
+        "walls_s": walls,
+        "rtf": seconds / best,
+        "peak_rss_mib": proc_status_mib("VmHWM") or maxrss_mib,
+        "ru_maxrss_mib": maxrss_mib,
+        "after_load_rss_mib": after_load,
+        "load_s": load_s,
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions,
+        "note": note,
+    }
+
+
+def child(args):
+    key = args.models[0]
+    seconds = args.seconds[0]
+    runs = args.runs or (3 if seconds <= 30 else 2)
+    base = {"impl": "reference", "model_key": key, "task": args.case, "audio_s": seconds,
+            "threads": str(args.threads)}
+    if key == "wavtokenizer":
+        base["skipped"] = "WavTokenizer has no reference package on PyPI"
+        print(RESULT_TAG + json.dumps(base), flush=True)
+        return 0
+    try:
+        base.update(run_case(key, args.case, seconds, runs, args.threads))
+    except Exception as e:  # noqa: BLE001 - report and fail this case only
+        print(f"bench_reference: {key} {args.case} {seconds} s failed: {e!r}", file=sys.stderr)
+        return 1
+    print(RESULT_TAG + json.dumps(base), flush=True)
+    return 0
+
+
+def child_env(threads):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    return env
+
+
+def parent(args):
+    rows, failed = [], 0
+    for key in args.models:
+        for seconds in args.seconds:
+            for task in ("encode", "decode"):
+                print(f"reference {key} {task} {seconds} s ...", file=sys.stderr, flush=True)
+                cmd = [sys.executable, os.path.abspath(__file__), "--case", task, "--models", key,
+                       "--seconds", str(seconds), "--threads", str(args.threads)]
+                if args.runs:
+                    cmd += ["--runs", str(args.runs)]
+                out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
+                                     env=child_env(args.threads))
+                line = next((l[len(RESULT_TAG):] for l in out.stdout.splitlines()
+                             if l.startswith(RESULT_TAG)), None)
+                if out.returncode != 0 or line is None:
+                    failed += 1
+                    continue
+                rows.append(json.loads(line))
+    print()
+    print(f"{'model':<16} {'task':<7} {'audio':<6} {'wall(s)':<8} {'RTF':<6} peak RSS (MB)")
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['model_key']:<16} {r['task']:<7} {r['audio_s']:<6} skipped: {r['skipped']}")
+            continue
+        print(f"{r['model_key']:<16} {r['task']:<7} {str(r['audio_s']) + ' s':<6} "
+              f"{r['wall_s']:<8.2f} {r['rtf']:<6.1f} {r['peak_rss_mib']:.0f}")
+    print(f"(reference packages, {args.threads} threads; RTF = audio seconds / wall seconds, best "
+          "of the runs; MB = MiB, VmHWM of the case's own interpreter)")
+    return 1 if failed else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--case", choices=["encode", "decode"])
+    p.add_argument("--models", "--model", default=DEFAULT_MODELS)
+    p.add_argument("--seconds", default="10,60")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int)
+    args = p.parse_args()
+    models = []
+    for k in (m.strip() for m in args.models.split(",") if m.strip()):
+        if k == "all":
+            models += [m for m in MODELS if m != "wavtokenizer"]
+        elif k in MODELS:
+            models.append(k)
+        else:
+            p.error(f"unknown model {k!r} (known: {', '.join(MODELS)}, all)")
+    args.models = list(dict.fromkeys(models))
+    args.seconds = [float(s) for s in args.seconds.split(",")]
+    if args.case:
+        if len(args.models) != 1 or len(args.seconds) != 1:
+            p.error("--case takes one model and one length")
+        sys.exit(child(args))
+    sys.exit(parent(args))
+
+
+if __name__ == "__main__":
+    main()

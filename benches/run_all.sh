@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# One comparison run on this machine: our models (`cargo bench --bench codec_bench`), the
+# reference Python packages (`benches/reference/bench_reference.py`) and candle-transformers'
+# implementations (`benches/candle-reference`, a package outside the workspace), case by case, then one Markdown table.
+#
+#   benches/run_all.sh                                  # wavtokenizer,encodec,dac,snac; 10 s and 60 s; 2 threads
+#   benches/run_all.sh --models encodec,snac --seconds 10 --runs 1
+#   benches/run_all.sh --setup                          # first make the Python venv (see below), then run
+#
+# Options:
+#   --models LIST    wavtokenizer, encodec (24 kHz at 6 kbit/s), encodec-24kbps, dac (44.1 kHz),
+#                    snac (24 kHz), snac-32khz, or all (default wavtokenizer,encodec,dac,snac)
+#   --seconds LIST   audio lengths (default 10,60)
+#   --threads N      threads for every implementation (default 2)
+#   --runs N         timed runs per case, best reported (default 3 up to 30 s, else 2)
+#   --python PATH    interpreter with torch, encodec, descript-audio-codec and snac (default
+#                    target/refbench-venv/bin/python when it exists, else python3)
+#   --setup          create target/refbench-venv (inherits the system torch; installs encodec,
+#                    descript-audio-codec and snac from PyPI without touching torch or numpy)
+#   --no-pause       do not pause the background training job during the timed cases
+#   --out DIR        where results.jsonl and table.md go (default target/bench_compare)
+#   --resume         keep DIR/results.jsonl and run only the cases it has no result for (after an
+#                    interrupted run; the table then covers both)
+#
+# Every case (model x task x length x implementation) runs in its own fresh process, so peak
+# memory (VmHWM / ru_maxrss) is that case's own. While a case runs, the background training job
+# (`python ... training/train.py`, found by its command line, signalled by process id) is
+# stopped with SIGSTOP and continued with SIGCONT right after; a trap continues it on any exit
+# (error, Ctrl-C, TERM), and a detached watchdog continues it should this script be killed
+# outright. The 1-minute load average before and after each case is recorded and shown.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+MODELS=wavtokenizer,encodec,dac,snac
+SECONDS_LIST=10,60
+THREADS=2
+RUNS=
+PYTHON=${PYTHON:-}
+SETUP=0
+RESUME=0
+PAUSE=1
+OUT=${CARGO_TARGET_DIR:-$ROOT/target}/bench_compare
+TRAIN_PATTERN=${TRAIN_PATTERN:-training/train.py}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --models) MODELS=$2; shift 2 ;;
+        --seconds) SECONDS_LIST=$2; shift 2 ;;
+        --threads) THREADS=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --python) PYTHON=$2; shift 2 ;;
+        --setup) SETUP=1; shift ;;
+        --no-pause) PAUSE=0; shift ;;
+        --resume) RESUME=1; shift ;;
+        --out) OUT=$2; shift 2 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
+    : > "$RESULTS"
+    date -u +%FT%TZ > "$OUT/started"
+    cut -d' ' -f1-3 /proc/loadavg > "$OUT/start_load"
+fi
+
+VENV=${CARGO_TARGET_DIR:-$ROOT/target}/refbench-venv
+if [[ $SETUP == 1 ]]; then
+    python3 -m venv --system-site-packages "$VENV"
+    constraints=$OUT/constraints.txt
+    python3 -c 'import torch, numpy; print(f"torch=={torch.__version__.split(\"+\")[0]}\nnumpy=={numpy.__version__}")' > "$constraints"
+    "$VENV/bin/pip" install -c "$constraints" encodec descript-audio-codec snac
+fi
+if [[ -z $PYTHON ]]; then
+    if [[ -x $VENV/bin/python ]]; then PYTHON=$VENV/bin/python; else PYTHON=python3; fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Pausing the background training job (by process id; never killed).
+
+PAUSED_FILE=$OUT/.paused_pids
+: > "$PAUSED_FILE"
+PAUSED=()
+
+training_pids() {
+    local pid comm
+    for pid in $(pgrep -f -- "$TRAIN_PATTERN" 2>/dev/null || true); do
+        [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+        [[ $comm == python* ]] || continue
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$TRAIN_PATTERN" || continue
+        echo "$pid"
+    done
+}
+
+pause_training() {
+    [[ $PAUSE == 1 ]] || return 0
+    local pid
+    PAUSED=()
+    for pid in $(training_pids); do
+        if kill -STOP "$pid" 2>/dev/null; then PAUSED+=("$pid"); fi
+    done
+    printf '%s\n' "${PAUSED[@]}" > "$PAUSED_FILE"
+}
+
+resume_training() {
+    local pid
+    for pid in "${PAUSED[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
+    PAUSED=()
+    : > "$PAUSED_FILE" 2>/dev/null || true
+}
+
+trap 'resume_training' EXIT
+trap 'resume_training; exit 130' INT
+trap 'resume_training; exit 143' TERM HUP
+
+if [[ $PAUSE == 1 ]]; then
+    # Should this script die without running its traps (SIGKILL), continue whatever it left
+    # stopped. Detached, so that a signal to our process group does not take it along.
+    setsid bash -c '
+        while kill -0 "$1" 2>/dev/null; do sleep 2; done
+        while read -r p; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; done < "$2"
+        rm -f "$2"' watchdog "$$" "$PAUSED_FILE" < /dev/null > /dev/null 2>&1 &
+    n=$(training_pids | wc -l)
+    echo "run_all.sh: $n training process(es) matching '$TRAIN_PATTERN' will be paused during each timed case" >&2
+fi
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# ---------------------------------------------------------------------------------------------
+# Build the two Rust benches and find their executables.
+
+BIN=$OUT/bin
+if [[ $RESUME == 1 && -x $BIN/codec_bench && -x $BIN/candle_reference ]]; then
+    # The same executables as the interrupted run, even if the sources changed since.
+    echo "run_all.sh: resuming with the executables in $BIN" >&2
+else
+    echo "run_all.sh: building the benches ..." >&2
+    # Ours through cargo bench; candle-transformers' in its own package (outside the workspace,
+    # so that `cargo test` never compiles it), with its own target folder.
+    find_exe() {  # NAME, then the cargo command (with --message-format=json) that builds it
+        local name=$1; shift
+        "$@" --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])
+' "$name"
+    }
+    built_ours=$(find_exe codec_bench cargo bench --no-run --bench codec_bench)
+    built_candle=$(find_exe candle_reference cargo build --release --manifest-path benches/candle-reference/Cargo.toml)
+    if [[ -z $built_ours || -z $built_candle ]]; then
+        echo "run_all.sh: building the benches failed; run them by hand to see why:" >&2
+        echo "  cargo bench --no-run --bench codec_bench" >&2
+        echo "  cargo build --release --manifest-path benches/candle-reference/Cargo.toml" >&2
+        exit 1
+    fi
+    # Copies, so that a rebuild in target/ by someone else during the run changes nothing.
+    mkdir -p "$BIN"
+    cp "$built_ours" "$BIN/codec_bench"
+    cp "$built_candle" "$BIN/candle_reference"
+    echo "git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates src benches tests Cargo.toml 2>/dev/null || echo ' + uncommitted changes'), built $(date -u +%FT%TZ)" > "$BIN/build_info"
+fi
+OURS=$BIN/codec_bench
+CANDLE=$BIN/candle_reference
+
+REF_OK=1
+if ! "$PYTHON" -c 'import encodec, dac, snac' > /dev/null 2>&1; then
+    # Import errors from torchaudio's CUDA check are handled by the script itself; look closer.
+    if ! "$PYTHON" - > /dev/null 2>&1 <<'EOF'
+import importlib.util, sys
+sys.exit(0 if all(importlib.util.find_spec(m) for m in ("torch", "encodec", "dac", "snac")) else 1)
+EOF
+    then
+        REF_OK=0
+        echo "run_all.sh: $PYTHON lacks torch/encodec/descript-audio-codec/snac; reference column skipped (try --setup)" >&2
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The cases.
+
+run_one() { # impl model task seconds
+    local impl=$1 model=$2 task=$3 seconds=$4 tag line rc=0 before after cmd=()
+    local runs_arg=()
+    [[ -n $RUNS ]] && runs_arg=(--runs "$RUNS")
+    case $impl in
+        ours) tag=CODEC_BENCH_RESULT; cmd=("$OURS" --case "$task" --model "$model" --seconds "$seconds" --threads "$THREADS" "${runs_arg[@]}") ;;
+        candle) tag=CANDLE_REF_RESULT; cmd=("$CANDLE" --case "$task" --model "$model" --seconds "$seconds" --threads "$THREADS" "${runs_arg[@]}") ;;
+        reference) tag=REF_RESULT; cmd=("$PYTHON" benches/reference/bench_reference.py --case "$task" --models "$model" --seconds "$seconds" --threads "$THREADS" "${runs_arg[@]}") ;;
+    esac
+    if [[ $RESUME == 1 ]] && python3 -c '
+import json, sys
+impl, model, task, secs = sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+names = {impl, "candle-transformers"} if impl == "candle" else {impl}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("impl") in names and r.get("model_key") == model and r.get("task") == task \
+            and float(r.get("audio_s", -1)) == secs and not r.get("failed"):
+        sys.exit(0)
+sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
+        echo "== $impl $model $task ${seconds} s: already in $RESULTS" >&2
+        return
+    fi
+    if [[ $impl == candle && $model == wavtokenizer ]]; then
+        echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
+        return
+    fi
+    if [[ $impl == reference && $REF_OK == 0 ]]; then
+        echo "{\"impl\": \"reference\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"reference packages not installed\"}" >> "$RESULTS"
+        return
+    fi
+    echo "== $impl $model $task ${seconds} s" >&2
+    pause_training
+    before=$(loadavg)
+    line=$(RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
+        MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS PYTHONWARNINGS=ignore \
+        "${cmd[@]}" < /dev/null | grep "^$tag " | head -n1) || rc=$?
+    after=$(loadavg)
+    resume_training
+    if [[ -z $line ]]; then
+        echo "run_all.sh: $impl $model $task ${seconds} s failed" >&2
+        echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"failed\": true}" >> "$RESULTS"
+        return
+    fi
+    python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+r["impl"] = sys.argv[2]
+r["loadavg_before"], r["loadavg_after"] = sys.argv[3], sys.argv[4]
+print(json.dumps(r))' "${line#"$tag "}" "$impl" "$before" "$after" >> "$RESULTS"
+}
+
+IFS=, read -r -a model_list <<< "$MODELS"
+IFS=, read -r -a seconds_list <<< "$SECONDS_LIST"
+START=$(cat "$OUT/started")
+START_LOAD=$(cat "$OUT/start_load")
+for model in "${model_list[@]}"; do
+    for seconds in "${seconds_list[@]}"; do
+        for task in encode decode; do
+            for impl in ours reference candle; do
+                run_one "$impl" "$model" "$task" "$seconds"
+            done
+        done
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# The table.
+
+{
+    cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    echo "<!-- benches/run_all.sh --models $MODELS --seconds $SECONDS_LIST --threads $THREADS${RUNS:+ --runs $RUNS}; started $START, finished $(date -u +%FT%TZ)$([[ $RESUME == 1 ]] && echo ' (resumed)'); $(nproc) CPUs: $cpu; $(cat "$BIN/build_info" 2>/dev/null || echo 'build unknown') -->"
+    if [[ $PAUSE == 1 ]]; then
+        pause_note="the background training job was paused (SIGSTOP/SIGCONT) during each case"
+    else
+        pause_note="the background training job was NOT paused (--no-pause)"
+    fi
+    python3 - "$RESULTS" "$THREADS" "$START_LOAD" "$pause_note" "$MODELS" <<'EOF'
+import json, sys
+
+path, threads, start_load, pause_note, order = sys.argv[1:6]
+order = order.split(",")
+rows = [json.loads(l) for l in open(path) if l.strip()]
+LABELS = {
+    "wavtokenizer": "WavTokenizer-75",
+    "encodec": "EnCodec 24 kHz, 6 kbps (8 cb)",
+    "encodec-24kbps": "EnCodec 24 kHz, 24 kbps (32 cb)",
+    "dac": "DAC 44.1 kHz (9 cb)",
+    "snac": "SNAC 24 kHz",
+    "snac-32khz": "SNAC 32 kHz",
+}
+cases, by = [], {}
+for r in rows:
+    key = (r["model_key"], r["task"], float(r["audio_s"]))
+    if key not in by:
+        cases.append(key)
+    by.setdefault(key, {})[r["impl"]] = r
+# The order asked for: models as listed, then length, encode before decode (a resumed run
+# appends its cases after the earlier ones).
+cases.sort(key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[2],
+                          ["encode", "decode"].index(k[1]) if k[1] in ("encode", "decode") else 2))
+
+notes = {}
+def cell(r):
+    if r is None:
+        return "—", "—"
+    if r.get("failed"):
+        return "failed", "—"
+    if "skipped" in r:
+        mark = notes.setdefault(r["skipped"], len(notes) + 1)
+        return f"n/a[^{mark}]", "—"
+    return f"{r['rtf']:.2f}", f"{r['peak_rss_mib']:.0f}"
+
+def load(r):
+    return r.get("loadavg_before", "").split(" ")[0] if r and "loadavg_before" in r else "–"
+
+print()
+print(f"| model | task | audio | ours RTF | ours peak MiB | reference RTF | reference peak MiB "
+      f"| candle-transformers RTF | candle-transformers peak MiB | load 1m (ours/ref/candle) |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+for key in cases:
+    model, task, secs = key
+    d = by[key]
+    o, p, c = d.get("ours"), d.get("reference"), d.get("candle-transformers", d.get("candle"))
+    cells = [*cell(o), *cell(p), *cell(c)]
+    loads = "/".join(load(x) for x in (o, p, c))
+    print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | " + " | ".join(cells) + f" | {loads} |")
+print()
+print(f"RTF = seconds of audio per second of wall time (higher is faster), best of the runs; "
+      f"peak MiB = the case's own process's peak resident memory (model, input and all); "
+      f"{threads} threads everywhere; random weights at the published sizes; one fresh process per case; "
+      f"{pause_note}; load average (1/5/15 min) when the run started {start_load}; "
+      f"the last column has each case's 1-minute load average as it started.")
+
+def cpu(r):
+    c = (r or {}).get("cpu") or {}
+    if "user_s_per_run" not in c:
+        return "—"
+    return f"{c['user_s_per_run'] + c['sys_s_per_run']:.1f}"
+
+print()
+print("CPU seconds per run (user + system; with 2 threads at most 2 x wall): where other work "
+      "shared the CPUs, wall time grows but CPU time much less.")
+print()
+print("| model | task | audio | ours | reference | candle-transformers |")
+print("|---|---|---|---:|---:|---:|")
+for key in cases:
+    model, task, secs = key
+    d = by[key]
+    o, p, c = d.get("ours"), d.get("reference"), d.get("candle-transformers", d.get("candle"))
+    print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {cpu(o)} | {cpu(p)} | {cpu(c)} |")
+for text, n in notes.items():
+    print(f"\n[^{n}]: {text}")
+EOF
+} | tee "$OUT/table.md"
+echo "run_all.sh: results in $RESULTS, table in $OUT/table.md" >&2
