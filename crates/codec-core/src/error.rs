@@ -39,6 +39,10 @@ pub enum Error {
         kind: TokenFileError,
     },
 
+    /// A token stream (`codec encode --stream` output) is malformed or corrupted.
+    #[error("token stream: {0}")]
+    TokenStream(TokenFileError),
+
     /// Token file was made by a different model than the one decoding it.
     #[error(
         "token file was made by model '{file_model}' (weights {file_fingerprint:016x}) but the \

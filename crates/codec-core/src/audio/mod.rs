@@ -13,6 +13,7 @@
 mod mix;
 mod read;
 mod resample;
+pub mod stream;
 mod write;
 
 pub use mix::{prepare_mono, PreparedAudio};

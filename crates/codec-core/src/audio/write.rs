@@ -112,7 +112,7 @@ pub fn write_wav(path: impl AsRef<Path>, clip: &AudioClip, format: WavSampleForm
 }
 
 /// `x` clamped to `[-1, 1]`, times 32767, rounded half away from zero.
-fn f32_to_i16(x: f32) -> i16 {
+pub(crate) fn f32_to_i16(x: f32) -> i16 {
     (x.clamp(-1.0, 1.0) * 32767.0).round() as i16
 }
 
