@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod quant;
 pub mod streaming;
 pub mod tokfile;
+pub mod tokstream;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
