@@ -12,6 +12,7 @@ use codec_core::{load_model, Codec, EncodeOptions, ModelCard, ModelSpec};
 
 use crate::device::parse_device;
 use crate::progress::with_spinner;
+use crate::stream;
 
 /// The model used when `--model` is not given.
 pub const DEFAULT_MODEL: &str = "tinycodec-24khz";
@@ -19,10 +20,15 @@ pub const DEFAULT_MODEL: &str = "tinycodec-24khz";
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Encode an audio file (WAV, FLAC, MP3, OGG, ...) into tokens.
+    ///
+    /// With --stream (causal models such as mimi): read PCM as it arrives (a WAV stream, or raw
+    /// 16-bit PCM) and write a token stream frame by frame; `-` is stdin / stdout:
+    /// `arecord -f S16_LE -r 24000 -c 1 | codec encode --stream -m mimi - - | codec decode --stream - - | aplay`
     Encode {
-        /// Input audio file.
+        /// Input audio file (`-`: standard input, with --stream).
         input: PathBuf,
-        /// Output file (.tok, or .npy with --format npy).
+        /// Output file (.tok, or .npy with --format npy; with --stream a token stream, `-`:
+        /// standard output).
         output: PathBuf,
         /// Model: a card name (see `codec models`), a hub repo id, a folder or a weight file.
         #[arg(long, short, default_value = DEFAULT_MODEL)]
@@ -37,12 +43,26 @@ pub enum Command {
         /// 24 at 24 kHz); selects the matching number of codebooks.
         #[arg(long, value_name = "KBPS")]
         bandwidth: Option<f64>,
+        /// Stream: encode audio as it arrives, writing each frame's codes as soon as it is
+        /// complete (causal models only).
+        #[arg(long, conflicts_with = "format")]
+        stream: bool,
+        /// With --stream: the sample rate of headerless (raw 16-bit PCM) input; default: the
+        /// model's. A WAV header on the input overrides it.
+        #[arg(long, value_name = "HZ", requires = "stream")]
+        raw_rate: Option<u32>,
+        /// With --stream: interleaved channels of headerless input (mixed down to mono).
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "stream")]
+        raw_channels: u16,
     },
     /// Decode a token file back to a WAV file.
+    ///
+    /// With --stream: read a token stream (`codec encode --stream` output) and write audio frame
+    /// by frame, as a WAV stream (or raw PCM with --raw); `-` is stdin / stdout.
     Decode {
-        /// Input token file (.tok).
+        /// Input token file (.tok; with --stream a token stream, `-`: standard input).
         input: PathBuf,
-        /// Output WAV file.
+        /// Output WAV file (`-`: standard output, with --stream).
         output: PathBuf,
         /// Model (default: the model named in the token file).
         #[arg(long, short)]
@@ -56,6 +76,12 @@ pub enum Command {
         /// Decode even if the token file was made by another model.
         #[arg(long)]
         force: bool,
+        /// Stream: decode a token stream frame by frame as it arrives (causal models only).
+        #[arg(long, conflicts_with = "original_rate")]
+        stream: bool,
+        /// With --stream: write raw PCM samples without a WAV header.
+        #[arg(long, requires = "stream")]
+        raw: bool,
     },
     /// Show a token file's header and code statistics.
     Info {
@@ -98,9 +124,37 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             input,
             output,
             model,
+            format: _,
+            codebooks,
+            bandwidth,
+            stream: true,
+            raw_rate,
+            raw_channels,
+        } => {
+            let spec = ModelSpec::parse(&model)?;
+            let model = load(&spec, device)?;
+            stream::encode_stream(
+                model.as_ref(),
+                stream::EncodeStream {
+                    input: &input,
+                    output: &output,
+                    choice: CodebookChoice {
+                        codebooks,
+                        bandwidth,
+                    },
+                    raw_rate,
+                    raw_channels,
+                },
+            )
+        }
+        Command::Encode {
+            input,
+            output,
+            model,
             format,
             codebooks,
             bandwidth,
+            ..
         } => encode(
             &input,
             &output,
@@ -117,8 +171,37 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             output,
             model,
             float,
+            original_rate: _,
+            force,
+            stream: true,
+            raw,
+        } => {
+            let reader = stream::open_token_stream(&input)?;
+            let name = match model {
+                Some(m) => m,
+                None => model_of_tokens(&reader.header().model)?,
+            };
+            let model = load(&ModelSpec::parse(&name)?, device)?;
+            stream::decode_stream(
+                model.as_ref(),
+                reader,
+                stream::DecodeStream {
+                    input: &input,
+                    output: &output,
+                    float,
+                    raw,
+                    force,
+                },
+            )
+        }
+        Command::Decode {
+            input,
+            output,
+            model,
+            float,
             original_rate,
             force,
+            ..
         } => decode(
             &input,
             &output,
@@ -147,14 +230,14 @@ fn load(spec: &ModelSpec, device: &str) -> Result<Box<dyn Codec>> {
 
 /// How many codebooks `codec encode` was asked to use.
 #[derive(Debug, Clone, Copy, Default)]
-struct CodebookChoice {
-    codebooks: Option<usize>,
-    bandwidth: Option<f64>,
+pub struct CodebookChoice {
+    pub codebooks: Option<usize>,
+    pub bandwidth: Option<f64>,
 }
 
 impl CodebookChoice {
     /// The encode options for `model`; errors say what the model offers.
-    fn options(self, model: &dyn Codec) -> Result<EncodeOptions> {
+    pub fn options(self, model: &dyn Codec) -> Result<EncodeOptions> {
         let info = model.info();
         let available = info.codebook_sizes.len();
         let num_codebooks = match (self.codebooks, self.bandwidth) {
@@ -206,6 +289,7 @@ fn encode(
     device: &str,
 ) -> Result<()> {
     // Cheap checks first: a wrong --model should not wait for the audio to be decoded.
+    no_pipe_without_stream(&[input, output])?;
     let spec = ModelSpec::parse(model)?;
     if choice
         .bandwidth
@@ -256,18 +340,11 @@ fn decode(
     force: bool,
     device: &str,
 ) -> Result<()> {
+    no_pipe_without_stream(&[input, output])?;
     let tokens = TokenFile::read(input)?;
     let model_name = match model {
         Some(m) => m.to_string(),
-        None => {
-            if ModelCard::find(&tokens.header.model).is_none() {
-                bail!(
-                    "the token file was made by '{}', which is not a known model card; pass --model (the folder or file it was encoded with)",
-                    tokens.header.model
-                );
-            }
-            tokens.header.model.clone()
-        }
+        None => model_of_tokens(&tokens.header.model)?,
     };
     let model = load(&ModelSpec::parse(&model_name)?, device)?;
     let options = DecodeOptions {
@@ -295,6 +372,24 @@ fn decode(
         output.display()
     );
     Ok(())
+}
+
+/// `-` (stdin/stdout) is for streams; whole files need seekable paths.
+fn no_pipe_without_stream(paths: &[&Path]) -> Result<()> {
+    if paths.iter().any(|p| p.as_os_str() == "-") {
+        bail!("'-' (standard input/output) needs --stream; without it, give file paths");
+    }
+    Ok(())
+}
+
+/// The card to decode with when --model is not given: the one the tokens name.
+fn model_of_tokens(name: &str) -> Result<String> {
+    if ModelCard::find(name).is_none() {
+        bail!(
+            "the tokens were made by '{name}', which is not a known model card; pass --model (the folder or file they were encoded with)"
+        );
+    }
+    Ok(name.to_string())
 }
 
 fn info(file: &Path) -> Result<()> {

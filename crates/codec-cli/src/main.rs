@@ -3,6 +3,7 @@
 mod commands;
 mod device;
 mod progress;
+mod stream;
 
 use std::process::ExitCode;
 

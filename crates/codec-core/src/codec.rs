@@ -170,6 +170,38 @@ pub trait Codec: Send + Sync {
     }
 }
 
+/// Check codes `[batch, 1..=max_codebooks, frames > 0]` with every code below `codebook_size`:
+/// the shared check of single-rate models' `decode`.
+pub fn check_stacked_codes(
+    codes: &Tensor,
+    max_codebooks: usize,
+    codebook_size: usize,
+    model: &str,
+) -> Result<()> {
+    let dims = codes.dims();
+    if dims.len() != 3 || dims[1] == 0 || dims[1] > max_codebooks || dims[2] == 0 {
+        let books = if max_codebooks == 1 {
+            "1".to_string()
+        } else {
+            format!("1..={max_codebooks}")
+        };
+        return Err(crate::Error::InvalidCodes(format!(
+            "{model} takes codes shaped [batch, {books}, frames > 0], got {dims:?}"
+        )));
+    }
+    let max = codes
+        .to_dtype(candle_core::DType::U32)?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<u32>()?;
+    if max as usize >= codebook_size {
+        return Err(crate::Error::InvalidCodes(format!(
+            "code {max} is out of range for a codebook of {codebook_size} entries"
+        )));
+    }
+    Ok(())
+}
+
 fn not_streaming(info: &CodecInfo) -> crate::Error {
     crate::Error::Unsupported(format!(
         "model {} ({}) cannot stream: its encoder or decoder looks ahead in time; \

@@ -176,37 +176,60 @@ pub fn file_to_code_streams(
 
 /// Check that a token file can be decoded by `model`.
 pub fn check_compatible(model: &dyn Codec, tokens: &TokenFile, force: bool) -> Result<()> {
-    let info = model.info();
     let h = &tokens.header;
-    if h.fingerprint != info.fingerprint && !force {
+    let sizes: Vec<u32> = tokens.streams.iter().map(|s| s.codebook_size).collect();
+    check_codes_fit(
+        model.info(),
+        &CodesOrigin {
+            model: &h.model,
+            fingerprint: h.fingerprint,
+            sample_rate: h.sample_rate,
+            codebook_sizes: &sizes,
+        },
+        force,
+    )
+}
+
+/// Where codes come from, as a token file or token stream header says.
+#[derive(Debug, Clone, Copy)]
+pub struct CodesOrigin<'a> {
+    pub model: &'a str,
+    pub fingerprint: u64,
+    pub sample_rate: u32,
+    pub codebook_sizes: &'a [u32],
+}
+
+/// Check that codes made as `origin` says can be decoded by the model `info` describes: same
+/// weights (unless `force`), and always codebooks that fit the model's.
+pub fn check_codes_fit(info: &CodecInfo, origin: &CodesOrigin<'_>, force: bool) -> Result<()> {
+    if origin.fingerprint != info.fingerprint && !force {
         return Err(Error::ModelMismatch {
-            file_model: h.model.clone(),
-            file_fingerprint: h.fingerprint,
+            file_model: origin.model.to_string(),
+            file_fingerprint: origin.fingerprint,
             model: info.name.clone(),
             model_fingerprint: info.fingerprint,
         });
     }
     // Even when forced, the codes must fit the model's shape.
-    if tokens.streams.is_empty() || tokens.streams.len() > info.codebook_sizes.len() {
+    let n = origin.codebook_sizes.len();
+    if n == 0 || n > info.codebook_sizes.len() {
         return Err(Error::InvalidCodes(format!(
-            "the file has {} codebooks, model {} takes 1 to {}",
-            tokens.streams.len(),
+            "the codes have {n} codebooks, model {} takes 1 to {}",
             info.name,
             info.codebook_sizes.len()
         )));
     }
-    for (i, (s, &size)) in tokens.streams.iter().zip(&info.codebook_sizes).enumerate() {
-        if s.codebook_size > size {
+    for (i, (&theirs, &size)) in origin.codebook_sizes.iter().zip(&info.codebook_sizes).enumerate() {
+        if theirs > size {
             return Err(Error::InvalidCodes(format!(
-                "codebook {i} of the file has {} entries, the model's has {size}",
-                s.codebook_size
+                "codebook {i} of the codes has {theirs} entries, the model's has {size}"
             )));
         }
     }
-    if h.sample_rate != info.sample_rate && !force {
+    if origin.sample_rate != info.sample_rate && !force {
         return Err(Error::InvalidCodes(format!(
-            "the file is for {} Hz, model {} runs at {} Hz",
-            h.sample_rate, info.name, info.sample_rate
+            "the codes are for {} Hz, model {} runs at {} Hz",
+            origin.sample_rate, info.name, info.sample_rate
         )));
     }
     Ok(())

@@ -318,25 +318,12 @@ impl WavTokenizer {
     }
 
     fn check_codes(&self, codes: &Tensor) -> Result<()> {
-        let dims = codes.dims();
-        if dims.len() != 3 || dims[1] == 0 || dims[1] > self.config.num_quantizers || dims[2] == 0 {
-            return Err(Error::InvalidCodes(format!(
-                "expected codes shaped [batch, 1..={}, frames > 0], got {dims:?}",
-                self.config.num_quantizers
-            )));
-        }
-        let max = codes
-            .to_dtype(DType::U32)?
-            .flatten_all()?
-            .max(0)?
-            .to_scalar::<u32>()?;
-        if max as usize >= self.config.codebook_size {
-            return Err(Error::InvalidCodes(format!(
-                "code {max} is out of range for a codebook of {} entries",
-                self.config.codebook_size
-            )));
-        }
-        Ok(())
+        crate::codec::check_stacked_codes(
+            codes,
+            self.config.num_quantizers,
+            self.config.codebook_size,
+            &self.info.name,
+        )
     }
 }
 

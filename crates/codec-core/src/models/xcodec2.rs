@@ -402,25 +402,12 @@ impl XCodec2 {
     }
 
     fn check_codes(&self, codes: &Tensor) -> Result<()> {
-        let dims = codes.dims();
-        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
-            return Err(Error::InvalidCodes(format!(
-                "{} takes codes shaped [batch, 1, frames > 0], got {dims:?}",
-                self.info.name
-            )));
-        }
-        let max = codes
-            .to_dtype(DType::U32)?
-            .flatten_all()?
-            .max(0)?
-            .to_scalar::<u32>()?;
-        if max as usize >= self.config.codebook_size() {
-            return Err(Error::InvalidCodes(format!(
-                "code {max} is out of range for a codebook of {} entries",
-                self.config.codebook_size()
-            )));
-        }
-        Ok(())
+        crate::codec::check_stacked_codes(
+            codes,
+            1,
+            self.config.codebook_size(),
+            &self.info.name,
+        )
     }
 }
 

@@ -1,0 +1,231 @@
+//! `codec encode --stream` and `codec decode --stream`: audio and tokens through pipes, a frame
+//! at a time, for causal models:
+//!
+//! ```text
+//! arecord -f S16_LE -r 24000 -c 1 | codec encode --stream -m mimi - - | codec decode --stream - - | aplay
+//! ```
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use codec_core::audio::stream::{PcmStreamReader, RawPcm, StreamSampleFormat, WavStreamWriter};
+use codec_core::pipeline::{check_codes_fit, CodesOrigin};
+use codec_core::tokstream::{StreamHeader, TokenStreamReader, TokenStreamWriter};
+use codec_core::{Codec, Tensor};
+
+use crate::commands::CodebookChoice;
+
+/// `-` is standard input.
+fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(std::io::stdin().lock()))
+    } else {
+        let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Box::new(f))
+    }
+}
+
+/// `-` is standard output. Writers flush after every frame, so a buffer only groups the bytes
+/// of one frame.
+fn open_output(path: &Path) -> Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(BufWriter::new(std::io::stdout().lock())))
+    } else {
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Box::new(BufWriter::new(f)))
+    }
+}
+
+/// Options of `codec encode --stream`.
+pub struct EncodeStream<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub choice: CodebookChoice,
+    /// Layout of headerless input.
+    pub raw_rate: Option<u32>,
+    pub raw_channels: u16,
+}
+
+/// Timing of the work done per code frame, for the latency report.
+#[derive(Default)]
+struct FrameTimes(Vec<Duration>);
+
+impl FrameTimes {
+    fn record(&mut self, elapsed: Duration, frames: usize) {
+        let per = elapsed / frames.max(1) as u32;
+        self.0.extend(std::iter::repeat_n(per, frames));
+    }
+
+    fn report(&mut self, what: &str, frame_seconds: f64) -> String {
+        if self.0.is_empty() {
+            return format!("no {what} frames");
+        }
+        self.0.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let n = self.0.len();
+        let mean = self.0.iter().sum::<Duration>() / n as u32;
+        let p95 = self.0[((n as f64 * 0.95).ceil() as usize).clamp(1, n) - 1];
+        format!(
+            "{what} compute per frame: mean {:.1} ms, p95 {:.1} ms, max {:.1} ms ({:.1}x real time)",
+            ms(mean),
+            ms(p95),
+            ms(self.0[n - 1]),
+            frame_seconds / mean.as_secs_f64().max(1e-9)
+        )
+    }
+}
+
+pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
+    let options = opts.choice.options(model)?;
+    let info = model.info().clone();
+    let mut encoder = model.streaming_encoder(1, &options)?;
+    let frame = encoder.frame_size();
+    let raw = RawPcm {
+        sample_rate: opts.raw_rate.unwrap_or(info.sample_rate),
+        channels: opts.raw_channels,
+    };
+    let mut reader = PcmStreamReader::new(open_input(opts.input)?, raw)?;
+    if reader.sample_rate() != info.sample_rate {
+        bail!(
+            "the input stream is {} Hz; model {} streams at {} Hz. Record at that rate \
+             (arecord -f S16_LE -r {} -c 1) or resample first (sox/ffmpeg)",
+            reader.sample_rate(),
+            info.name,
+            info.sample_rate,
+            info.sample_rate
+        );
+    }
+    if reader.channels() > 1 {
+        eprintln!(
+            "note: mixing {} input channels down to mono",
+            reader.channels()
+        );
+    }
+    let books = options.num_codebooks.unwrap_or(info.codebook_sizes.len());
+    let header = StreamHeader {
+        model: info.name.clone(),
+        fingerprint: info.fingerprint,
+        sample_rate: info.sample_rate,
+        frame_rate: info.frame_rate,
+        channels: info.channels,
+        codebook_sizes: info.codebook_sizes[..books].to_vec(),
+    };
+    let mut writer = TokenStreamWriter::new(open_output(opts.output)?, header)?;
+    let device = model.device().clone();
+    let mut times = FrameTimes::default();
+    let (mut samples_in, mut frames_out) = (0usize, 0usize);
+    let mut push =
+        |samples: Vec<f32>, writer: &mut TokenStreamWriter<Box<dyn Write>>| -> Result<()> {
+            let n = samples.len();
+            let start = Instant::now();
+            let audio = Tensor::from_vec(samples, (1, 1, n), &device)?;
+            if let Some(codes) = encoder.push_audio(&audio)? {
+                let codes = codes.squeeze(0)?.t()?.to_vec2::<u32>()?; // [frames, books]
+                times.record(start.elapsed(), codes.len());
+                for f in &codes {
+                    writer.write_frame(f)?;
+                }
+                frames_out += codes.len();
+            }
+            Ok(())
+        };
+    while let Some(samples) = reader.read_mono()? {
+        samples_in += samples.len();
+        push(samples, &mut writer)?;
+    }
+    // Complete the last frame with silence, as batch encoding pads, so the tail is not lost.
+    let partial = samples_in % frame;
+    if partial > 0 {
+        push(vec![0.0; frame - partial], &mut writer)?;
+    }
+    let frame_seconds = frame as f64 / info.sample_rate as f64;
+    eprintln!(
+        "streamed {:.2} s into {frames_out} frames x {books} codebooks with {}; algorithmic latency {:.0} ms (one frame); {}",
+        samples_in as f64 / info.sample_rate as f64,
+        info.name,
+        frame_seconds * 1000.0,
+        times.report("encode", frame_seconds)
+    );
+    Ok(())
+}
+
+/// Options of `codec decode --stream`.
+pub struct DecodeStream<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub float: bool,
+    pub raw: bool,
+    pub force: bool,
+}
+
+/// Open the token stream first: its header names the model to load.
+pub fn open_token_stream(path: &Path) -> Result<TokenStreamReader<Box<dyn Read>>> {
+    Ok(TokenStreamReader::new(open_input(path)?)?)
+}
+
+pub fn decode_stream(
+    model: &dyn Codec,
+    mut reader: TokenStreamReader<Box<dyn Read>>,
+    opts: DecodeStream<'_>,
+) -> Result<()> {
+    let info = model.info().clone();
+    let h = reader.header().clone();
+    check_codes_fit(
+        &info,
+        &CodesOrigin {
+            model: &h.model,
+            fingerprint: h.fingerprint,
+            sample_rate: h.sample_rate,
+            codebook_sizes: &h.codebook_sizes,
+        },
+        opts.force,
+    )?;
+    if info.channels != 1 {
+        bail!(
+            "model {} has {} channels; streaming output is mono",
+            info.name,
+            info.channels
+        );
+    }
+    let mut decoder = model.streaming_decoder(1)?;
+    let format = if opts.float {
+        StreamSampleFormat::Float32
+    } else {
+        StreamSampleFormat::Pcm16
+    };
+    let mut writer = WavStreamWriter::new(
+        open_output(opts.output)?,
+        info.sample_rate,
+        1,
+        format,
+        !opts.raw,
+    )?;
+    let device = model.device().clone();
+    let books = h.codebook_sizes.len();
+    let mut times = FrameTimes::default();
+    let mut samples_out = 0usize;
+    // One frame at a time: each is decoded as soon as it has arrived.
+    while let Some(codes) = reader.next_frame()? {
+        let start = Instant::now();
+        let codes = Tensor::from_vec(codes, (1, books, 1), &device)?;
+        if let Some(audio) = decoder.push_codes(&codes)? {
+            let samples = audio.flatten_all()?.to_vec1::<f32>()?;
+            times.record(start.elapsed(), 1);
+            samples_out += samples.len();
+            writer.write_mono(&samples)?;
+        }
+    }
+    let frame_seconds = decoder.frame_size() as f64 / info.sample_rate as f64;
+    eprintln!(
+        "streamed {} frames into {:.2} s at {} Hz with {}; {}",
+        reader.frames_read(),
+        samples_out as f64 / info.sample_rate as f64,
+        info.sample_rate,
+        info.name,
+        times.report("decode", frame_seconds)
+    );
+    Ok(())
+}
