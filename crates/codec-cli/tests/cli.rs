@@ -1,73 +1,14 @@
 //! End-to-end tests of the `codec` binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
 
 use codec_core::npy::read_npy;
 use codec_core::tokfile::TokenFile;
-
-fn fixture_dir(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
-        None
-    }
-}
-
-fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
-    for a in args {
-        cmd.arg(a);
-    }
-    // Never reach for the network in tests; a hub model must fail fast and clearly.
-    cmd.env("HF_HUB_OFFLINE", "1");
-    cmd.output().expect("run codec")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "codec failed: {}", stderr(o));
-}
-
-fn assert_fails_with(o: &Output, needles: &[&str]) {
-    assert!(!o.status.success(), "expected failure, got success");
-    assert_eq!(o.status.code(), Some(1), "exit code");
-    let err = stderr(o);
-    assert!(!err.contains("panicked"), "panic: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-}
-
-fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(test)
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
-}
-
-fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
-    let mut r = hound::WavReader::open(path).unwrap();
-    let spec = r.spec();
-    let samples = match spec.sample_format {
-        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
-        hound::SampleFormat::Int => r
-            .samples::<i32>()
-            .map(|s| s.unwrap() as f32 / 32768.0)
-            .collect(),
-    };
-    (spec, samples)
-}
 
 #[test]
 fn encode_gives_reference_codes_and_decode_reference_audio() {
@@ -116,7 +57,7 @@ fn encode_gives_reference_codes_and_decode_reference_audio() {
         assert_ok(&codec(&[
             &"decode", &"--model", &dir, &"--float", &tok, &out,
         ]));
-        let (spec, decoded) = read_wav_f32(&out);
+        let (spec, decoded) = read_wav(&out);
         assert_eq!(spec.sample_format, hound::SampleFormat::Float);
         assert_eq!(spec.sample_rate, 24000);
         let reference = read_npy(&dir.join(format!("{case}.decoded.npy"))).unwrap();
@@ -129,7 +70,7 @@ fn encode_gives_reference_codes_and_decode_reference_audio() {
 
         let pcm = tmp.path().join(format!("{case}.pcm16.wav"));
         assert_ok(&codec(&[&"decode", &"--model", &dir, &tok, &pcm]));
-        let (spec, _) = read_wav_f32(&pcm);
+        let (spec, _) = read_wav(&pcm);
         assert_eq!(
             (spec.bits_per_sample, spec.sample_format),
             (16, hound::SampleFormat::Int)
@@ -296,7 +237,7 @@ fn token_file_problems_are_refused() {
         &tok16,
         &out,
     ]));
-    let (spec, samples) = read_wav_f32(&out);
+    let (spec, samples) = read_wav(&out);
     assert_eq!((spec.sample_rate, samples.len()), (16000, 16003));
 }
 

@@ -1,69 +1,12 @@
 //! End-to-end tests of the `codec` binary with the DAC reference fixture
 //! (`../shared/fixtures/dac`: weights.pth + the reference's config.json).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::*;
 
 use codec_core::npy::{read_npy, NpyArray};
 use codec_core::tokfile::TokenFile;
-
-fn fixture_dir(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
-        None
-    }
-}
-
-fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd.env("HF_HUB_OFFLINE", "1");
-    cmd.output().expect("run codec")
-}
-
-fn assert_ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "codec failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
-    assert_eq!(reference.len(), test.len());
-    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(test)
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
-}
-
-fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
-    let mut r = hound::WavReader::open(path).unwrap();
-    let spec = r.spec();
-    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
-    (spec, r.samples::<f32>().map(|s| s.unwrap()).collect())
-}
-
-fn ambiguous_frames(dir: &Path, case: &str, variant: &str) -> Vec<usize> {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
-    json[case][variant]["ambiguous_frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_u64().unwrap() as usize)
-        .collect()
-}
 
 /// Codes of `.npy` `[codebooks, frames]` (ours) against the reference's `[1, codebooks,
 /// frames]`, skipping the reference's ambiguous frames.

@@ -7,77 +7,15 @@
 //! every difference against that noise), so here the binary's codes are compared exactly with
 //! the library's, and with the reference's on the codebooks the reference decides robustly.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::*;
+
+use std::path::Path;
 
 use codec_core::npy::{read_npy, NpyArray};
 use codec_core::tokfile::TokenFile;
 use codec_core::{Device, EncodeOptions, Tensor};
-
-fn fixture_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/encodec");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
-        None
-    }
-}
-
-fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
-    for a in args {
-        cmd.arg(a);
-    }
-    cmd.env("HF_HUB_OFFLINE", "1");
-    cmd.output().expect("run codec")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "codec failed: {}", stderr(o));
-}
-
-fn assert_fails_with(o: &Output, needles: &[&str]) {
-    assert_eq!(o.status.code(), Some(1), "exit code; stderr: {}", stderr(o));
-    let err = stderr(o);
-    assert!(!err.contains("panicked"), "panic: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-}
-
-fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
-    assert_eq!(reference.len(), test.len());
-    let signal: f64 = reference.iter().map(|&x| (x as f64).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(test)
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
-}
-
-fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
-    let mut r = hound::WavReader::open(path).unwrap();
-    let spec = r.spec();
-    assert_eq!(spec.sample_format, hound::SampleFormat::Float);
-    (spec, r.samples::<f32>().map(|s| s.unwrap()).collect())
-}
-
-fn ambiguous_frames(dir: &Path, case: &str, bw: &str) -> Vec<usize> {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
-    json[case][bw]["ambiguous_frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect()
-}
 
 /// Rows `[codebook][frame]` of a `[1, n_q, frames]` reference or `[n_q, frames]` CLI array.
 fn rows(a: &NpyArray) -> Vec<Vec<u32>> {
@@ -116,7 +54,7 @@ fn read_wav_i16(path: &Path) -> Vec<f32> {
 
 #[test]
 fn codebooks_and_bandwidth_give_reference_codes() {
-    let Some(dir) = fixture_dir() else {
+    let Some(dir) = fixture_dir("encodec") else {
         return;
     };
     let model = codec_core::load_model(
@@ -206,7 +144,7 @@ fn codebooks_and_bandwidth_give_reference_codes() {
 
 #[test]
 fn decoding_token_files_reaches_reference_audio() {
-    let Some(dir) = fixture_dir() else {
+    let Some(dir) = fixture_dir("encodec") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -268,7 +206,7 @@ fn decoding_token_files_reaches_reference_audio() {
 
 #[test]
 fn info_shows_rates_and_bitrate() {
-    let Some(dir) = fixture_dir() else {
+    let Some(dir) = fixture_dir("encodec") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -297,7 +235,7 @@ fn info_shows_rates_and_bitrate() {
 
 #[test]
 fn bad_codebook_choices_fail_cleanly() {
-    let Some(dir) = fixture_dir() else {
+    let Some(dir) = fixture_dir("encodec") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
