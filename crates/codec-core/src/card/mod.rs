@@ -272,8 +272,15 @@ fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Codec>> {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
+    // Several safetensors files (a model beside its traces): the hub's `model.safetensors`.
+    let model_file: Vec<&PathBuf> = safetensors
+        .iter()
+        .copied()
+        .filter(|p| p.file_name().is_some_and(|n| n == "model.safetensors"))
+        .collect();
     let weight = match (checkpoints.as_slice(), safetensors.as_slice()) {
         ([one], _) | ([], [one]) => (*one).clone(),
+        ([], [_, _, ..]) if model_file.len() == 1 => model_file[0].clone(),
         ([], []) => {
             return Err(Error::UnknownModel {
                 name: dir.display().to_string(),
@@ -505,6 +512,21 @@ mod tests {
                     assert!((bits - bw * 1000.0).abs() < 1e-6, "{file}: {bw} kbit/s");
                 }
             }
+            if card.family == "mimi" {
+                let cfg: crate::models::mimi::MimiConfig = card
+                    .architecture
+                    .clone()
+                    .try_into()
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                cfg.validate(file).unwrap();
+                assert_eq!(cfg.frame_rate, card.frame_rate, "{file}: frame rate");
+                assert_eq!(cfg.sample_rate, card.sample_rate, "{file}: sample rate");
+                assert_eq!(
+                    card.codebooks,
+                    vec![cfg.quantizer.bins as u32; cfg.quantizer.n_q],
+                    "{file}: codebooks"
+                );
+            }
             if card.family == "xcodec2" {
                 let cfg: crate::models::xcodec2::XCodec2Config = card
                     .architecture
@@ -623,6 +645,15 @@ mod tests {
             );
             assert_eq!(card.license, "MIT");
         }
+    }
+
+    #[test]
+    fn published_mimi_card_matches_the_named_config() {
+        use crate::models::mimi::MimiConfig;
+        let card = ModelCard::find("mimi").unwrap();
+        let cfg: MimiConfig = card.architecture.clone().try_into().unwrap();
+        assert_eq!(cfg, MimiConfig::mimi());
+        assert!((card.bitrate() - 4400.0).abs() < 1e-6);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod dac;
 pub mod encodec;
+pub mod mimi;
 pub mod snac;
 pub mod tinycodec;
 pub mod wavtokenizer;
@@ -26,6 +27,7 @@ pub const FAMILIES: &[&str] = &[
     "snac",
     "encodec",
     "xcodec2",
+    "mimi",
 ];
 
 /// Where a model's architecture comes from.
@@ -82,6 +84,7 @@ pub fn load_family(
         "dac" => load_as::<dac::DacConfig>(arch, weights, name, device),
         "snac" => load_as::<snac::SnacConfig>(arch, weights, name, device),
         "xcodec2" => load_as::<xcodec2::XCodec2Config>(arch, weights, name, device),
+        "mimi" => load_as::<mimi::MimiConfig>(arch, weights, name, device),
         other => Err(Error::UnknownModel {
             name: name.to_string(),
             hint: format!(
@@ -100,6 +103,9 @@ pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
     }
     if xcodec2::looks_like_xcodec2(weights) {
         return Some("xcodec2");
+    }
+    if mimi::looks_like_mimi(weights) {
+        return Some("mimi");
     }
     if snac::looks_like_snac(weights) {
         return Some("snac");
@@ -120,6 +126,9 @@ pub fn detect_family_from_weights(weights: &StateDict) -> Option<&'static str> {
 pub fn detect_family_from_config(text: &str) -> Option<&'static str> {
     if xcodec2::is_reference_config(text) {
         return Some("xcodec2");
+    }
+    if mimi::is_reference_config(text) {
+        return Some("mimi");
     }
     if snac::is_reference_config(text) {
         return Some("snac");
@@ -145,6 +154,7 @@ pub fn inference_weights(state: StateDict) -> Result<(&'static str, StateDict)> 
         Some("snac") => Ok(("snac", snac::inference_weights(state)?)),
         Some("encodec") => Ok(("encodec", encodec::inference_weights(state)?)),
         Some("xcodec2") => Ok(("xcodec2", xcodec2::inference_weights(state)?)),
+        Some("mimi") => Ok(("mimi", mimi::inference_weights(state)?)),
         _ => Err(Error::UnknownModel {
             name: state.source.clone(),
             hint: "the key names match no supported family".into(),

@@ -14,6 +14,8 @@ pub enum PadMode {
     /// Pad with zeros (PyTorch `constant`).
     #[serde(alias = "constant")]
     Zero,
+    /// Repeat the edge sample (PyTorch `replicate`; Mimi's downsampling convolution).
+    Replicate,
 }
 
 /// The normalisation of a reference convolution (EnCodec's `norm` argument).
@@ -54,6 +56,7 @@ pub fn pad1d(x: &Tensor, left: usize, right: usize, mode: PadMode) -> Result<Ten
     }
     match mode {
         PadMode::Zero => x.pad_with_zeros(D::Minus1, left, right),
+        PadMode::Replicate => x.pad_with_same(D::Minus1, left, right),
         PadMode::Reflect => {
             let len = x.dim(D::Minus1)?;
             let max_pad = left.max(right);

@@ -10,6 +10,9 @@ pub mod lstm;
 pub mod norm;
 pub mod seanet;
 pub mod snake;
+pub mod streaming_conv;
+pub mod streaming_seanet;
+pub mod streaming_transformer;
 pub mod transformer;
 pub mod vocos;
 

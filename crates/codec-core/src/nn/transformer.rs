@@ -54,16 +54,31 @@ impl RotaryEmbedding {
         Ok(Self { dim, theta })
     }
 
+    /// The frequencies as moshi computes them: `θ_i = exp(-i * 2 ln(max_period) / dim)` in
+    /// `f32` (the same values as [`new`](Self::new) up to rounding).
+    pub fn with_exp_frequencies(dim: usize, max_period: f64) -> Result<Self> {
+        let mut rope = Self::new(dim, max_period)?;
+        let step = -(max_period.ln() as f32) * 2.0 / dim as f32;
+        rope.theta = (0..dim / 2).map(|i| (i as f32 * step).exp()).collect();
+        Ok(rope)
+    }
+
     pub fn dim(&self) -> usize {
         self.dim
     }
 
-    /// `cos` and `sin` of `p * θ_i` for `p < positions`, each `[positions, dim / 2]` (`f32`).
-    fn tables(&self, positions: usize, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
+    /// `cos` and `sin` of `p * θ_i` for `start <= p < start + positions`, each
+    /// `[positions, dim / 2]` (`f32`).
+    fn tables(
+        &self,
+        start: usize,
+        positions: usize,
+        device: &candle_core::Device,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.dim / 2;
         let mut cos = Vec::with_capacity(positions * half);
         let mut sin = Vec::with_capacity(positions * half);
-        for p in 0..positions {
+        for p in start..start + positions {
             for &t in &self.theta {
                 let angle = p as f32 * t;
                 cos.push(angle.cos());
@@ -79,6 +94,11 @@ impl RotaryEmbedding {
     /// torchtune's `forward`: `x` is `[batch, positions, n, dim]`; dimension 1 gives the
     /// position. Computed in `f32`, returned in `x`'s dtype.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_from(x, 0)
+    }
+
+    /// [`forward`](Self::forward) with positions counted from `start` (a stream's offset).
+    pub fn forward_from(&self, x: &Tensor, start: usize) -> Result<Tensor> {
         let (b, s, n, d) = x.dims4()?;
         if d != self.dim {
             candle_core::bail!(
@@ -87,7 +107,7 @@ impl RotaryEmbedding {
             )
         }
         let half = d / 2;
-        let (cos, sin) = self.tables(s, x.device())?;
+        let (cos, sin) = self.tables(start, s, x.device())?;
         let cos = cos.reshape((1, s, 1, half))?;
         let sin = sin.reshape((1, s, 1, half))?;
         let xs = x.to_dtype(DType::F32)?.reshape((b, s, n, half, 2))?;

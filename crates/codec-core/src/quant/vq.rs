@@ -19,6 +19,15 @@ impl EuclideanCodebook {
         Self::from_embed(vb.get((bins, dim), "embed")?)
     }
 
+    /// Reads moshi's EMA buffers `vb.embedding_sum` `[bins, dim]` and `vb.cluster_usage`
+    /// `[bins]`: the entries are `embedding_sum / max(cluster_usage, epsilon)`.
+    pub fn from_ema(bins: usize, dim: usize, epsilon: f64, vb: VarBuilder) -> Result<Self> {
+        let sum = vb.get((bins, dim), "embedding_sum")?;
+        let usage = vb.get(bins, "cluster_usage")?;
+        let usage = usage.maximum(epsilon)?.reshape((bins, 1))?;
+        Self::from_embed(sum.broadcast_div(&usage)?)
+    }
+
     pub fn from_embed(embed: Tensor) -> Result<Self> {
         let embed_t = embed.t()?.contiguous()?;
         let embed_sq = embed.sqr()?.sum_keepdim(1)?.t()?.contiguous()?;
@@ -63,6 +72,28 @@ impl ResidualVq {
     pub fn new(n_q: usize, bins: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
         let codebooks = (0..n_q)
             .map(|i| EuclideanCodebook::new(bins, dim, vb.pp("layers").pp(i).pp("_codebook")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { codebooks })
+    }
+
+    /// Reads moshi's layout, `vb.layers.{i}._codebook.{embedding_sum,cluster_usage}` (see
+    /// [`EuclideanCodebook::from_ema`]).
+    pub fn from_ema(
+        n_q: usize,
+        bins: usize,
+        dim: usize,
+        epsilon: f64,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let codebooks = (0..n_q)
+            .map(|i| {
+                EuclideanCodebook::from_ema(
+                    bins,
+                    dim,
+                    epsilon,
+                    vb.pp("layers").pp(i).pp("_codebook"),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { codebooks })
     }

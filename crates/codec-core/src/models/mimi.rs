@@ -1,0 +1,862 @@
+//! Mimi (Kyutai, Défossez et al. 2024, the audio tokenizer of Moshi): 24 kHz mono, 12.5 frames/s,
+//! causal end to end, so it streams.
+//!
+//! - causal SEANet encoder (ratios `[8, 6, 5, 4]`, 25 Hz latent, plain convolutions, zero left
+//!   padding) → causal transformer (RoPE, LayerNorm, layer scale, GELU MLP, 250-step context) →
+//!   learnt stride-2 convolution (25 → 12.5 Hz, left context padded with the first sample);
+//! - split residual VQ: `rvq_first` (1 semantic codebook) and `rvq_rest` (up to 31 acoustic
+//!   ones) both quantize the same latent, each through its own 1x1 input projection, and their
+//!   1x1 output projections are summed; codebooks of 2048 entries stored as moshi's EMA buffers
+//!   (entry = `embedding_sum / max(cluster_usage, 1e-5)`);
+//! - decoding mirrors it: depthwise transposed convolution (12.5 → 25 Hz), causal transformer,
+//!   causal SEANet decoder.
+//!
+//! This follows the `moshi` package (`MimiModel.encode` / `decode`). Batch encoding pads the
+//! input with zeros to whole frames of 1920 samples; every layer then runs as its streaming form
+//! on a fresh state, so batch codes equal streamed codes over whole frames.
+//!
+//! # Weights
+//!
+//! moshi's state dict (`tokenizer-e351c8d8-checkpoint125.safetensors`): `encoder.model.*`,
+//! `decoder.model.*` (`conv.conv.*` / `convtr.convtr.*`), `encoder_transformer.transformer.*`,
+//! `decoder_transformer.transformer.*`, `downsample.conv.conv.conv.weight`,
+//! `upsample.convtr.convtr.convtr.weight`, `quantizer.rvq_{first,rest}.{input,output}_proj.weight`
+//! and `quantizer.rvq_{first,rest}.vq.layers.N._codebook.{embedding_sum,cluster_usage}` (the
+//! `_initialized` flags are training state and dropped).
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::nn::seanet::SeanetConfig;
+use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
+use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
+use crate::nn::streaming_transformer::{StreamingTransformer, StreamingTransformerConfig};
+use crate::nn::{ConvNorm, PadMode};
+use crate::quant::ResidualVq;
+use crate::streaming::{StreamingDecoder, StreamingEncoder, StreamingModule};
+use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::{Error, Result};
+
+/// Prefixes of the inference weights.
+const PREFIXES: &[&str] = &[
+    "encoder.",
+    "decoder.",
+    "encoder_transformer.",
+    "decoder_transformer.",
+    "downsample.",
+    "upsample.",
+    "quantizer.",
+];
+
+/// `EuclideanCodebook`'s `epsilon`: the floor of `cluster_usage`.
+const CODEBOOK_EPSILON: f64 = 1e-5;
+
+fn default_one() -> usize {
+    1
+}
+
+/// moshi's SEANet arguments (`_seanet_kwargs`), as in a Mimi `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimiSeanetConfig {
+    pub channels: usize,
+    pub dimension: usize,
+    pub causal: bool,
+    pub n_filters: usize,
+    pub n_residual_layers: usize,
+    /// Must be `ELU` (alpha 1).
+    pub activation: String,
+    pub compress: usize,
+    pub dilation_base: usize,
+    /// Only matters with a normalisation; Mimi has none.
+    #[serde(default)]
+    pub disable_norm_outer_blocks: usize,
+    pub kernel_size: usize,
+    pub residual_kernel_size: usize,
+    pub last_kernel_size: usize,
+    /// `none` (published) or `weight_norm` (folded at load).
+    pub norm: String,
+    /// `constant` (zeros).
+    pub pad_mode: PadMode,
+    /// Upsampling ratios as listed; the encoder applies them in reverse.
+    pub ratios: Vec<usize>,
+    pub true_skip: bool,
+}
+
+/// The split residual quantizer's arguments (`_quantizer_kwargs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimiQuantizerConfig {
+    /// Codebook vectors' dimension.
+    pub dimension: usize,
+    /// Codebooks in all, semantic ones included.
+    pub n_q: usize,
+    /// Entries per codebook.
+    pub bins: usize,
+    /// Latent channels in (the SEANet's `dimension`).
+    pub input_dimension: usize,
+    /// Latent channels out.
+    pub output_dimension: usize,
+    /// Codebooks of `rvq_first` (moshi's `n_q_semantic`, 1).
+    #[serde(default = "default_one")]
+    pub n_q_semantic: usize,
+}
+
+/// The transformers' arguments (`_transformer_kwargs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimiTransformerConfig {
+    pub d_model: usize,
+    pub num_heads: usize,
+    pub num_layers: usize,
+    pub causal: bool,
+    /// Initial layer scale; `None` for no layer scale.
+    #[serde(default)]
+    pub layer_scale: Option<f64>,
+    /// Steps of attention context.
+    pub context: usize,
+    /// `[batch, channels, time]` in and out (true for Mimi).
+    #[serde(default)]
+    pub conv_layout: bool,
+    pub max_period: f64,
+    /// `none` only.
+    pub gating: String,
+    /// `layer_norm` only.
+    pub norm: String,
+    /// `rope` only.
+    pub positional_embedding: String,
+    pub dim_feedforward: usize,
+    pub input_dimension: usize,
+    pub output_dimensions: Vec<usize>,
+}
+
+/// Architecture of a Mimi model: moshi's config dict (`sample_rate`, `channels`, `frame_rate`,
+/// `seanet`, `quantizer`, `transformer`), the same in a `config.json` and in a card's
+/// `[architecture]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimiConfig {
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// Code frames per second (12.5).
+    pub frame_rate: f64,
+    pub seanet: MimiSeanetConfig,
+    pub quantizer: MimiQuantizerConfig,
+    pub transformer: MimiTransformerConfig,
+}
+
+impl MimiConfig {
+    /// The published model (moshi's `_seanet_kwargs` etc., `kyutai/mimi`).
+    pub fn mimi() -> Self {
+        Self {
+            sample_rate: 24000,
+            channels: 1,
+            frame_rate: 12.5,
+            seanet: MimiSeanetConfig {
+                channels: 1,
+                dimension: 512,
+                causal: true,
+                n_filters: 64,
+                n_residual_layers: 1,
+                activation: "ELU".into(),
+                compress: 2,
+                dilation_base: 2,
+                disable_norm_outer_blocks: 0,
+                kernel_size: 7,
+                residual_kernel_size: 3,
+                last_kernel_size: 3,
+                norm: "none".into(),
+                pad_mode: PadMode::Zero,
+                ratios: vec![8, 6, 5, 4],
+                true_skip: true,
+            },
+            quantizer: MimiQuantizerConfig {
+                dimension: 256,
+                n_q: 32,
+                bins: 2048,
+                input_dimension: 512,
+                output_dimension: 512,
+                n_q_semantic: 1,
+            },
+            transformer: MimiTransformerConfig {
+                d_model: 512,
+                num_heads: 8,
+                num_layers: 8,
+                causal: true,
+                layer_scale: Some(0.01),
+                context: 250,
+                conv_layout: true,
+                max_period: 10000.0,
+                gating: "none".into(),
+                norm: "layer_norm".into(),
+                positional_embedding: "rope".into(),
+                dim_feedforward: 2048,
+                input_dimension: 512,
+                output_dimensions: vec![512],
+            },
+        }
+    }
+
+    /// Read moshi's config dict from JSON (a `config.json` beside the weights).
+    pub fn from_reference_json(text: &str, source: &str) -> Result<Self> {
+        let cfg: Self = serde_json::from_str(text)
+            .map_err(|e| Error::config(source, format!("not a Mimi config: {e}")))?;
+        cfg.validate(source)?;
+        Ok(cfg)
+    }
+
+    /// The SEANet as the shared blocks describe it.
+    pub fn seanet_config(&self) -> SeanetConfig {
+        let s = &self.seanet;
+        SeanetConfig {
+            channels: s.channels,
+            dimension: s.dimension,
+            n_filters: s.n_filters,
+            n_residual_layers: s.n_residual_layers,
+            ratios: s.ratios.clone(),
+            kernel_size: s.kernel_size,
+            residual_kernel_size: s.residual_kernel_size,
+            last_kernel_size: s.last_kernel_size,
+            dilation_base: s.dilation_base,
+            causal: s.causal,
+            pad_mode: s.pad_mode,
+            true_skip: s.true_skip,
+            compress: s.compress,
+            lstm: 0,
+            norm: ConvNorm::None,
+        }
+    }
+
+    fn transformer_config(&self) -> StreamingTransformerConfig {
+        let t = &self.transformer;
+        StreamingTransformerConfig {
+            d_model: t.d_model,
+            num_heads: t.num_heads,
+            num_layers: t.num_layers,
+            dim_feedforward: t.dim_feedforward,
+            context: t.context,
+            max_period: t.max_period,
+            layer_scale: t.layer_scale.is_some(),
+            input_dimension: t.input_dimension,
+            output_dimension: t.output_dimensions.first().copied().unwrap_or(t.d_model),
+        }
+    }
+
+    /// Samples per SEANet latent frame (the product of the ratios).
+    pub fn encoder_hop_length(&self) -> usize {
+        self.seanet.ratios.iter().product()
+    }
+
+    /// Latent frames per code frame (the down/upsampling stride, 2).
+    pub fn resample_stride(&self) -> usize {
+        let encoder_rate = self.sample_rate as f64 / self.encoder_hop_length().max(1) as f64;
+        (encoder_rate / self.frame_rate).round() as usize
+    }
+
+    /// Samples per code frame (1920).
+    pub fn frame_size(&self) -> usize {
+        self.encoder_hop_length() * self.resample_stride()
+    }
+
+    /// Check that the parts agree with each other and are what this port implements.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::config(source, m));
+        let s = &self.seanet;
+        let q = &self.quantizer;
+        let t = &self.transformer;
+        if self.channels != 1 || s.channels != 1 {
+            return bad(format!("Mimi is mono, not {} channels", self.channels));
+        }
+        if !s.causal || !t.causal {
+            return bad("only the causal Mimi is supported".into());
+        }
+        if s.activation != "ELU" {
+            return bad(format!("activation {} (only ELU)", s.activation));
+        }
+        if s.norm != "none" && s.norm != "weight_norm" {
+            return bad(format!("seanet norm {} (none or weight_norm)", s.norm));
+        }
+        if s.pad_mode != PadMode::Zero {
+            return bad(format!("seanet pad_mode {:?} (only constant)", s.pad_mode));
+        }
+        if s.ratios.is_empty() || s.ratios.contains(&0) || s.n_filters == 0 || s.compress == 0 {
+            return bad("ratios, n_filters and compress must be positive".into());
+        }
+        if self.frame_rate.is_nan() || self.frame_rate <= 0.0 {
+            return bad(format!("frame_rate {} must be positive", self.frame_rate));
+        }
+        let stride = self.resample_stride();
+        let encoder_rate = self.sample_rate as f64 / self.encoder_hop_length() as f64;
+        if stride < 2 || (encoder_rate / stride as f64 - self.frame_rate).abs() > 1e-9 {
+            return bad(format!(
+                "frame_rate {} must be the SEANet's {encoder_rate} Hz divided by an integer >= 2",
+                self.frame_rate
+            ));
+        }
+        if q.input_dimension != s.dimension
+            || q.output_dimension != s.dimension
+            || t.input_dimension != s.dimension
+            || t.output_dimensions.len() != 1
+            || t.output_dimensions[0] != s.dimension
+        {
+            return bad(format!(
+                "quantizer and transformer dimensions must equal the SEANet's {}",
+                s.dimension
+            ));
+        }
+        if q.n_q_semantic == 0 || q.n_q <= q.n_q_semantic || q.bins == 0 || q.dimension == 0 {
+            return bad(format!(
+                "quantizer: n_q {} must exceed n_q_semantic {} (>= 1), bins and dimension positive",
+                q.n_q, q.n_q_semantic
+            ));
+        }
+        if t.gating != "none" || t.norm != "layer_norm" || t.positional_embedding != "rope" {
+            return bad(format!(
+                "transformer: gating {}, norm {}, positional_embedding {} (supported: none, \
+                 layer_norm, rope)",
+                t.gating, t.norm, t.positional_embedding
+            ));
+        }
+        if t.num_heads == 0
+            || !t.d_model.is_multiple_of(t.num_heads)
+            || !(t.d_model / t.num_heads).is_multiple_of(2)
+        {
+            return bad(format!(
+                "transformer: d_model {} must split into {} heads of even size",
+                t.d_model, t.num_heads
+            ));
+        }
+        if t.context == 0 || !t.conv_layout {
+            return bad("transformer: context must be positive, conv_layout true".into());
+        }
+        Ok(())
+    }
+}
+
+/// Keep only the inference weights (drop the codebooks' `_initialized` flags), fold any weight
+/// norm, f32. What `codec convert` writes and [`Mimi::load`] consumes.
+pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
+    state.retain(|k| PREFIXES.iter().any(|p| k.starts_with(p)) && !k.ends_with("._initialized"));
+    state.fold_weight_norm()?;
+    state.to_dtype(DType::F32)?;
+    Ok(state)
+}
+
+/// Whether a state dict looks like a Mimi model in moshi's layout.
+pub fn looks_like_mimi(state: &StateDict) -> bool {
+    let has = |p: &str| state.tensors.keys().any(|k| k.starts_with(p));
+    has("quantizer.rvq_first.") && has("encoder.model.") && has("decoder.model.")
+}
+
+/// Whether a `config.json` is moshi's Mimi config dict.
+pub fn is_reference_config(text: &str) -> bool {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    ["seanet", "quantizer", "transformer"]
+        .iter()
+        .all(|k| obj.get(*k).is_some_and(|v| v.is_object()))
+        && obj["transformer"].get("d_model").is_some()
+}
+
+/// The architecture of a checkpoint given without a config: the published one, with the sizes
+/// read off the shapes (heads of 64 channels, as published, since head counts leave no trace).
+pub fn infer_config(state: &StateDict) -> Result<MimiConfig> {
+    let dims = |k: &str| {
+        state
+            .tensors
+            .get(k)
+            .map(|t| t.dims().to_vec())
+            .ok_or_else(|| Error::weights(&state.source, format!("tensor {k} is missing")))
+    };
+    let mut cfg = MimiConfig::mimi();
+    let first = dims("encoder.model.0.conv.conv.weight")?;
+    let proj = dims("quantizer.rvq_first.input_proj.weight")?;
+    let emb = dims("quantizer.rvq_first.vq.layers.0._codebook.embedding_sum")?;
+    let lin1 = dims("encoder_transformer.transformer.layers.0.linear1.weight")?;
+    let count = |prefix: &str| {
+        (0..)
+            .take_while(|i| {
+                state
+                    .tensors
+                    .keys()
+                    .any(|k| k.starts_with(&format!("{prefix}.{i}.")))
+            })
+            .count()
+    };
+    cfg.seanet.n_filters = first[0];
+    cfg.seanet.dimension = proj[1];
+    cfg.quantizer.dimension = proj[0];
+    cfg.quantizer.input_dimension = proj[1];
+    cfg.quantizer.output_dimension = proj[1];
+    cfg.quantizer.bins = emb[0];
+    cfg.quantizer.n_q = 1 + count("quantizer.rvq_rest.vq.layers");
+    cfg.transformer.d_model = lin1[1];
+    cfg.transformer.dim_feedforward = lin1[0];
+    cfg.transformer.num_heads = (lin1[1] / 64).max(1);
+    cfg.transformer.num_layers = count("encoder_transformer.transformer.layers");
+    cfg.transformer.input_dimension = proj[1];
+    cfg.transformer.output_dimensions = vec![proj[1]];
+    cfg.validate(&state.source)?;
+    Ok(cfg)
+}
+
+/// One residual VQ of the split quantizer with its 1x1 projections (moshi's
+/// `ResidualVectorQuantizer` with `force_projection`).
+#[derive(Debug, Clone)]
+struct ProjectedRvq {
+    input_proj: Conv1d,
+    output_proj: Conv1d,
+    vq: ResidualVq,
+}
+
+impl ProjectedRvq {
+    fn new(n_q: usize, q: &MimiQuantizerConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let conv = |i: usize, o: usize, vb: VarBuilder| -> candle_core::Result<Conv1d> {
+            Ok(Conv1d::new(
+                vb.get((o, i, 1), "weight")?,
+                None,
+                Conv1dConfig::default(),
+            ))
+        };
+        Ok(Self {
+            input_proj: conv(q.input_dimension, q.dimension, vb.pp("input_proj"))?,
+            output_proj: conv(q.dimension, q.output_dimension, vb.pp("output_proj"))?,
+            vq: ResidualVq::from_ema(n_q, q.bins, q.dimension, CODEBOOK_EPSILON, vb.pp("vq"))?,
+        })
+    }
+
+    fn encode(&self, x: &Tensor, n_q: usize) -> candle_core::Result<Tensor> {
+        self.vq.encode(&self.input_proj.forward(x)?, n_q)
+    }
+
+    fn decode(&self, codes: &Tensor) -> candle_core::Result<Tensor> {
+        self.output_proj.forward(&self.vq.decode(codes)?)
+    }
+}
+
+/// The split residual quantizer: `rvq_first` (semantic) and `rvq_rest` (acoustic) quantize the
+/// same latent; decoding sums their outputs.
+#[derive(Debug, Clone)]
+struct SplitRvq {
+    first: ProjectedRvq,
+    rest: ProjectedRvq,
+    n_first: usize,
+}
+
+impl SplitRvq {
+    /// Latent `[batch, dim, frames]` → codes `[batch, n_q, frames]` (u32).
+    fn encode(&self, x: &Tensor, n_q: usize) -> candle_core::Result<Tensor> {
+        let first = self.first.encode(x, self.n_first.min(n_q))?;
+        if n_q <= self.n_first {
+            return Ok(first);
+        }
+        let rest = self.rest.encode(x, n_q - self.n_first)?;
+        Tensor::cat(&[&first, &rest], 1)
+    }
+
+    /// Codes `[batch, k, frames]` (any `k >= 1`) → latent `[batch, dim, frames]`.
+    fn decode(&self, codes: &Tensor) -> candle_core::Result<Tensor> {
+        let k = codes.dim(1)?;
+        let n = self.n_first.min(k);
+        let mut q = self.first.decode(&codes.narrow(1, 0, n)?)?;
+        if k > self.n_first {
+            q = (q + self.rest.decode(&codes.narrow(1, n, k - n)?)?)?;
+        }
+        Ok(q)
+    }
+}
+
+/// The layers that carry state on the encoding side.
+#[derive(Debug, Clone)]
+struct EncoderStack {
+    seanet: StreamingSeanetEncoder,
+    transformer: StreamingTransformer,
+    downsample: StreamingConv1d,
+}
+
+impl StreamingModule for EncoderStack {
+    fn step(&mut self, xs: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let x = self.seanet.step(xs)?;
+        let x = self.transformer.step(x.as_ref())?;
+        self.downsample.step(x.as_ref())
+    }
+
+    fn reset_state(&mut self) {
+        self.seanet.reset_state();
+        self.transformer.reset_state();
+        self.downsample.reset_state();
+    }
+}
+
+/// The layers that carry state on the decoding side.
+#[derive(Debug, Clone)]
+struct DecoderStack {
+    upsample: StreamingConvTranspose1d,
+    transformer: StreamingTransformer,
+    seanet: StreamingSeanetDecoder,
+}
+
+impl StreamingModule for DecoderStack {
+    fn step(&mut self, xs: Option<&Tensor>) -> Result<Option<Tensor>> {
+        let x = self.upsample.step(xs)?;
+        let x = self.transformer.step(x.as_ref())?;
+        self.seanet.step(x.as_ref())
+    }
+
+    fn reset_state(&mut self) {
+        self.upsample.reset_state();
+        self.transformer.reset_state();
+        self.seanet.reset_state();
+    }
+}
+
+/// A loaded Mimi model.
+pub struct Mimi {
+    info: CodecInfo,
+    config: MimiConfig,
+    device: Device,
+    encoder: EncoderStack,
+    quantizer: SplitRvq,
+    decoder: DecoderStack,
+}
+
+impl Mimi {
+    /// Build the model from a state dict (moshi's layout). Every inference tensor must be
+    /// present with the right shape; the error names the one that is not. Returns the model
+    /// and the keys it did not use (should be empty).
+    pub fn load(
+        config: &MimiConfig,
+        state: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<(Self, Vec<String>)> {
+        config.validate(name)?;
+        let state = inference_weights(state)?;
+        let fingerprint = fingerprint(&state.tensors)?;
+        let source = state.source.clone();
+        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
+        let (backend, used) = TrackingBackend::new(state.tensors);
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
+        let seanet = config.seanet_config();
+        let tcfg = config.transformer_config();
+        let dim = config.seanet.dimension;
+        let stride = config.resample_stride();
+        let q = &config.quantizer;
+        let build = || -> candle_core::Result<(EncoderStack, SplitRvq, DecoderStack)> {
+            let encoder = EncoderStack {
+                seanet: StreamingSeanetEncoder::new(&seanet, vb.pp("encoder"))?,
+                transformer: StreamingTransformer::new(&tcfg, vb.pp("encoder_transformer"))?,
+                downsample: StreamingConv1d::new(
+                    dim,
+                    dim,
+                    StreamingConvConfig::new(2 * stride)
+                        .stride(stride)
+                        .bias(false)
+                        .pad_mode(PadMode::Replicate),
+                    vb.pp("downsample").pp("conv"),
+                )?,
+            };
+            let quantizer = SplitRvq {
+                first: ProjectedRvq::new(q.n_q_semantic, q, vb.pp("quantizer").pp("rvq_first"))?,
+                rest: ProjectedRvq::new(
+                    q.n_q - q.n_q_semantic,
+                    q,
+                    vb.pp("quantizer").pp("rvq_rest"),
+                )?,
+                n_first: q.n_q_semantic,
+            };
+            let decoder = DecoderStack {
+                // Channel-wise (moshi's `upsample_channel_wise_bug`), no bias.
+                upsample: StreamingConvTranspose1d::new(
+                    dim,
+                    dim,
+                    StreamingConvConfig::new(2 * stride)
+                        .stride(stride)
+                        .groups(dim)
+                        .bias(false),
+                    vb.pp("upsample").pp("convtr"),
+                )?,
+                transformer: StreamingTransformer::new(&tcfg, vb.pp("decoder_transformer"))?,
+                seanet: StreamingSeanetDecoder::new(&seanet, vb.pp("decoder"))?,
+            };
+            Ok((encoder, quantizer, decoder))
+        };
+        let (encoder, quantizer, decoder) = build().map_err(wrap)?;
+        let used = used.lock().expect("poisoned key set").clone();
+        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
+        unused.sort();
+        let info = CodecInfo {
+            name: name.to_string(),
+            family: "mimi".into(),
+            sample_rate: config.sample_rate,
+            channels: 1,
+            frame_rate: config.frame_rate,
+            codebook_sizes: vec![q.bins as u32; q.n_q],
+            codebook_frame_rates: vec![config.frame_rate; q.n_q],
+            bandwidths_kbps: Vec::new(),
+            fingerprint,
+        };
+        let model = Self {
+            info,
+            config: config.clone(),
+            device: device.clone(),
+            encoder,
+            quantizer,
+            decoder,
+        };
+        Ok((model, unused))
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &MimiConfig {
+        &self.config
+    }
+
+    fn num_codebooks(&self, options: &EncodeOptions) -> Result<usize> {
+        let max = self.config.quantizer.n_q;
+        let n = options.num_codebooks.unwrap_or(max);
+        if n == 0 || n > max {
+            return Err(Error::InvalidCodes(format!(
+                "{n} codebooks requested, model {} has 1 to {max}",
+                self.info.name
+            )));
+        }
+        Ok(n)
+    }
+
+    fn check_audio(&self, audio: &Tensor) -> Result<()> {
+        let dims = audio.dims();
+        if dims.len() != 3 || dims[1] != 1 {
+            return Err(Error::InvalidAudio(format!(
+                "Mimi model {} takes audio shaped [batch, 1, samples], got {dims:?}",
+                self.info.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_codes(&self, codes: &Tensor) -> Result<Tensor> {
+        let dims = codes.dims();
+        let max_q = self.config.quantizer.n_q;
+        if dims.len() != 3 || dims[1] == 0 || dims[1] > max_q {
+            return Err(Error::InvalidCodes(format!(
+                "expected codes shaped [batch, 1..={max_q}, frames], got {dims:?}"
+            )));
+        }
+        let codes = codes.to_device(&self.device)?.to_dtype(DType::U32)?;
+        if codes.elem_count() > 0 {
+            let max = codes.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+            if max as usize >= self.config.quantizer.bins {
+                return Err(Error::InvalidCodes(format!(
+                    "code {max} is out of range for a codebook of {} entries",
+                    self.config.quantizer.bins
+                )));
+            }
+        }
+        Ok(codes)
+    }
+}
+
+impl Codec for Mimi {
+    fn info(&self) -> &CodecInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Codes with every codebook (32 for the published model; Moshi itself uses the first 8:
+    /// see [`Codec::encode_with`]).
+    fn encode(&self, audio: &Tensor) -> Result<Tensor> {
+        self.encode_with(audio, &EncodeOptions::default())?
+            .stacked()
+    }
+
+    fn decode(&self, codes: &Tensor) -> Result<Tensor> {
+        let codes = self.check_codes(codes)?;
+        if codes.dim(2)? == 0 {
+            let b = codes.dim(0)?;
+            return Ok(Tensor::zeros((b, 1, 0), DType::F32, &self.device)?);
+        }
+        let latent = self.quantizer.decode(&codes)?;
+        let mut decoder = self.decoder.clone();
+        decoder.reset_state();
+        let audio = decoder
+            .step(Some(&latent))?
+            .ok_or_else(|| Error::InvalidCodes("no frames to decode".into()))?;
+        Ok(audio)
+    }
+
+    /// The input is padded with zeros to whole frames of 1920 samples, as moshi does.
+    fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
+        self.check_audio(audio)?;
+        let n_q = self.num_codebooks(options)?;
+        let audio = audio.to_device(&self.device)?.to_dtype(DType::F32)?;
+        let (b, _, len) = audio.dims3()?;
+        let frame = self.config.frame_size();
+        let padded_len = len.div_ceil(frame) * frame;
+        if padded_len == 0 {
+            let empty = Tensor::zeros((b, n_q, 0), DType::U32, &self.device)?;
+            return CodeStreams::from_stacked(&empty);
+        }
+        let audio = audio.pad_with_zeros(2, 0, padded_len - len)?;
+        let mut encoder = self.encoder.clone();
+        encoder.reset_state();
+        let latent = encoder
+            .step(Some(&audio))?
+            .ok_or_else(|| Error::InvalidAudio("too short to encode".into()))?;
+        let codes = self.quantizer.encode(&latent, n_q)?;
+        CodeStreams::from_stacked(&codes)
+    }
+
+    fn supports_streaming(&self) -> bool {
+        true
+    }
+
+    fn streaming_encoder(
+        &self,
+        batch: usize,
+        options: &EncodeOptions,
+    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+        let n_q = self.num_codebooks(options)?;
+        let mut stack = self.encoder.clone();
+        stack.reset_state();
+        Ok(Box::new(MimiStreamingEncoder {
+            model: self,
+            stack,
+            batch,
+            n_q,
+        }))
+    }
+
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+        let mut stack = self.decoder.clone();
+        stack.reset_state();
+        Ok(Box::new(MimiStreamingDecoder {
+            model: self,
+            stack,
+            batch,
+        }))
+    }
+}
+
+/// [`Mimi`]'s streaming encoder: audio of any length per push; codes for a frame come out when
+/// its last sample arrives.
+struct MimiStreamingEncoder<'a> {
+    model: &'a Mimi,
+    stack: EncoderStack,
+    batch: usize,
+    n_q: usize,
+}
+
+impl StreamingEncoder for MimiStreamingEncoder<'_> {
+    fn frame_size(&self) -> usize {
+        self.model.config.frame_size()
+    }
+
+    fn push_audio(&mut self, audio: &Tensor) -> Result<Option<Tensor>> {
+        self.model.check_audio(audio)?;
+        if audio.dim(0)? != self.batch {
+            return Err(Error::InvalidAudio(format!(
+                "this stream has batch {}, got audio {:?}",
+                self.batch,
+                audio.dims()
+            )));
+        }
+        if audio.dim(2)? == 0 {
+            return Ok(None);
+        }
+        let audio = audio.to_device(&self.model.device)?.to_dtype(DType::F32)?;
+        match self.stack.step(Some(&audio))? {
+            Some(latent) => Ok(Some(self.model.quantizer.encode(&latent, self.n_q)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.stack.reset_state();
+    }
+}
+
+/// [`Mimi`]'s streaming decoder: `frame_size` samples per code frame, at once.
+struct MimiStreamingDecoder<'a> {
+    model: &'a Mimi,
+    stack: DecoderStack,
+    batch: usize,
+}
+
+impl StreamingDecoder for MimiStreamingDecoder<'_> {
+    fn frame_size(&self) -> usize {
+        self.model.config.frame_size()
+    }
+
+    fn push_codes(&mut self, codes: &Tensor) -> Result<Option<Tensor>> {
+        let codes = self.model.check_codes(codes)?;
+        if codes.dim(0)? != self.batch {
+            return Err(Error::InvalidCodes(format!(
+                "this stream has batch {}, got codes {:?}",
+                self.batch,
+                codes.dims()
+            )));
+        }
+        if codes.dim(2)? == 0 {
+            return Ok(None);
+        }
+        let latent = self.model.quantizer.decode(&codes)?;
+        self.stack.step(Some(&latent))
+    }
+
+    fn reset(&mut self) {
+        self.stack.reset_state();
+    }
+}
+
+impl super::FamilyConfig for MimiConfig {
+    fn from_reference(text: &str, source: &str) -> Result<Self> {
+        MimiConfig::from_reference_json(text, source)
+    }
+
+    fn infer(weights: &StateDict) -> Result<Self> {
+        infer_config(weights)
+    }
+
+    fn build(&self, weights: StateDict, name: &str, device: &Device) -> Result<Box<dyn Codec>> {
+        let (model, _unused) = Mimi::load(self, weights, name, device)?;
+        Ok(Box::new(model))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_config_is_valid_and_round_trips() {
+        let cfg = MimiConfig::mimi();
+        cfg.validate("test").unwrap();
+        assert_eq!(cfg.frame_size(), 1920);
+        assert_eq!(cfg.resample_stride(), 2);
+        let text = toml::to_string(&cfg).unwrap();
+        let back: MimiConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(is_reference_config(&json));
+        assert_eq!(MimiConfig::from_reference_json(&json, "x").unwrap(), cfg);
+    }
+
+    #[test]
+    fn unsupported_settings_are_named() {
+        let mut cfg = MimiConfig::mimi();
+        cfg.transformer.gating = "silu".into();
+        let err = cfg.validate("cfg").unwrap_err().to_string();
+        assert!(err.contains("gating"), "{err}");
+        let mut cfg = MimiConfig::mimi();
+        cfg.frame_rate = 10.0;
+        assert!(cfg.validate("cfg").is_err());
+    }
+}

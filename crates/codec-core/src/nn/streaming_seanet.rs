@@ -1,0 +1,275 @@
+//! The causal SEANet encoder and decoder as stream modules (moshi's `SEANetEncoder` /
+//! `SEANetDecoder` in streaming mode), built from the same [`SeanetConfig`] as
+//! [`super::seanet`]'s batch networks and reading the same `model.{i}.*` keys.
+//!
+//! Only the configurations Mimi uses: causal, no LSTM, plain convolutions (no weight norm at
+//! inference, or folded), zero padding of the left context.
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::conv::ConvNorm;
+use super::seanet::SeanetConfig;
+use super::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
+use crate::streaming::StreamingModule;
+
+fn check(cfg: &SeanetConfig) -> Result<()> {
+    if !cfg.causal || cfg.lstm != 0 || cfg.norm == ConvNorm::TimeGroupNorm {
+        candle_core::bail!(
+            "streaming SEANet: needs a causal network without LSTM or group norm \
+             (causal {}, lstm {}, norm {:?})",
+            cfg.causal,
+            cfg.lstm,
+            cfg.norm
+        )
+    }
+    Ok(())
+}
+
+fn conv_cfg(cfg: &SeanetConfig, kernel: usize) -> StreamingConvConfig {
+    StreamingConvConfig::new(kernel).pad_mode(cfg.pad_mode)
+}
+
+/// A residual block: `x + conv2(elu(conv1(elu(x))))` (identity skip: `true_skip`), or a 1x1
+/// convolution on the skip path.
+#[derive(Debug, Clone)]
+struct ResnetBlock {
+    conv1: StreamingConv1d,
+    conv2: StreamingConv1d,
+    shortcut: Option<StreamingConv1d>,
+}
+
+impl ResnetBlock {
+    fn new(dim: usize, dilation: usize, cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
+        let hidden = dim / cfg.compress;
+        let block = vb.pp("block");
+        let c1 = conv_cfg(cfg, cfg.residual_kernel_size).dilation(dilation);
+        let conv1 = StreamingConv1d::new(dim, hidden, c1, block.pp(1))?;
+        let conv2 = StreamingConv1d::new(hidden, dim, conv_cfg(cfg, 1), block.pp(3))?;
+        let shortcut = if cfg.true_skip {
+            None
+        } else {
+            Some(StreamingConv1d::new(
+                dim,
+                dim,
+                conv_cfg(cfg, 1),
+                vb.pp("shortcut"),
+            )?)
+        };
+        Ok(Self {
+            conv1,
+            conv2,
+            shortcut,
+        })
+    }
+}
+
+impl StreamingModule for ResnetBlock {
+    fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+        let Some(x) = xs else {
+            return Ok(None);
+        };
+        // Stride-1 convolutions: as many samples out as in, at every step.
+        let Some(y) = self.conv1.step(Some(&x.elu(1.0)?))? else {
+            return Ok(None);
+        };
+        let Some(y) = self.conv2.step(Some(&y.elu(1.0)?))? else {
+            return Ok(None);
+        };
+        let skip = match &mut self.shortcut {
+            Some(s) => match s.step(Some(x))? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+            None => x.clone(),
+        };
+        Ok(Some((skip + y)?))
+    }
+
+    fn reset_state(&mut self) {
+        self.conv1.reset_state();
+        self.conv2.reset_state();
+        if let Some(s) = &mut self.shortcut {
+            s.reset_state();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Layer {
+    Conv(StreamingConv1d),
+    /// ELU then convolution.
+    EluConv(StreamingConv1d),
+    /// ELU then transposed convolution.
+    EluConvTr(StreamingConvTranspose1d),
+    Resnet(Box<ResnetBlock>),
+}
+
+impl StreamingModule for Layer {
+    fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+        let Some(x) = xs else {
+            return Ok(None);
+        };
+        match self {
+            Layer::Conv(c) => c.step(Some(x)),
+            Layer::EluConv(c) => c.step(Some(&x.elu(1.0)?)),
+            Layer::EluConvTr(c) => c.step(Some(&x.elu(1.0)?)),
+            Layer::Resnet(r) => r.step(Some(x)),
+        }
+    }
+
+    fn reset_state(&mut self) {
+        match self {
+            Layer::Conv(c) | Layer::EluConv(c) => c.reset_state(),
+            Layer::EluConvTr(c) => c.reset_state(),
+            Layer::Resnet(r) => r.reset_state(),
+        }
+    }
+}
+
+fn step_layers(layers: &mut [Layer], xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+    let mut x = match xs {
+        Some(x) => x.clone(),
+        None => return Ok(None),
+    };
+    for layer in layers {
+        match layer.step(Some(&x))? {
+            Some(y) => x = y,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(x))
+}
+
+/// Streaming SEANet encoder: audio `[batch, channels, samples]` in any pieces → latent
+/// `[batch, dimension, frames]`, one frame per `hop_length` samples once they are complete.
+///
+/// Weights at `model.{i}.*`, the indices of the reference's `nn.Sequential`.
+#[derive(Debug, Clone)]
+pub struct StreamingSeanetEncoder {
+    layers: Vec<Layer>,
+}
+
+impl StreamingSeanetEncoder {
+    pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
+        check(cfg)?;
+        let vb = vb.pp("model");
+        let mut idx = 0;
+        let mut layers = Vec::new();
+        let mut mult = 1;
+        layers.push(Layer::Conv(StreamingConv1d::new(
+            cfg.channels,
+            cfg.n_filters,
+            conv_cfg(cfg, cfg.kernel_size),
+            vb.pp(idx),
+        )?));
+        idx += 1;
+        for &ratio in cfg.ratios.iter().rev() {
+            let dim = mult * cfg.n_filters;
+            for j in 0..cfg.n_residual_layers {
+                let dilation = cfg.dilation_base.pow(j as u32);
+                layers.push(Layer::Resnet(Box::new(ResnetBlock::new(
+                    dim,
+                    dilation,
+                    cfg,
+                    vb.pp(idx),
+                )?)));
+                idx += 1;
+            }
+            idx += 1; // activation
+            let down = conv_cfg(cfg, ratio * 2).stride(ratio);
+            layers.push(Layer::EluConv(StreamingConv1d::new(
+                dim,
+                dim * 2,
+                down,
+                vb.pp(idx),
+            )?));
+            idx += 1;
+            mult *= 2;
+        }
+        idx += 1; // activation
+        layers.push(Layer::EluConv(StreamingConv1d::new(
+            mult * cfg.n_filters,
+            cfg.dimension,
+            conv_cfg(cfg, cfg.last_kernel_size),
+            vb.pp(idx),
+        )?));
+        Ok(Self { layers })
+    }
+}
+
+impl StreamingModule for StreamingSeanetEncoder {
+    fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+        step_layers(&mut self.layers, xs)
+    }
+
+    fn reset_state(&mut self) {
+        self.layers.iter_mut().for_each(Layer::reset_state);
+    }
+}
+
+/// Streaming SEANet decoder: latent frames `[batch, dimension, frames]` → audio
+/// `[batch, channels, frames * hop_length]` (no final activation), the overlap of each
+/// transposed convolution carried to the next step.
+#[derive(Debug, Clone)]
+pub struct StreamingSeanetDecoder {
+    layers: Vec<Layer>,
+}
+
+impl StreamingSeanetDecoder {
+    pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
+        check(cfg)?;
+        let vb = vb.pp("model");
+        let mut idx = 0;
+        let mut layers = Vec::new();
+        let mut mult = 1 << cfg.ratios.len();
+        layers.push(Layer::Conv(StreamingConv1d::new(
+            cfg.dimension,
+            mult * cfg.n_filters,
+            conv_cfg(cfg, cfg.kernel_size),
+            vb.pp(idx),
+        )?));
+        idx += 1;
+        for &ratio in &cfg.ratios {
+            let dim = mult * cfg.n_filters;
+            idx += 1; // activation
+            let up = conv_cfg(cfg, ratio * 2).stride(ratio);
+            layers.push(Layer::EluConvTr(StreamingConvTranspose1d::new(
+                dim,
+                dim / 2,
+                up,
+                vb.pp(idx),
+            )?));
+            idx += 1;
+            for j in 0..cfg.n_residual_layers {
+                let dilation = cfg.dilation_base.pow(j as u32);
+                layers.push(Layer::Resnet(Box::new(ResnetBlock::new(
+                    dim / 2,
+                    dilation,
+                    cfg,
+                    vb.pp(idx),
+                )?)));
+                idx += 1;
+            }
+            mult /= 2;
+        }
+        idx += 1; // activation
+        layers.push(Layer::EluConv(StreamingConv1d::new(
+            cfg.n_filters,
+            cfg.channels,
+            conv_cfg(cfg, cfg.last_kernel_size),
+            vb.pp(idx),
+        )?));
+        Ok(Self { layers })
+    }
+}
+
+impl StreamingModule for StreamingSeanetDecoder {
+    fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+        step_layers(&mut self.layers, xs)
+    }
+
+    fn reset_state(&mut self) {
+        self.layers.iter_mut().for_each(Layer::reset_state);
+    }
+}

@@ -1,0 +1,261 @@
+//! A causal transformer over a stream, with a KV cache bounded by its attention context
+//! (moshi's `ProjectedTransformer` / `StreamingTransformer` as Mimi configures it).
+//!
+//! Each layer: `x + layer_scale_1 * attn(norm1(x))`, then `x + layer_scale_2 *
+//! linear2(gelu(linear1(norm2(x))))`, LayerNorm (eps 1e-5), bias-free projections, rotary
+//! embeddings on queries and keys (interleaved pairs, positions counted from the start of the
+//! stream), and causal attention over the last `context` steps (the step itself included).
+//!
+//! Weights (`vb` is the `ProjectedTransformer`): `input_proj.weight` and
+//! `output_projs.0.weight` when the model dimension differs from the input / output one;
+//! `transformer.layers.{i}.{norm1,norm2}.{weight,bias}`, `…self_attn.in_projs.0.weight`
+//! (`[3 * d_model, d_model]`, split as `(q|k|v, head, head_dim)`), `…self_attn.out_projs.0.weight`,
+//! `…linear1.weight`, `…linear2.weight`, `…layer_scale_{1,2}.scale`.
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{Linear, VarBuilder};
+
+use super::norm::{layer_norm, LayerNorm};
+use super::transformer::RotaryEmbedding;
+use crate::streaming::StreamingModule;
+
+/// Queries handled at once in the batch form: bounds the score matrix on long inputs.
+const QUERY_CHUNK: usize = 512;
+
+/// Hyperparameters of a [`StreamingTransformer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamingTransformerConfig {
+    pub d_model: usize,
+    pub num_heads: usize,
+    pub num_layers: usize,
+    pub dim_feedforward: usize,
+    /// Steps each query sees, itself included.
+    pub context: usize,
+    /// RoPE's `max_period`.
+    pub max_period: f64,
+    /// Whether the layers have `layer_scale_{1,2}` (moshi's `layer_scale` not `None`).
+    pub layer_scale: bool,
+    /// Channels of the input (`[batch, input_dimension, time]`).
+    pub input_dimension: usize,
+    /// Channels of the output.
+    pub output_dimension: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Attention {
+    in_proj: Linear,
+    out_proj: Linear,
+    num_heads: usize,
+    head_dim: usize,
+    context: usize,
+    /// Keys and values of the last `context` steps, `[batch, heads, steps, head_dim]`.
+    cache: Option<(Tensor, Tensor)>,
+}
+
+impl Attention {
+    /// `x`: `[batch, time, d_model]` at stream positions `offset..offset + time`.
+    fn forward(&mut self, x: &Tensor, offset: usize, rope: &RotaryEmbedding) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let (h, d) = (self.num_heads, self.head_dim);
+        let qkv = self.in_proj.forward(x)?.reshape((b, t, 3, h, d))?;
+        let part = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.contiguous();
+        // RoPE on [b, t, h, d] (time in dimension 1), then [b, h, t, d].
+        let q = rope
+            .forward_from(&part(0)?, offset)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let k = rope
+            .forward_from(&part(1)?, offset)?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let v = part(2)?.transpose(1, 2)?.contiguous()?;
+        let (k_all, v_all) = match self.cache.take() {
+            Some((ck, cv)) => (Tensor::cat(&[&ck, &k], 2)?, Tensor::cat(&[&cv, &v], 2)?),
+            None => (k, v),
+        };
+        let n_keys = k_all.dim(2)?;
+        // Key j sits at stream position `first_key + j`.
+        let first_key = offset + t - n_keys;
+        let scale = 1.0 / (d as f64).sqrt();
+        let mut outs = Vec::with_capacity(t.div_ceil(QUERY_CHUNK));
+        for qs in (0..t).step_by(QUERY_CHUNK) {
+            let qn = QUERY_CHUNK.min(t - qs);
+            // Keys that queries `qs..qs + qn` can see: positions (q - context, q].
+            let q_lo = offset + qs;
+            let q_hi = q_lo + qn - 1;
+            let k_lo = (q_lo + 1).saturating_sub(self.context).max(first_key) - first_key;
+            let k_hi = q_hi - first_key;
+            let kn = k_hi + 1 - k_lo;
+            let mut mask = Vec::with_capacity(qn * kn);
+            for qi in 0..qn {
+                let qp = q_lo + qi;
+                for kj in 0..kn {
+                    let kp = first_key + k_lo + kj;
+                    let visible = kp <= qp && qp - kp < self.context;
+                    mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+                }
+            }
+            let mask = Tensor::from_vec(mask, (1, 1, qn, kn), x.device())?;
+            let qc = q.narrow(2, qs, qn)?;
+            let kc = k_all.narrow(2, k_lo, kn)?;
+            let vc = v_all.narrow(2, k_lo, kn)?;
+            let w = (qc.matmul(&kc.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
+            outs.push(candle_nn::ops::softmax_last_dim(&w)?.matmul(&vc)?);
+        }
+        let y = if outs.len() == 1 {
+            outs.remove(0)
+        } else {
+            Tensor::cat(&outs, 2)?
+        };
+        // Keep the keys the next steps can still see.
+        let keep = self.context.min(n_keys);
+        self.cache = Some((
+            k_all.narrow(2, n_keys - keep, keep)?,
+            v_all.narrow(2, n_keys - keep, keep)?,
+        ));
+        let y = y.transpose(1, 2)?.reshape((b, t, c))?;
+        self.out_proj.forward(&y)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    norm1: LayerNorm,
+    attn: Attention,
+    norm2: LayerNorm,
+    linear1: Linear,
+    linear2: Linear,
+    scale1: Option<Tensor>,
+    scale2: Option<Tensor>,
+}
+
+impl Layer {
+    fn new(cfg: &StreamingTransformerConfig, vb: VarBuilder) -> Result<Self> {
+        let dm = cfg.d_model;
+        let sa = vb.pp("self_attn");
+        let attn = Attention {
+            in_proj: candle_nn::linear_no_bias(dm, 3 * dm, sa.pp("in_projs").pp(0))?,
+            out_proj: candle_nn::linear_no_bias(dm, dm, sa.pp("out_projs").pp(0))?,
+            num_heads: cfg.num_heads,
+            head_dim: dm / cfg.num_heads,
+            context: cfg.context,
+            cache: None,
+        };
+        let scale = |name: &str| -> Result<Option<Tensor>> {
+            if cfg.layer_scale {
+                Some(vb.pp(name).get(dm, "scale")).transpose()
+            } else {
+                Ok(None)
+            }
+        };
+        Ok(Self {
+            norm1: layer_norm(dm, 1e-5, vb.pp("norm1"))?,
+            attn,
+            norm2: layer_norm(dm, 1e-5, vb.pp("norm2"))?,
+            linear1: candle_nn::linear_no_bias(dm, cfg.dim_feedforward, vb.pp("linear1"))?,
+            linear2: candle_nn::linear_no_bias(cfg.dim_feedforward, dm, vb.pp("linear2"))?,
+            scale1: scale("layer_scale_1")?,
+            scale2: scale("layer_scale_2")?,
+        })
+    }
+
+    fn forward(&mut self, x: &Tensor, offset: usize, rope: &RotaryEmbedding) -> Result<Tensor> {
+        let scaled = |y: Tensor, s: &Option<Tensor>| match s {
+            Some(s) => y.broadcast_mul(s),
+            None => Ok(y),
+        };
+        let a = self.attn.forward(&self.norm1.forward(x)?, offset, rope)?;
+        let x = (x + scaled(a, &self.scale1)?)?;
+        let h = self.linear1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?;
+        let m = self.linear2.forward(&h)?;
+        &x + scaled(m, &self.scale2)?
+    }
+}
+
+/// A causal transformer on `[batch, channels, time]` streams (time last, conv layout), with
+/// input / output projections when the model dimension differs. Every step attends to the
+/// previous `context - 1` steps kept in its KV cache.
+#[derive(Debug, Clone)]
+pub struct StreamingTransformer {
+    input_proj: Option<Linear>,
+    output_proj: Option<Linear>,
+    layers: Vec<Layer>,
+    rope: RotaryEmbedding,
+    /// Steps seen since the start of the stream.
+    offset: usize,
+}
+
+impl StreamingTransformer {
+    pub fn new(cfg: &StreamingTransformerConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.num_heads == 0 || !cfg.d_model.is_multiple_of(cfg.num_heads) || cfg.context == 0 {
+            candle_core::bail!(
+                "transformer: d_model {} is not a multiple of {} heads, or context {} is 0",
+                cfg.d_model,
+                cfg.num_heads,
+                cfg.context
+            )
+        }
+        let input_proj = if cfg.input_dimension != cfg.d_model {
+            Some(candle_nn::linear_no_bias(
+                cfg.input_dimension,
+                cfg.d_model,
+                vb.pp("input_proj"),
+            )?)
+        } else {
+            None
+        };
+        let output_proj = if cfg.output_dimension != cfg.d_model {
+            Some(candle_nn::linear_no_bias(
+                cfg.d_model,
+                cfg.output_dimension,
+                vb.pp("output_projs").pp(0),
+            )?)
+        } else {
+            None
+        };
+        let lv = vb.pp("transformer").pp("layers");
+        let layers = (0..cfg.num_layers)
+            .map(|i| Layer::new(cfg, lv.pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let rope =
+            RotaryEmbedding::with_exp_frequencies(cfg.d_model / cfg.num_heads, cfg.max_period)?;
+        Ok(Self {
+            input_proj,
+            output_proj,
+            layers,
+            rope,
+            offset: 0,
+        })
+    }
+}
+
+impl StreamingModule for StreamingTransformer {
+    fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+        let Some(x) = xs else {
+            return Ok(None);
+        };
+        let t = x.dim(D::Minus1)?;
+        if t == 0 {
+            return Ok(None);
+        }
+        let mut x = x.transpose(1, 2)?.contiguous()?;
+        if let Some(p) = &self.input_proj {
+            x = p.forward(&x)?;
+        }
+        for layer in &mut self.layers {
+            x = layer.forward(&x, self.offset, &self.rope)?;
+        }
+        if let Some(p) = &self.output_proj {
+            x = p.forward(&x)?;
+        }
+        self.offset += t;
+        Ok(Some(x.transpose(1, 2)?.contiguous()?))
+    }
+
+    fn reset_state(&mut self) {
+        self.offset = 0;
+        for layer in &mut self.layers {
+            layer.attn.cache = None;
+        }
+    }
+}
