@@ -83,6 +83,9 @@ pub struct PcmStreamReader<R: Read> {
     is_wav: bool,
     /// Bytes read but not yet returned (an incomplete sample frame).
     pending: Vec<u8>,
+    /// Data bytes still to read when a WAV header gave a real data size (a file); `None` when
+    /// it gave a streaming placeholder (0 or near 4 GiB: read to the end).
+    data_left: Option<u64>,
     buffer: Vec<u8>,
     ended: bool,
 }
@@ -100,6 +103,7 @@ impl<R: Read> PcmStreamReader<R> {
             format: StreamSampleFormat::Pcm16,
             is_wav: false,
             pending: Vec::new(),
+            data_left: None,
             buffer: vec![0; 16384],
             ended: false,
         };
@@ -157,7 +161,13 @@ impl<R: Read> PcmStreamReader<R> {
                     }
                     have_fmt = true;
                 }
-                b"data" if have_fmt => return Ok(()), // its size may be a placeholder: read to the end
+                b"data" if have_fmt => {
+                    // Streaming writers put a placeholder size (0, or about 2 or 4 GiB) here.
+                    if size != 0 && size < 0x7FFF_0000 {
+                        self.data_left = Some(size as u64);
+                    }
+                    return Ok(());
+                }
                 b"data" => return Err(bad("WAV data chunk before its fmt chunk")),
                 _ => {
                     // LIST and other metadata: skip.
@@ -211,9 +221,22 @@ impl<R: Read> PcmStreamReader<R> {
                 }
                 return Ok(None);
             }
-            match self.input.read(&mut self.buffer) {
+            let want = match self.data_left {
+                Some(0) => {
+                    self.ended = true; // chunks after the data (e.g. LIST) are not samples
+                    continue;
+                }
+                Some(left) => left.min(self.buffer.len() as u64) as usize,
+                None => self.buffer.len(),
+            };
+            match self.input.read(&mut self.buffer[..want]) {
                 Ok(0) => self.ended = true,
-                Ok(n) => self.pending.extend_from_slice(&self.buffer[..n]),
+                Ok(n) => {
+                    self.pending.extend_from_slice(&self.buffer[..n]);
+                    if let Some(left) = &mut self.data_left {
+                        *left -= n as u64;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io(STREAM_NAME, e)),
             }
@@ -413,6 +436,19 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("not supported"), "{err}");
+    }
+
+    #[test]
+    fn a_wav_file_stops_at_its_data_size() {
+        let mut wav = Vec::new();
+        wav.extend_from_slice(b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00");
+        wav.extend_from_slice(&[1, 0, 1, 0, 0xc0, 0x5d, 0, 0, 0x80, 0xbb, 0, 0, 2, 0, 16, 0]);
+        wav.extend_from_slice(b"data\x04\x00\x00\x00");
+        wav.extend_from_slice(&[0, 0x40, 0, 0xc0]);
+        wav.extend_from_slice(b"LIST\x04\x00\x00\x00abcd");
+        let mut r = PcmStreamReader::new(Trickle(&wav, 3), RAW).unwrap();
+        assert_eq!(r.sample_rate(), 24000);
+        assert_eq!(read_all(&mut r).unwrap(), vec![0.5, -0.5]);
     }
 
     #[test]
