@@ -300,7 +300,12 @@ impl SConvTranspose1d {
 
 impl Module for SConvTranspose1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv.forward(&x.contiguous()?)?;
+        let cfg = self.conv.config();
+        let y = conv_transpose1d_batched(&x.contiguous()?, self.conv.weight(), cfg.stride, 1)?;
+        let y = match self.conv.bias() {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?)?,
+            None => y,
+        };
         let y = match &self.norm {
             Some(norm) => norm.forward(&y)?,
             None => y,
@@ -308,6 +313,28 @@ impl Module for SConvTranspose1d {
         let len = y.dim(D::Minus1)?;
         y.narrow(D::Minus1, self.left, len - self.left - self.right)
     }
+}
+
+/// `x.conv_transpose1d(weight, ..)` one batch item at a time: candle 0.11's CPU kernel mixes up
+/// batch items (items after the first come out wrong), so each goes through on its own.
+pub fn conv_transpose1d_batched(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    if b == 1 {
+        return x.conv_transpose1d(weight, 0, 0, stride, 1, groups);
+    }
+    let items = (0..b)
+        .map(|i| {
+            x.narrow(0, i, 1)?
+                .contiguous()?
+                .conv_transpose1d(weight, 0, 0, stride, 1, groups)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&items, 0)
 }
 
 /// Depthwise convolution (`groups == channels`) with zero "same" padding, computed as a sum
@@ -429,6 +456,36 @@ pub fn conv1d_in_chunks(conv: &Conv1d, x: &Tensor) -> Result<Tensor> {
 mod chunk_tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn transposed_convolution_keeps_batch_items_apart() -> Result<()> {
+        // candle 0.11's CPU kernel gets items after the first wrong; SConvTranspose1d must not.
+        let dev = Device::Cpu;
+        let mut w = std::collections::HashMap::new();
+        w.insert(
+            "convtr.convtr.weight".to_string(),
+            Tensor::randn(0f32, 1.0, (8, 4, 6), &dev)?,
+        );
+        w.insert(
+            "convtr.convtr.bias".to_string(),
+            Tensor::randn(0f32, 1.0, 4, &dev)?,
+        );
+        let vb = VarBuilder::from_tensors(w, candle_core::DType::F32, &dev);
+        let cfg = SConvTranspose1dConfig::new(6, 3, true).norm(ConvNorm::None);
+        let convtr = SConvTranspose1d::new(8, 4, cfg, vb)?;
+        let x = Tensor::randn(0f32, 1.0, (3, 8, 5), &dev)?;
+        let y = convtr.forward(&x)?;
+        for i in 0..3 {
+            let yi = convtr.forward(&x.narrow(0, i, 1)?)?;
+            let diff = (y.narrow(0, i, 1)? - yi)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "item {i}: {diff}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn chunked_convolution_equals_one_call() -> Result<()> {

@@ -169,9 +169,8 @@ impl ConvTranspose {
 impl Module for ConvTranspose {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let len = x.dim(D::Minus1)?;
-        let full = x
-            .contiguous()?
-            .conv_transpose1d(&self.weight, 0, 0, self.stride, 1, 1)?;
+        let full =
+            super::conv::conv_transpose1d_batched(&x.contiguous()?, &self.weight, self.stride, 1)?;
         let full_len = full.dim(D::Minus1)?;
         let out_len = self.out_len(len);
         let take = out_len.min(full_len.saturating_sub(self.padding));

@@ -9,7 +9,7 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 
-use super::conv::{conv1d_in_chunks, PadMode};
+use super::conv::{conv1d_in_chunks, conv_transpose1d_batched, PadMode};
 use crate::streaming::StreamingModule;
 
 /// Shape options of a [`StreamingConv1d`] / [`StreamingConvTranspose1d`].
@@ -235,28 +235,6 @@ impl StreamingConvTranspose1d {
         }
         conv_transpose1d_batched(&x, &self.weight, self.stride, self.groups)
     }
-}
-
-/// `x.conv_transpose1d(weight, ..)` one batch item at a time: candle 0.11's CPU kernel mixes up
-/// batch items (items after the first come out wrong), so each goes through on its own.
-pub fn conv_transpose1d_batched(
-    x: &Tensor,
-    weight: &Tensor,
-    stride: usize,
-    groups: usize,
-) -> Result<Tensor> {
-    let b = x.dim(0)?;
-    if b == 1 {
-        return x.conv_transpose1d(weight, 0, 0, stride, 1, groups);
-    }
-    let items = (0..b)
-        .map(|i| {
-            x.narrow(0, i, 1)?
-                .contiguous()?
-                .conv_transpose1d(weight, 0, 0, stride, 1, groups)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Tensor::cat(&items, 0)
 }
 
 /// Depthwise transposed convolution (one input and one output channel per group) with a kernel
