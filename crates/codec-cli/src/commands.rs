@@ -186,7 +186,6 @@ pub fn run(command: Command, device: &str) -> Result<()> {
                 model.as_ref(),
                 reader,
                 stream::DecodeStream {
-                    input: &input,
                     output: &output,
                     float,
                     raw,

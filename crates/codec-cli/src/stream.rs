@@ -154,7 +154,6 @@ pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
 
 /// Options of `codec decode --stream`.
 pub struct DecodeStream<'a> {
-    pub input: &'a Path,
     pub output: &'a Path,
     pub float: bool,
     pub raw: bool,
