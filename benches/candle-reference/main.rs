@@ -14,6 +14,7 @@
 //! | `encodec-24kbps` | the same with all 32 codebooks | |
 //! | `snac`, `snac-32khz` | `models::snac::Model` with the published configs | |
 //! | `dac` | `models::dac::Model` (hard-wired 44.1 kHz architecture) | decode only: its quantizer has no encode (`from_codes` only) |
+//! | `mimi` | `models::mimi::Model` with `Config::v0_1(Some(8))` | batch `encode`/`decode`, and `encode_step`/`decode_step` one frame at a time (`encode-stream`, `decode-stream`, with per-frame compute times) |
 //!
 //! candle-transformers' EnCodec pads with `Replicate` where the reference pads with `Reflect`
 //! (unsupported there), and does not trim its transposed convolutions' extra samples (its
@@ -39,14 +40,24 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use candle_transformers::models::{dac, encodec, snac};
+use candle_core::StreamTensor;
+use candle_transformers::models::{dac, encodec, mimi, snac};
 use serde_json::{json, Value};
 
 use random_weights::{default_init, fill, speech_like, Init, XorShift};
 
 const RESULT_TAG: &str = "CANDLE_REF_RESULT ";
 const WEIGHT_SEED: u64 = 0x5EED_0075;
-const MODELS: [&str; 5] = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz"];
+const MODELS: [&str; 6] = [
+    "encodec",
+    "encodec-24kbps",
+    "dac",
+    "snac",
+    "snac-32khz",
+    "mimi",
+];
+/// Models that also run the `encode-stream` / `decode-stream` tasks.
+const STREAMING_MODELS: [&str; 1] = ["mimi"];
 const DEFAULT_MODELS: &str = "encodec,dac,snac";
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -213,7 +224,7 @@ fn build_random<M>(
     let mut tensors = HashMap::with_capacity(shapes.len());
     let mut params = 0;
     for (name, shape) in shapes {
-        let init = if name.ends_with(".alpha") {
+        let init = if name.ends_with(".alpha") || name.ends_with(".cluster_usage") {
             Init::Uniform(0.5, 1.5)
         } else {
             default_init(&name, &shape)
@@ -296,8 +307,11 @@ fn run_case(key: &str, task: &str, seconds: f64, runs: usize) -> AnyResult<Value
         "dac" => 44100,
         "snac" => 24000,
         "snac-32khz" => 32000,
+        "mimi" => 24000,
         other => return Err(format!("unknown model {other}").into()),
     };
+    // Per-frame compute times of the last run of a stream task (milliseconds).
+    let frame_times = std::rc::Rc::new(std::cell::RefCell::new(Vec::<f64>::new()));
     if key == "dac" && task == "encode" {
         return Ok(json!({
             "skipped": "candle-transformers' DAC has no encoder-side quantizer (decode only)",
@@ -391,6 +405,66 @@ fn run_case(key: &str, task: &str, seconds: f64, runs: usize) -> AnyResult<Value
                 (step, params, frames)
             }
         }
+        "mimi" => {
+            let cfg = mimi::Config::v0_1(Some(8));
+            let (model, params) = build_random(None, |vb| mimi::Model::new(cfg.clone(), vb))?;
+            let model = std::cell::RefCell::new(model);
+            let (hop, n_q) = (1920, 8);
+            let frames = samples / hop;
+            let x = Tensor::from_vec(
+                speech_like(frames * hop, sample_rate as u32, 7),
+                (1, 1, frames * hop),
+                &dev,
+            )?;
+            let codes = Tensor::from_vec(
+                random_codes(n_q * frames, 2048, &mut rng),
+                (1, n_q, frames),
+                &dev,
+            )?;
+            let times = frame_times.clone();
+            let step: Step = match task {
+                "encode" => Box::new(move || {
+                    let c = model.borrow_mut().encode(&x)?;
+                    assert_eq!(c.dims(), &[1, n_q, frames], "mimi codes");
+                    Ok(())
+                }),
+                "decode" => Box::new(move || {
+                    let y = model.borrow_mut().decode(&codes)?;
+                    assert_eq!(y.dims(), &[1, 1, frames * hop], "mimi audio");
+                    Ok(())
+                }),
+                "encode-stream" => Box::new(move || {
+                    let mut m = model.borrow_mut();
+                    m.reset_state();
+                    times.borrow_mut().clear();
+                    for f in 0..frames {
+                        let t = Instant::now();
+                        let piece = StreamTensor::from_tensor(x.narrow(2, f * hop, hop)?);
+                        let c = m.encode_step(&piece)?;
+                        times.borrow_mut().push(t.elapsed().as_secs_f64() * 1000.0);
+                        let c = c.as_option().ok_or("mimi: no codes for a whole frame")?;
+                        assert_eq!(c.dims(), &[1, n_q, 1], "mimi stream codes");
+                    }
+                    Ok(())
+                }),
+                "decode-stream" => Box::new(move || {
+                    let mut m = model.borrow_mut();
+                    m.reset_state();
+                    times.borrow_mut().clear();
+                    for f in 0..frames {
+                        let t = Instant::now();
+                        let piece = StreamTensor::from_tensor(codes.narrow(2, f, 1)?);
+                        let y = m.decode_step(&piece)?;
+                        times.borrow_mut().push(t.elapsed().as_secs_f64() * 1000.0);
+                        let y = y.as_option().ok_or("mimi: no audio for a code frame")?;
+                        assert_eq!(y.dims(), &[1, 1, hop], "mimi stream audio");
+                    }
+                    Ok(())
+                }),
+                other => return Err(format!("unknown task {other}").into()),
+            };
+            (step, params, frames)
+        }
         _ => {
             let cfg = dac_config();
             let (model, params) = build_random(None, |vb| dac::Model::new(&cfg, vb))?;
@@ -437,7 +511,22 @@ fn run_case(key: &str, task: &str, seconds: f64, runs: usize) -> AnyResult<Value
         }),
         _ => Value::Null,
     };
+    let frame_compute_ms = {
+        let mut ms = frame_times.borrow().clone();
+        ms.sort_by(f64::total_cmp);
+        if ms.is_empty() {
+            Value::Null
+        } else {
+            json!({
+                "median": ms[ms.len() / 2],
+                "p95": ms[((ms.len() as f64 * 0.95) as usize).min(ms.len() - 1)],
+                "max": ms[ms.len() - 1],
+                "frame_ms": 80.0,
+            })
+        }
+    };
     Ok(json!({
+        "frame_compute_ms": frame_compute_ms,
         "samples": samples,
         "frames": frames,
         "params": params,
@@ -505,7 +594,12 @@ fn parent(args: &Args) -> i32 {
     let mut rows: Vec<Value> = Vec::new();
     for key in &args.models {
         for &seconds in &args.seconds {
-            for task in ["encode", "decode"] {
+            let stream_tasks: &[&str] = if STREAMING_MODELS.contains(&key.as_str()) {
+                &["encode-stream", "decode-stream"]
+            } else {
+                &[]
+            };
+            for &task in ["encode", "decode"].iter().chain(stream_tasks) {
                 eprintln!("candle {key} {task} {seconds} s ...");
                 let mut cmd = Command::new(&exe);
                 cmd.args([

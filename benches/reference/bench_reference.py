@@ -17,6 +17,11 @@ Models (``--models``, comma-separated, ``all`` for every one):
   snac            SNAC 24 kHz, ``SNAC(**config)`` with the published ``hubertsiuzdak/snac_24khz``
                   config; ``encode`` / ``decode`` (decoder noise on, as shipped)
   snac-32khz      SNAC 32 kHz (``hubertsiuzdak/snac_32khz``, with local attention)
+  mimi            Mimi (``moshi`` 0.2.13), ``moshi.models.loaders.get_mimi(None, num_codebooks=8)``
+                  (the published config, random init); tasks ``encode`` / ``decode`` (batch) and
+                  ``encode-stream`` / ``decode-stream`` (``with model.streaming(1)``, one 1920-sample
+                  frame / one code frame per step, as moshi streams); stream cases also report
+                  per-frame compute time (median, p95, max)
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -38,7 +43,8 @@ import sys
 import time
 
 RESULT_TAG = "REF_RESULT "
-MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "wavtokenizer"]
+MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "wavtokenizer"]
+STREAMING_MODELS = {"mimi"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
 SNAC_CONFIGS = {
@@ -63,7 +69,7 @@ DAC_44KHZ = dict(
 )
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
-                "snac-32khz": 32000}
+                "snac-32khz": 32000, "mimi": 24000}
 
 
 def proc_status_mib(field):
@@ -190,6 +196,45 @@ def run_case(key, task, seconds, runs, threads):
             def step():
                 y = model.decode(codes)
                 assert tuple(y.shape) == (1, 1, frames * hop), y.shape
+    elif key == "mimi":
+        import moshi
+        from moshi.models import loaders
+        versions["moshi"] = getattr(moshi, "__version__", "?")
+        model = loaders.get_mimi(None, device="cpu", num_codebooks=8).eval()
+        hop, n_q = 1920, 8
+        frames = samples // hop
+        samples = frames * hop
+        frame_times = []
+        x = torch.from_numpy(speech_like(samples, sr)).reshape(1, 1, samples)
+        codes = torch.randint(0, 2048, (1, n_q, frames), generator=gen)
+        if task == "encode":
+            def step():
+                c = model.encode(x)
+                assert tuple(c.shape) == (1, n_q, frames), c.shape
+        elif task == "decode":
+            def step():
+                y = model.decode(codes)
+                assert tuple(y.shape) == (1, 1, samples), y.shape
+        elif task == "encode-stream":
+            def step():
+                frame_times.clear()
+                with model.streaming(1):
+                    for f in range(frames):
+                        t = time.perf_counter()
+                        c = model.encode(x[:, :, f * hop:(f + 1) * hop])
+                        frame_times.append(time.perf_counter() - t)
+                        assert tuple(c.shape) == (1, n_q, 1), c.shape
+        elif task == "decode-stream":
+            def step():
+                frame_times.clear()
+                with model.streaming(1):
+                    for f in range(frames):
+                        t = time.perf_counter()
+                        y = model.decode(codes[:, :, f:f + 1])
+                        frame_times.append(time.perf_counter() - t)
+                        assert tuple(y.shape) == (1, 1, hop), y.shape
+        else:
+            raise ValueError(f"unknown task {task}")
     else:
         raise ValueError(f"unknown model {key}")
 
@@ -207,6 +252,11 @@ def run_case(key, task, seconds, runs, threads):
                   file=sys.stderr, flush=True)
             walls.append(wall)
     best = min(walls)
+    frame_ms = None
+    if key in STREAMING_MODELS and task.endswith("-stream") and frame_times:
+        ms = sorted(t * 1000.0 for t in frame_times)  # of the last run
+        frame_ms = {"median": ms[len(ms) // 2], "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+                    "max": ms[-1], "frame_ms": 1000.0 * hop / sr}
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = {"user_s_per_run": (ru1.ru_utime - ru0.ru_utime) / runs,
            "sys_s_per_run": (ru1.ru_stime - ru0.ru_stime) / runs,
@@ -228,6 +278,7 @@ def run_case(key, task, seconds, runs, threads):
         "torch_threads": torch.get_num_threads(),
         "versions": versions,
         "note": note,
+        "frame_compute_ms": frame_ms,
     }
 
 
@@ -262,7 +313,10 @@ def parent(args):
     rows, failed = [], 0
     for key in args.models:
         for seconds in args.seconds:
-            for task in ("encode", "decode"):
+            tasks = ["encode", "decode"]
+            if key in STREAMING_MODELS:
+                tasks += ["encode-stream", "decode-stream"]
+            for task in tasks:
                 print(f"reference {key} {task} {seconds} s ...", file=sys.stderr, flush=True)
                 cmd = [sys.executable, os.path.abspath(__file__), "--case", task, "--models", key,
                        "--seconds", str(seconds), "--threads", str(args.threads)]
@@ -291,7 +345,7 @@ def parent(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--case", choices=["encode", "decode"])
+    p.add_argument("--case", choices=["encode", "decode", "encode-stream", "decode-stream"])
     p.add_argument("--models", "--model", default=DEFAULT_MODELS)
     p.add_argument("--seconds", default="10,60")
     p.add_argument("--threads", type=int, default=2)
