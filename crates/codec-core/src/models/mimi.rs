@@ -61,20 +61,30 @@ fn default_one() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MimiSeanetConfig {
+    /// Audio channels (1).
     pub channels: usize,
+    /// Latent channels.
     pub dimension: usize,
+    /// Causal convolutions (true).
     pub causal: bool,
+    /// Channels of the first convolution.
     pub n_filters: usize,
+    /// Residual blocks per ratio.
     pub n_residual_layers: usize,
     /// Must be `ELU` (alpha 1).
     pub activation: String,
+    /// Channel reduction inside residual blocks.
     pub compress: usize,
+    /// Dilation growth between residual blocks.
     pub dilation_base: usize,
     /// Only matters with a normalisation; Mimi has none.
     #[serde(default)]
     pub disable_norm_outer_blocks: usize,
+    /// Kernel of the first convolution.
     pub kernel_size: usize,
+    /// Kernel of the residual blocks.
     pub residual_kernel_size: usize,
+    /// Kernel of the last convolution.
     pub last_kernel_size: usize,
     /// `none` (published) or `weight_norm` (folded at load).
     pub norm: String,
@@ -82,6 +92,7 @@ pub struct MimiSeanetConfig {
     pub pad_mode: PadMode,
     /// Upsampling ratios as listed; the encoder applies them in reverse.
     pub ratios: Vec<usize>,
+    /// Identity skip connections in residual blocks.
     pub true_skip: bool,
 }
 
@@ -108,9 +119,13 @@ pub struct MimiQuantizerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MimiTransformerConfig {
+    /// Width of the residual stream.
     pub d_model: usize,
+    /// Attention heads.
     pub num_heads: usize,
+    /// Layers.
     pub num_layers: usize,
+    /// Causal attention (true).
     pub causal: bool,
     /// Initial layer scale; `None` for no layer scale.
     #[serde(default)]
@@ -120,6 +135,7 @@ pub struct MimiTransformerConfig {
     /// `[batch, channels, time]` in and out (true for Mimi).
     #[serde(default)]
     pub conv_layout: bool,
+    /// RoPE maximum period.
     pub max_period: f64,
     /// `none` only.
     pub gating: String,
@@ -127,8 +143,11 @@ pub struct MimiTransformerConfig {
     pub norm: String,
     /// `rope` only.
     pub positional_embedding: String,
+    /// Hidden width of the MLP.
     pub dim_feedforward: usize,
+    /// Channels in.
     pub input_dimension: usize,
+    /// Channels out (one output).
     pub output_dimensions: Vec<usize>,
 }
 
@@ -138,12 +157,17 @@ pub struct MimiTransformerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MimiConfig {
+    /// Audio sample rate, Hz.
     pub sample_rate: u32,
+    /// Audio channels (1).
     pub channels: usize,
     /// Code frames per second (12.5).
     pub frame_rate: f64,
+    /// Encoder / decoder convolutions.
     pub seanet: MimiSeanetConfig,
+    /// The split residual quantizer.
     pub quantizer: MimiQuantizerConfig,
+    /// Both transformers (encoder and decoder side).
     pub transformer: MimiTransformerConfig,
 }
 

@@ -15,10 +15,15 @@ use crate::streaming::StreamingModule;
 /// Shape options of a [`StreamingConv1d`] / [`StreamingConvTranspose1d`].
 #[derive(Debug, Clone, Copy)]
 pub struct StreamingConvConfig {
+    /// Taps of the kernel.
     pub kernel_size: usize,
+    /// Samples between output frames (the transposed convolution: output samples per frame).
     pub stride: usize,
+    /// Spacing of the taps (1: none).
     pub dilation: usize,
+    /// Channel groups (the number of channels: depthwise).
     pub groups: usize,
+    /// Whether the layer has a bias.
     pub bias: bool,
     /// How the left context of the first step is filled: zeros, or the first sample repeated.
     pub pad_mode: PadMode,
@@ -36,22 +41,27 @@ impl StreamingConvConfig {
             pad_mode: PadMode::Zero,
         }
     }
+    /// Set [`stride`](Self::stride).
     pub fn stride(mut self, stride: usize) -> Self {
         self.stride = stride;
         self
     }
+    /// Set [`dilation`](Self::dilation).
     pub fn dilation(mut self, dilation: usize) -> Self {
         self.dilation = dilation;
         self
     }
+    /// Set [`groups`](Self::groups).
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;
         self
     }
+    /// Set [`bias`](Self::bias).
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
     }
+    /// Set [`pad_mode`](Self::pad_mode).
     pub fn pad_mode(mut self, pad_mode: PadMode) -> Self {
         self.pad_mode = pad_mode;
         self

@@ -151,6 +151,7 @@ pub struct StreamingSeanetEncoder {
 }
 
 impl StreamingSeanetEncoder {
+    /// Build from the same config as the batch encoder; `vb` holds `model.{i}.*`.
     pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
         check(cfg)?;
         let vb = vb.pp("model");
@@ -217,6 +218,7 @@ pub struct StreamingSeanetDecoder {
 }
 
 impl StreamingSeanetDecoder {
+    /// Build from the same config as the batch decoder; `vb` holds `model.{i}.*`.
     pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
         check(cfg)?;
         let vb = vb.pp("model");

@@ -25,9 +25,13 @@ const QUERY_CHUNK: usize = 512;
 /// Hyperparameters of a [`StreamingTransformer`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamingTransformerConfig {
+    /// Width of the residual stream.
     pub d_model: usize,
+    /// Attention heads (`d_model / num_heads` even, for RoPE).
     pub num_heads: usize,
+    /// Layers.
     pub num_layers: usize,
+    /// Hidden width of the MLP.
     pub dim_feedforward: usize,
     /// Steps each query sees, itself included.
     pub context: usize,
@@ -186,6 +190,7 @@ pub struct StreamingTransformer {
 }
 
 impl StreamingTransformer {
+    /// Build the transformer; `vb` is the `ProjectedTransformer` (see the module docs).
     pub fn new(cfg: &StreamingTransformerConfig, vb: VarBuilder) -> Result<Self> {
         if cfg.num_heads == 0 || !cfg.d_model.is_multiple_of(cfg.num_heads) || cfg.context == 0 {
             candle_core::bail!(
@@ -257,5 +262,111 @@ impl StreamingModule for StreamingTransformer {
         for layer in &mut self.layers {
             layer.attn.cache = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use std::collections::HashMap;
+
+    fn random_transformer(cfg: &StreamingTransformerConfig) -> Result<StreamingTransformer> {
+        let dev = Device::Cpu;
+        let dm = cfg.d_model;
+        let mut w = HashMap::new();
+        let mut put = |name: String, shape: &[usize], mean: f32, std: f32| -> Result<()> {
+            w.insert(name, Tensor::randn(mean, std, shape, &dev)?);
+            Ok(())
+        };
+        for i in 0..cfg.num_layers {
+            let p = format!("transformer.layers.{i}");
+            for n in ["norm1", "norm2"] {
+                put(format!("{p}.{n}.weight"), &[dm], 1.0, 0.1)?;
+                put(format!("{p}.{n}.bias"), &[dm], 0.0, 0.1)?;
+            }
+            put(
+                format!("{p}.self_attn.in_projs.0.weight"),
+                &[3 * dm, dm],
+                0.0,
+                0.3,
+            )?;
+            put(
+                format!("{p}.self_attn.out_projs.0.weight"),
+                &[dm, dm],
+                0.0,
+                0.3,
+            )?;
+            put(
+                format!("{p}.linear1.weight"),
+                &[cfg.dim_feedforward, dm],
+                0.0,
+                0.3,
+            )?;
+            put(
+                format!("{p}.linear2.weight"),
+                &[dm, cfg.dim_feedforward],
+                0.0,
+                0.3,
+            )?;
+            put(format!("{p}.layer_scale_1.scale"), &[dm], 0.5, 0.1)?;
+            put(format!("{p}.layer_scale_2.scale"), &[dm], 0.5, 0.1)?;
+        }
+        StreamingTransformer::new(cfg, VarBuilder::from_tensors(w, DType::F32, &dev))
+    }
+
+    /// Past the context, in query chunks and streamed in pieces: the same outputs, and each
+    /// output only depends on the last `context` inputs.
+    #[test]
+    fn bounded_context_streams_like_the_batch_form() -> crate::Result<()> {
+        let cfg = StreamingTransformerConfig {
+            d_model: 16,
+            num_heads: 2,
+            num_layers: 2,
+            dim_feedforward: 32,
+            context: 7,
+            max_period: 10000.0,
+            layer_scale: true,
+            input_dimension: 16,
+            output_dimension: 16,
+        };
+        let model = random_transformer(&cfg)?;
+        let t = QUERY_CHUNK + 37;
+        let x = Tensor::randn(0f32, 1.0, (2, 16, t), &Device::Cpu)?;
+        let mut fresh = model.clone();
+        let batch = fresh.step(Some(&x))?.unwrap();
+        let mut streaming = model.clone();
+        let (mut pos, mut out) = (0, None);
+        for n in [1usize, 3, 9, 2, 30].iter().cycle() {
+            if pos >= t {
+                break;
+            }
+            let n = (*n).min(t - pos);
+            let y = streaming.step(Some(&x.narrow(2, pos, n)?))?;
+            out = crate::streaming::cat_pieces(out, y)?;
+            pos += n;
+        }
+        let streamed = out.unwrap();
+        let diff = (&batch - &streamed)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "streamed vs batch: {diff}");
+        // Each layer looks `context - 1` steps back: inputs further back than
+        // `layers * (context - 1)` steps leave an output unchanged.
+        let last = t - 1;
+        let field = cfg.num_layers * (cfg.context - 1) + 1;
+        let mut x2 = x.narrow(2, 0, last + 1 - field)?.ones_like()?;
+        x2 = Tensor::cat(&[&x2, &x.narrow(2, last + 1 - field, field)?], 2)?;
+        let mut fresh = model.clone();
+        let y2 = fresh.step(Some(&x2))?.unwrap();
+        let d = (batch.narrow(2, last, 1)? - y2.narrow(2, last, 1)?)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(d < 1e-5, "output depends on inputs past the context: {d}");
+        Ok(())
     }
 }
