@@ -9,7 +9,8 @@
 #
 # Options:
 #   --models LIST    wavtokenizer, encodec (24 kHz at 6 kbit/s), encodec-24kbps, dac (44.1 kHz),
-#                    snac (24 kHz), snac-32khz, or all (default wavtokenizer,encodec,dac,snac)
+#                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
+#                    or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
 #   --threads N      threads for every implementation (default 2)
 #   --runs N         timed runs per case, best reported (default 3 up to 30 s, else 2)
@@ -33,7 +34,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-MODELS=wavtokenizer,encodec,dac,snac
+MODELS=wavtokenizer,encodec,dac,snac,mimi,xcodec2
 SECONDS_LIST=10,60
 THREADS=2
 RUNS=
@@ -59,7 +60,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -74,6 +75,10 @@ if [[ $SETUP == 1 ]]; then
     constraints=$OUT/constraints.txt
     python3 -c 'import torch, numpy; print(f"torch=={torch.__version__.split(\"+\")[0]}\nnumpy=={numpy.__version__}")' > "$constraints"
     "$VENV/bin/pip" install -c "$constraints" encodec descript-audio-codec snac
+    # Mimi (moshi) and the X-Codec2 decoder (xcodec2): their pins (torch < 2.10, transformers,
+    # torchtune's extras) would replace the system torch, so install them without dependencies
+    # plus the few modules the benchmarked code paths import.
+    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
 fi
 if [[ -z $PYTHON ]]; then
     if [[ -x $VENV/bin/python ]]; then PYTHON=$VENV/bin/python; else PYTHON=python3; fi
@@ -210,7 +215,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "== $impl $model $task ${seconds} s: already in $RESULTS" >&2
         return
     fi
-    if [[ $impl == candle && $model == wavtokenizer ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
@@ -245,7 +250,11 @@ START=$(cat "$OUT/started")
 START_LOAD=$(cat "$OUT/start_load")
 for model in "${model_list[@]}"; do
     for seconds in "${seconds_list[@]}"; do
-        for task in encode decode; do
+        tasks=(encode decode)
+        # Streaming models also run one frame at a time.
+        [[ $model == mimi ]] && tasks+=(encode-stream decode-stream)
+        [[ $model == xcodec2 ]] && tasks=(decode)  # its encoder is not supported (w2v-BERT 2.0)
+        for task in "${tasks[@]}"; do
             for impl in ours reference candle; do
                 run_one "$impl" "$model" "$task" "$seconds"
             done
@@ -277,7 +286,10 @@ LABELS = {
     "dac": "DAC 44.1 kHz (9 cb)",
     "snac": "SNAC 24 kHz",
     "snac-32khz": "SNAC 32 kHz",
+    "mimi": "Mimi (8 cb)",
+    "xcodec2": "X-Codec2 decoder",
 }
+TASKS = ["encode", "decode", "encode-stream", "decode-stream"]
 cases, by = [], {}
 for r in rows:
     key = (r["model_key"], r["task"], float(r["audio_s"]))
@@ -287,7 +299,7 @@ for r in rows:
 # The order asked for: models as listed, then length, encode before decode (a resumed run
 # appends its cases after the earlier ones).
 cases.sort(key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k[2],
-                          ["encode", "decode"].index(k[1]) if k[1] in ("encode", "decode") else 2))
+                          TASKS.index(k[1]) if k[1] in TASKS else len(TASKS)))
 
 notes = {}
 def cell(r):
@@ -338,6 +350,24 @@ for key in cases:
     d = by[key]
     o, p, c = d.get("ours"), d.get("reference"), d.get("candle-transformers", d.get("candle"))
     print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {cpu(o)} | {cpu(p)} | {cpu(c)} |")
+stream = [k for k in cases if k[1].endswith("-stream")]
+if stream:
+    def frame(r):
+        f = (r or {}).get("frame_compute_ms") or {}
+        if "median" not in f:
+            return "—"
+        return f"{f['median']:.0f} / {f['p95']:.0f} / {f['max']:.0f}"
+    print()
+    print("Streaming, compute per 80 ms frame (ms, median / p95 / max; a frame must take less "
+          "than 80 ms to keep up; latency = one frame of audio (80 ms) + this):")
+    print()
+    print("| model | task | audio | ours | reference | candle-transformers |")
+    print("|---|---|---|---:|---:|---:|")
+    for key in stream:
+        model, task, secs = key
+        d = by[key]
+        o, p, c = d.get("ours"), d.get("reference"), d.get("candle-transformers", d.get("candle"))
+        print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {frame(o)} | {frame(p)} | {frame(c)} |")
 for text, n in notes.items():
     print(f"\n[^{n}]: {text}")
 EOF

@@ -22,6 +22,11 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   ``encode-stream`` / ``decode-stream`` (``with model.streaming(1)``, one 1920-sample
                   frame / one code frame per step, as moshi streams); stream cases also report
                   per-frame compute time (median, p95, max)
+  xcodec2         the X-Codec2 decoder (``xcodec2`` 0.1.5, installed without its dependencies):
+                  ``CodecDecoderVocos()`` (hidden 1024, 12 layers, 16 heads, hop 320 at 16 kHz) and
+                  ``fc_post_a = Linear(2048, 1024)``, decoded as ``XCodec2Model.decode_code`` does
+                  (``quantizer.get_output_from_indices`` -> ``fc_post_a`` -> backbone -> iSTFT
+                  head); decode only
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -43,7 +48,8 @@ import sys
 import time
 
 RESULT_TAG = "REF_RESULT "
-MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "wavtokenizer"]
+MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2",
+          "wavtokenizer"]
 STREAMING_MODELS = {"mimi"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -69,7 +75,7 @@ DAC_44KHZ = dict(
 )
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
-                "snac-32khz": 32000, "mimi": 24000}
+                "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000}
 
 
 def proc_status_mib(field):
@@ -235,6 +241,35 @@ def run_case(key, task, seconds, runs, threads):
                         assert tuple(y.shape) == (1, 1, hop), y.shape
         else:
             raise ValueError(f"unknown task {task}")
+    elif key == "xcodec2":
+        # torchtune's package __init__ insists on a torchao matching its torch; the decoder uses
+        # only its RotaryPositionalEmbeddings, so load that file (torchtune's own code) alone.
+        import importlib.util
+        import types
+        spec = importlib.util.find_spec("torchtune")
+        pe_path = os.path.join(os.path.dirname(spec.origin), "modules", "position_embeddings.py")
+        pe_spec = importlib.util.spec_from_file_location("torchtune.modules", pe_path)
+        pe = importlib.util.module_from_spec(pe_spec)
+        sys.modules.setdefault("torchtune", types.ModuleType("torchtune"))
+        sys.modules["torchtune.modules"] = pe
+        pe_spec.loader.exec_module(pe)
+        import xcodec2
+        from xcodec2.vq.codec_decoder_vocos import CodecDecoderVocos
+        versions["xcodec2"] = getattr(xcodec2, "__version__", "0.1.5")
+        decoder = CodecDecoderVocos().eval()
+        fc_post_a = torch.nn.Linear(2048, 1024).eval()
+        model = torch.nn.ModuleList([decoder, fc_post_a])
+        hop = 320
+        frames = math.ceil(samples / hop)
+        if task != "decode":
+            raise ValueError("xcodec2: only the decoder is benchmarked")
+        codes = torch.randint(0, 65536, (1, 1, frames), generator=gen)
+
+        def step():
+            emb = decoder.quantizer.get_output_from_indices(codes.transpose(1, 2))
+            emb = fc_post_a(emb)  # [1, frames, 1024]
+            y = decoder(emb, vq=False)[0]
+            assert abs(y.shape[-1] - frames * hop) < hop, y.shape
     else:
         raise ValueError(f"unknown model {key}")
 
@@ -313,7 +348,7 @@ def parent(args):
     rows, failed = [], 0
     for key in args.models:
         for seconds in args.seconds:
-            tasks = ["encode", "decode"]
+            tasks = ["encode", "decode"] if key != "xcodec2" else ["decode"]
             if key in STREAMING_MODELS:
                 tasks += ["encode-stream", "decode-stream"]
             for task in tasks:
