@@ -1,8 +1,15 @@
-//! Inverse STFT built from candle ops (a matmul with an inverse-DFT basis and an overlap-add),
-//! so it runs unchanged on every device.
+//! Inverse STFT: on the CPU a real inverse FFT in float64 and an overlap-add; elsewhere built
+//! from candle ops (a matmul with an inverse-DFT basis and an overlap-add), so that it runs on
+//! every device.
 
-use candle_core::{Device, Result, Tensor, D};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Result, Tensor, WithDType, D};
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner};
 use serde::{Deserialize, Serialize};
+
+use super::{par_items, with_cpu_slice};
 
 /// Where the frames sit relative to the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,15 +22,28 @@ pub enum IstftPadding {
 }
 
 /// Inverse STFT with a fixed window, `n_fft == win_length`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Istft {
     n_fft: usize,
     hop: usize,
     padding: IstftPadding,
+    window: Vec<f32>,
     /// `[2 * bins, n_fft]`: rows for the real parts, then for the imaginary parts, with the
-    /// synthesis window and the 1/N of `irfft(norm="backward")` folded in.
-    basis: Tensor,
+    /// synthesis window and the 1/N of `irfft(norm="backward")` folded in. For the matmul path:
+    /// built at construction for devices other than the CPU, on demand there.
+    basis: Option<Tensor>,
     window_sq: Vec<f64>,
+    ifft: Arc<dyn ComplexToReal<f64>>,
+}
+
+impl std::fmt::Debug for Istft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Istft")
+            .field("n_fft", &self.n_fft)
+            .field("hop", &self.hop)
+            .field("padding", &self.padding)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Istft {
@@ -41,30 +61,21 @@ impl Istft {
                 window.len()
             )
         }
-        let bins = n_fft / 2 + 1;
-        let mut basis = vec![0f32; 2 * bins * n_fft];
-        for k in 0..bins {
-            // irfft keeps the DC and Nyquist bins once and every other bin twice (Hermitian
-            // symmetry); the imaginary parts of DC and Nyquist are ignored, as pocketfft does.
-            let edge = k == 0 || (n_fft.is_multiple_of(2) && k == n_fft / 2);
-            let weight = if edge { 1.0 } else { 2.0 } / n_fft as f64;
-            for n in 0..n_fft {
-                let phase = 2.0 * std::f64::consts::PI * ((k * n) % n_fft) as f64 / n_fft as f64;
-                let w = window[n] as f64 * weight;
-                basis[k * n_fft + n] = (w * phase.cos()) as f32;
-                if !edge {
-                    basis[(bins + k) * n_fft + n] = (-w * phase.sin()) as f32;
-                }
-            }
-        }
-        let basis = Tensor::from_vec(basis, (2 * bins, n_fft), device)?;
+        let basis = if device.is_cpu() {
+            None
+        } else {
+            Some(idft_basis(n_fft, window, device)?)
+        };
         let window_sq = window.iter().map(|&w| (w as f64) * (w as f64)).collect();
+        let ifft = RealFftPlanner::<f64>::new().plan_fft_inverse(n_fft);
         Ok(Self {
             n_fft,
             hop,
             padding,
+            window: window.to_vec(),
             basis,
             window_sq,
+            ifft,
         })
     }
 
@@ -90,15 +101,137 @@ impl Istft {
     }
 
     /// Spectrum given as real and imaginary parts, both `[batch, frames, bins]`, → `[batch, samples]`.
+    ///
+    /// On the CPU this is an inverse FFT in float64 ([`Istft::forward_fft`]); elsewhere
+    /// [`Istft::forward_dft`].
     pub fn forward(&self, re: &Tensor, im: &Tensor) -> Result<Tensor> {
+        if re.device().is_cpu() {
+            self.forward_fft(re, im)
+        } else {
+            self.forward_dft(re, im)
+        }
+    }
+
+    /// [`Istft::forward`] by inverse FFT and overlap-add in float64 (CPU tensors only); the
+    /// result has the input's dtype.
+    pub fn forward_fft(&self, re: &Tensor, im: &Tensor) -> Result<Tensor> {
+        let (batch, frames, bins) = re.dims3()?;
+        if im.dims() != re.dims() || bins != self.n_fft / 2 + 1 {
+            candle_core::bail!(
+                "istft: spectrum {:?} / {:?}, expected [batch, frames, {}]",
+                re.dims(),
+                im.dims(),
+                self.n_fft / 2 + 1
+            )
+        }
+        match re.dtype() {
+            DType::F64 => with_cpu_slice::<f64, _>(re, |re| {
+                with_cpu_slice::<f64, _>(im, |im| {
+                    self.synthesize::<f64>(batch, frames, |t, spec| {
+                        let row = t * bins..(t + 1) * bins;
+                        for ((c, &r), &i) in spec.iter_mut().zip(&re[row.clone()]).zip(&im[row]) {
+                            *c = Complex::new(r, i);
+                        }
+                    })
+                })
+            }),
+            dtype => with_cpu_slice::<f32, _>(re, |re| {
+                with_cpu_slice::<f32, _>(im, |im| {
+                    self.synthesize::<f32>(batch, frames, |t, spec| {
+                        let row = t * bins..(t + 1) * bins;
+                        for ((c, &r), &i) in spec.iter_mut().zip(&re[row.clone()]).zip(&im[row]) {
+                            *c = Complex::new(r as f64, i as f64);
+                        }
+                    })
+                })
+            })?
+            .to_dtype(dtype),
+        }
+    }
+
+    /// Overlap-add synthesis on the CPU: `spectrum(t, out)` writes frame `t`'s `bins` values
+    /// (`t` counts frames over the whole batch, `b * frames + f`), and the windowed inverse FFTs
+    /// are summed and divided by the window envelope in float64. → `[batch, samples]` of `T`.
+    ///
+    /// The output is split into stretches of samples that run in parallel, each summing the
+    /// frames that overlap it (those at a stretch's edges are transformed twice).
+    pub(crate) fn synthesize<T: WithDType>(
+        &self,
+        batch: usize,
+        frames: usize,
+        spectrum: impl Fn(usize, &mut [Complex<f64>]) + Sync,
+    ) -> Result<Tensor> {
+        let (n_fft, hop) = (self.n_fft, self.hop);
+        let trim = self.trim();
+        let len = self.output_len(frames);
+        let envelope = self.envelope(frames, trim, len)?;
+        let scale = 1.0 / n_fft as f64;
+        let window: Vec<f64> = self.window.iter().map(|&w| w as f64 * scale).collect();
+        let edges = n_fft.is_multiple_of(2);
+        let mut out = vec![T::zero(); batch * len];
+        par_items(&mut out, 1, 8 * n_fft, |first, chunk| {
+            let mut spec = self.ifft.make_input_vec();
+            let mut frame = self.ifft.make_output_vec();
+            let mut scratch = self.ifft.make_scratch_vec();
+            let mut acc = Vec::new();
+            let mut pos = first;
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                // One batch item's stretch [lo, hi) of output samples.
+                let (b, lo) = (pos / len, pos % len);
+                let hi = len.min(lo + rest.len());
+                let (here, next) = rest.split_at_mut(hi - lo);
+                // Its samples in the untrimmed signal, and the frames that overlap them.
+                let (start, end) = (lo + trim, hi + trim);
+                let t0 = (start + 1).saturating_sub(n_fft).div_ceil(hop);
+                let t1 = frames.min(end.div_ceil(hop));
+                acc.clear();
+                acc.resize(end - start, 0f64);
+                for t in t0..t1 {
+                    spectrum(b * frames + t, &mut spec);
+                    // irfft ignores the imaginary parts of DC and Nyquist, as pocketfft does.
+                    spec[0].im = 0.0;
+                    if edges {
+                        spec[n_fft / 2].im = 0.0;
+                    }
+                    self.ifft
+                        .process_with_scratch(&mut spec, &mut frame, &mut scratch)
+                        .expect("buffer sizes come from the plan");
+                    let (a, z) = (start.max(t * hop), end.min(t * hop + n_fft));
+                    for n in a..z {
+                        let i = n - t * hop;
+                        acc[n - start] += frame[i] * window[i];
+                    }
+                }
+                for (i, o) in here.iter_mut().enumerate() {
+                    *o = T::from_f64(acc[i] / envelope[lo + i]);
+                }
+                pos += hi - lo;
+                rest = next;
+            }
+        });
+        Tensor::from_vec(out, (batch, len), &Device::Cpu)
+    }
+
+    /// [`Istft::forward`] by a matmul with an inverse-DFT basis and an overlap-add, on any
+    /// device.
+    pub fn forward_dft(&self, re: &Tensor, im: &Tensor) -> Result<Tensor> {
         let (batch, frames, _) = re.dims3()?;
         let spec = Tensor::cat(&[re, im], D::Minus1)?;
-        let windowed = spec.broadcast_matmul(&self.basis)?; // [b, t, n_fft]
+        let basis = match &self.basis {
+            Some(b) if b.device().same_device(re.device()) => b.clone(),
+            _ => idft_basis(self.n_fft, &self.window, re.device())?,
+        };
+        let windowed = spec.broadcast_matmul(&basis.to_dtype(spec.dtype())?)?; // [b, t, n_fft]
         let y = self.overlap_add(&windowed, batch, frames)?;
         let trim = self.trim();
         let len = self.output_len(frames);
         let y = y.narrow(1, trim, len)?;
-        let envelope = self.envelope(frames, trim, len)?;
+        let envelope: Vec<f32> = self
+            .envelope(frames, trim, len)?
+            .iter()
+            .map(|&e| e as f32)
+            .collect();
         let envelope = Tensor::from_vec(envelope, (1, len), y.device())?.to_dtype(y.dtype())?;
         y.broadcast_div(&envelope)
     }
@@ -122,7 +255,8 @@ impl Istft {
         acc.reshape((batch, (frames + parts - 1) * hop))
     }
 
-    fn envelope(&self, frames: usize, trim: usize, len: usize) -> Result<Vec<f32>> {
+    /// The summed squared window over the output samples.
+    fn envelope(&self, frames: usize, trim: usize, len: usize) -> Result<Vec<f64>> {
         let total = (frames.max(1) - 1) * self.hop + self.n_fft;
         let mut env = vec![0f64; total];
         for t in 0..frames {
@@ -134,8 +268,29 @@ impl Istft {
         if env.iter().any(|&e| e <= 1e-11) {
             candle_core::bail!("istft: window envelope vanishes (window/hop do not satisfy NOLA)")
         }
-        Ok(env.iter().map(|&e| e as f32).collect())
+        Ok(env.to_vec())
     }
+}
+
+/// The `[2 * bins, n_fft]` inverse-DFT basis (float32) with the window and 1/N folded in.
+fn idft_basis(n_fft: usize, window: &[f32], device: &Device) -> Result<Tensor> {
+    let bins = n_fft / 2 + 1;
+    let mut basis = vec![0f32; 2 * bins * n_fft];
+    for k in 0..bins {
+        // irfft keeps the DC and Nyquist bins once and every other bin twice (Hermitian
+        // symmetry); the imaginary parts of DC and Nyquist are ignored, as pocketfft does.
+        let edge = k == 0 || (n_fft.is_multiple_of(2) && k == n_fft / 2);
+        let weight = if edge { 1.0 } else { 2.0 } / n_fft as f64;
+        for n in 0..n_fft {
+            let phase = 2.0 * std::f64::consts::PI * ((k * n) % n_fft) as f64 / n_fft as f64;
+            let w = window[n] as f64 * weight;
+            basis[k * n_fft + n] = (w * phase.cos()) as f32;
+            if !edge {
+                basis[(bins + k) * n_fft + n] = (-w * phase.sin()) as f32;
+            }
+        }
+    }
+    Tensor::from_vec(basis, (2 * bins, n_fft), device)
 }
 
 #[cfg(test)]
@@ -201,6 +356,68 @@ mod tests {
                 y[i],
                 x[i]
             );
+        }
+        Ok(())
+    }
+
+    /// A random-ish spectrum with a wide dynamic range (as a Vocos head makes).
+    fn spectrum(batch: usize, frames: usize, bins: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let n = batch * frames * bins;
+        let (mut re, mut im) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let mag = (8.0 * next() - 6.0).exp();
+            let phase = std::f32::consts::TAU * next();
+            re.push(mag * phase.cos());
+            im.push(mag * phase.sin());
+        }
+        (re, im)
+    }
+
+    #[test]
+    fn fft_path_matches_the_dft_matmul() -> Result<()> {
+        let cases = [
+            (64, 16, IstftPadding::Same, 2, 21),
+            (1920, 480, IstftPadding::Same, 2, 53),
+            (1280, 320, IstftPadding::Same, 1, 40),
+            (64, 16, IstftPadding::Center, 1, 9),
+            (30, 10, IstftPadding::Same, 1, 1),
+            (33, 11, IstftPadding::Center, 3, 7),
+        ];
+        for (n_fft, hop, padding, batch, frames) in cases {
+            let bins = n_fft / 2 + 1;
+            let istft = Istft::new(n_fft, hop, padding, &hann(n_fft), &Device::Cpu)?;
+            let (re, im) = spectrum(batch, frames, bins);
+            let re = Tensor::from_vec(re, (batch, frames, bins), &Device::Cpu)?;
+            let im = Tensor::from_vec(im, (batch, frames, bins), &Device::Cpu)?;
+            // float64 in: the two paths differ by the matmul's float32 basis only.
+            for dtype in [DType::F32, DType::F64] {
+                let (re, im) = (re.to_dtype(dtype)?, im.to_dtype(dtype)?);
+                let fft = istft.forward_fft(&re, &im)?;
+                let dft = istft.forward_dft(&re, &im)?;
+                assert_eq!(fft.dims(), &[batch, istft.output_len(frames)]);
+                assert_eq!(fft.dims(), dft.dims());
+                assert_eq!(fft.dtype(), dtype);
+                let max = |t: &Tensor| -> Result<f64> {
+                    t.to_dtype(DType::F64)?
+                        .abs()?
+                        .flatten_all()?
+                        .max(0)?
+                        .to_scalar::<f64>()
+                };
+                let diff = max(&(fft.to_dtype(DType::F64)? - dft.to_dtype(DType::F64)?)?)?;
+                let scale = max(&dft)?;
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "n_fft {n_fft} hop {hop} {padding:?} {dtype:?}: max diff {diff:e}, scale {scale:e}"
+                );
+            }
         }
         Ok(())
     }
