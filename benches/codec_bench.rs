@@ -20,12 +20,17 @@
 //! | `dac` | DAC 44.1 kHz (`DacConfig::dac_44khz()`) | all 9 codebooks |
 //! | `snac` | SNAC 24 kHz (`SnacConfig::snac_24khz()`) | all 3 codebooks (decoder noise on, as the reference) |
 //! | `snac-32khz` | SNAC 32 kHz (`SnacConfig::snac_32khz()`, with local attention) | all 4 codebooks |
+//! | `tinycodec` | the project's own tinycodec-24khz: both keys below | |
+//! | `tinycodec-1` | tinycodec-24khz, single-stream mode (580 bit/s) | 1 of 4 stages |
+//! | `tinycodec-4` | tinycodec-24khz, every stage (2.3 kbit/s) | all 4 stages |
 //!
-//! The models have random weights: their keys and shapes are built from the configs
+//! The published models have random weights: their keys and shapes are built from the configs
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
 //! manifests by `tests/*_keys*.rs`), so no checkpoint or fixture is needed; speed and memory do
-//! not depend on the values. Encode runs `Codec::encode_with` on a speech-like signal, decode
-//! `Codec::decode_streams` on random codes of the same length. Each case (model x task x audio
+//! not depend on the values. tinycodec runs on the weights compiled into the library. Encode
+//! runs `Codec::encode_with` on a speech-like signal, decode `Codec::decode_streams` on random
+//! codes of the same length; tinycodec also has an `encode+decode` case (encode, then decode
+//! the codes just made, timed together: the round trip the CLI does). Each case (model x task x audio
 //! length) runs in a fresh child process (this binary, re-executed with
 //! `--case TASK --model KEY --seconds S`) so that its peak resident memory (`VmHWM`) is its
 //! own; the child prints one JSON line, the parent collects a table and writes
@@ -58,9 +63,10 @@ use std::time::Instant;
 use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
 use codec::models::snac::{Snac, SnacConfig};
+use codec::models::tinycodec::{TinyCodec, TinyCodecConfig};
 use codec::models::wavtokenizer::{WavTokenizer, WavTokenizerConfig};
 use codec::weights::StateDict;
-use codec::{CodeStreams, Codec, Device, EncodeOptions, Tensor};
+use codec::{CodeStreams, Codec, Device, EncodeOptions, ModelCard, Tensor};
 use serde_json::{json, Value};
 
 use codec_keys::{dac_keys, encodec_keys, snac_keys};
@@ -80,16 +86,20 @@ enum Bench {
     Dac44,
     Snac24,
     Snac32,
+    TinyCodec1,
+    TinyCodec4,
 }
 
 impl Bench {
-    const ALL: [Bench; 6] = [
+    const ALL: [Bench; 8] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
         Bench::Dac44,
         Bench::Snac24,
         Bench::Snac32,
+        Bench::TinyCodec1,
+        Bench::TinyCodec4,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -101,6 +111,8 @@ impl Bench {
             Bench::Dac44 => "dac",
             Bench::Snac24 => "snac",
             Bench::Snac32 => "snac-32khz",
+            Bench::TinyCodec1 => "tinycodec-1",
+            Bench::TinyCodec4 => "tinycodec-4",
         }
     }
 
@@ -112,6 +124,8 @@ impl Bench {
             Bench::Dac44 => "dac-44khz",
             Bench::Snac24 => "snac-24khz",
             Bench::Snac32 => "snac-32khz",
+            Bench::TinyCodec1 => "tinycodec 1 stage",
+            Bench::TinyCodec4 => "tinycodec 4 stages",
         }
     }
 
@@ -135,6 +149,15 @@ impl Bench {
             Bench::Dac44 => DacConfig::dac_44khz().sample_rate,
             Bench::Snac24 => SnacConfig::snac_24khz().sample_rate,
             Bench::Snac32 => SnacConfig::snac_32khz().sample_rate,
+            Bench::TinyCodec1 | Bench::TinyCodec4 => TinyCodecConfig::tinycodec_24khz().sample_rate,
+        }
+    }
+
+    /// The cases run for this model.
+    fn tasks(self) -> &'static [&'static str] {
+        match self {
+            Bench::TinyCodec1 | Bench::TinyCodec4 => &["encode", "decode", "encode+decode"],
+            _ => &["encode", "decode"],
         }
     }
 }
@@ -142,9 +165,16 @@ impl Bench {
 fn parse_models(list: &str) -> Result<Vec<Bench>, String> {
     let mut out = Vec::new();
     for key in list.split(',').filter(|k| !k.trim().is_empty()) {
-        if key.trim() == "all" {
-            out.extend(Bench::ALL);
-            continue;
+        match key.trim().to_ascii_lowercase().as_str() {
+            "all" => {
+                out.extend(Bench::ALL);
+                continue;
+            }
+            "tinycodec" | "tinycodec-24khz" => {
+                out.extend([Bench::TinyCodec1, Bench::TinyCodec4]);
+                continue;
+            }
+            _ => {}
         }
         let b = Bench::from_key(key).ok_or_else(|| {
             let keys: Vec<_> = Bench::ALL.iter().map(|b| b.key()).collect();
@@ -152,7 +182,12 @@ fn parse_models(list: &str) -> Result<Vec<Bench>, String> {
         })?;
         out.push(b);
     }
-    out.dedup();
+    let mut seen = Vec::new();
+    out.retain(|b| {
+        let new = !seen.contains(b);
+        seen.push(*b);
+        new
+    });
     if out.is_empty() {
         return Err("--models is empty".into());
     }
@@ -413,6 +448,34 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 num_params: num_params(&keys),
             }
         }
+        Bench::TinyCodec1 | Bench::TinyCodec4 => {
+            let config = TinyCodecConfig::tinycodec_24khz();
+            let card = ModelCard::find("tinycodec-24khz").expect("the tinycodec-24khz card");
+            let bytes = card
+                .embedded_weights()
+                .ok_or_else(|| codec::Error::UnknownModel {
+                    name: card.name.clone(),
+                    hint: "its weights are not compiled in (the `embedded` feature is off)".into(),
+                })?;
+            let state = StateDict::from_safetensors_bytes(bytes, "embedded tinycodec-24khz")?;
+            let num_params = state.tensors.values().map(|t| t.elem_count()).sum();
+            let n = if which == Bench::TinyCodec1 {
+                1
+            } else {
+                config.quantizer.stages
+            };
+            let model = TinyCodec::load(&config, state, label, &Device::Cpu)?;
+            let frames = samples.div_ceil(config.hop_length);
+            Built {
+                model: Box::new(model),
+                num_codebooks: Some(n),
+                frames,
+                stream_frames: vec![frames; n],
+                hop: config.hop_length,
+                codebook_size: config.quantizer.levels.pow(config.quantizer.dims as u32),
+                num_params,
+            }
+        }
     })
 }
 
@@ -462,7 +525,7 @@ fn child(case: &str, args: &Args) -> i32 {
     let seconds = args.seconds[0];
     let which = args.models[0];
     let result = match case {
-        "encode" | "decode" => run_case(which, case, seconds, args),
+        "encode" | "decode" | "encode+decode" => run_case(which, case, seconds, args),
         "stages" => run_stages(seconds, args),
         other => {
             eprintln!("codec_bench: unknown case {other}");
@@ -502,13 +565,14 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
         codebook_size,
         num_params,
     } = built;
+    let round_trip = task == "encode+decode";
     let audio = match task {
-        "encode" => Some(audio_tensor(samples, sample_rate)?),
+        "encode" | "encode+decode" => Some(audio_tensor(samples, sample_rate)?),
         _ => None,
     };
     let codes = match task {
-        "encode" => None,
-        _ => Some(random_streams(&stream_frames, codebook_size)?),
+        "decode" => Some(random_streams(&stream_frames, codebook_size)?),
+        _ => None,
     };
     let options = EncodeOptions { num_codebooks };
     let mut walls = Vec::with_capacity(runs);
@@ -516,14 +580,30 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
     for i in 0..runs {
         let wall = match (&audio, &codes) {
             (Some(audio), _) => {
-                let (out, wall) = timed(|| model.encode_with(audio, &options))?;
-                let lens: Vec<usize> = out.streams.iter().map(|s| s.dims()[1]).collect();
+                let (out, wall) = timed(|| {
+                    let codes = model.encode_with(audio, &options)?;
+                    let decoded = if round_trip {
+                        Some(model.decode_streams(&codes)?)
+                    } else {
+                        None
+                    };
+                    Ok((codes, decoded))
+                })?;
+                let lens: Vec<usize> = out.0.streams.iter().map(|s| s.dims()[1]).collect();
                 assert_eq!(
                     lens,
                     stream_frames,
                     "{} encode: stream lengths",
                     which.key()
                 );
+                if let Some(decoded) = out.1 {
+                    assert_eq!(
+                        decoded.dims(),
+                        &[1, 1, frames * hop],
+                        "{} encode+decode: output shape",
+                        which.key()
+                    );
+                }
                 wall
             }
             (None, Some(codes)) => {
@@ -733,7 +813,7 @@ fn parent(args: &Args) -> i32 {
     let mut failed = 0;
     for &which in &args.models {
         for &seconds in &args.seconds {
-            for task in ["encode", "decode"] {
+            for &task in which.tasks() {
                 eprintln!("{} {task} {seconds} s ...", which.key());
                 let load_before = load_average();
                 match run_child(&exe, which, task, seconds, args) {
@@ -765,12 +845,12 @@ fn parent(args: &Args) -> i32 {
 
     println!();
     println!(
-        "{:<23} {:<7} {:<6} {:<8} {:<8} {:<6} {:<14} {:<16} load avg",
+        "{:<23} {:<13} {:<6} {:<8} {:<8} {:<6} {:<14} {:<16} load avg",
         "model", "task", "audio", "threads", "wall(s)", "RTF", "peak RSS (MB)", "after load (MB)"
     );
     for r in &results {
         println!(
-            "{:<23} {:<7} {:<6} {:<8} {:<8.2} {:<6.1} {:<14} {:<16} {}",
+            "{:<23} {:<13} {:<6} {:<8} {:<8.2} {:<6.1} {:<14} {:<16} {}",
             r["model"].as_str().unwrap_or("?"),
             r["task"].as_str().unwrap_or("?"),
             format!("{} s", secs(&r["audio_s"])),
