@@ -8,3 +8,8 @@
 //! # Ok(()) }
 //! ```
 pub use codec_core::*;
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
