@@ -202,7 +202,7 @@ pub fn check_stacked_codes(
     Ok(())
 }
 
-fn not_streaming(info: &CodecInfo) -> crate::Error {
+pub(crate) fn not_streaming(info: &CodecInfo) -> crate::Error {
     crate::Error::Unsupported(format!(
         "model {} ({}) cannot stream: its encoder or decoder looks ahead in time; \
          use a causal model such as mimi, or encode whole files",

@@ -219,7 +219,12 @@ pub fn check_codes_fit(info: &CodecInfo, origin: &CodesOrigin<'_>, force: bool) 
             info.codebook_sizes.len()
         )));
     }
-    for (i, (&theirs, &size)) in origin.codebook_sizes.iter().zip(&info.codebook_sizes).enumerate() {
+    for (i, (&theirs, &size)) in origin
+        .codebook_sizes
+        .iter()
+        .zip(&info.codebook_sizes)
+        .enumerate()
+    {
         if theirs > size {
             return Err(Error::InvalidCodes(format!(
                 "codebook {i} of the codes has {theirs} entries, the model's has {size}"

@@ -30,9 +30,9 @@
 //! # Ok(()) }
 //! ```
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
-use crate::Result;
+use crate::{Error, Result};
 
 /// A layer that processes a stream piece by piece (time is the last dimension).
 ///
@@ -79,4 +79,115 @@ pub fn cat_pieces(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>
         (None, x) | (x, None) => x,
         (Some(a), Some(b)) => Some(Tensor::cat(&[&a, &b], a.rank() - 1)?),
     })
+}
+
+/// What a model gives the shared stream wrappers [`StackEncoder`] and [`StackDecoder`]: the
+/// checks and the (stateless, per-frame) quantizer around its streaming layer stacks.
+pub(crate) trait StreamCodes: Sync {
+    /// Samples per code frame.
+    fn stream_frame_size(&self) -> usize;
+    /// Where the model's weights are.
+    fn stream_device(&self) -> &Device;
+    /// Check the shape of audio `[batch, channels, samples > 0]`.
+    fn check_stream_audio(&self, audio: &Tensor) -> Result<()>;
+    /// Encoder latent `[batch, dim, frames]` → codes `[batch, n_q, frames]`.
+    fn latent_to_codes(&self, latent: &Tensor, n_q: usize) -> Result<Tensor>;
+    /// Check codes `[batch, k, frames > 0]` and turn them into the decoder stack's input.
+    fn codes_to_latent(&self, codes: &Tensor) -> Result<Tensor>;
+}
+
+/// A [`StreamingEncoder`] from a model's encoder stack (audio → latent) and its quantizer.
+pub(crate) struct StackEncoder<'a, M, S> {
+    model: &'a M,
+    stack: S,
+    batch: usize,
+    n_q: usize,
+}
+
+impl<'a, M: StreamCodes, S: StreamingModule + Send> StackEncoder<'a, M, S> {
+    /// `stack` is reset here: the encoder starts new streams.
+    pub(crate) fn new(model: &'a M, mut stack: S, batch: usize, n_q: usize) -> Self {
+        stack.reset_state();
+        Self {
+            model,
+            stack,
+            batch,
+            n_q,
+        }
+    }
+}
+
+impl<M: StreamCodes, S: StreamingModule + Send> StreamingEncoder for StackEncoder<'_, M, S> {
+    fn frame_size(&self) -> usize {
+        self.model.stream_frame_size()
+    }
+
+    fn push_audio(&mut self, audio: &Tensor) -> Result<Option<Tensor>> {
+        if audio.rank() == 3 && audio.dim(2)? == 0 && audio.dim(0)? == self.batch {
+            return Ok(None);
+        }
+        self.model.check_stream_audio(audio)?;
+        if audio.dim(0)? != self.batch {
+            return Err(Error::InvalidAudio(format!(
+                "this stream has batch {}, got audio {:?}",
+                self.batch,
+                audio.dims()
+            )));
+        }
+        let audio = audio
+            .to_device(self.model.stream_device())?
+            .to_dtype(DType::F32)?;
+        match self.stack.step(Some(&audio))? {
+            Some(latent) => Ok(Some(self.model.latent_to_codes(&latent, self.n_q)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.stack.reset_state();
+    }
+}
+
+/// A [`StreamingDecoder`] from a model's dequantizer and its decoder stack (latent → audio).
+pub(crate) struct StackDecoder<'a, M, S> {
+    model: &'a M,
+    stack: S,
+    batch: usize,
+}
+
+impl<'a, M: StreamCodes, S: StreamingModule + Send> StackDecoder<'a, M, S> {
+    /// `stack` is reset here: the decoder starts new streams.
+    pub(crate) fn new(model: &'a M, mut stack: S, batch: usize) -> Self {
+        stack.reset_state();
+        Self {
+            model,
+            stack,
+            batch,
+        }
+    }
+}
+
+impl<M: StreamCodes, S: StreamingModule + Send> StreamingDecoder for StackDecoder<'_, M, S> {
+    fn frame_size(&self) -> usize {
+        self.model.stream_frame_size()
+    }
+
+    fn push_codes(&mut self, codes: &Tensor) -> Result<Option<Tensor>> {
+        if codes.rank() == 3 && codes.dim(2)? == 0 && codes.dim(0)? == self.batch {
+            return Ok(None);
+        }
+        let latent = self.model.codes_to_latent(codes)?;
+        if codes.dim(0)? != self.batch {
+            return Err(Error::InvalidCodes(format!(
+                "this stream has batch {}, got codes {:?}",
+                self.batch,
+                codes.dims()
+            )));
+        }
+        self.stack.step(Some(&latent))
+    }
+
+    fn reset(&mut self) {
+        self.stack.reset_state();
+    }
 }

@@ -202,7 +202,9 @@ impl<R: Read> TokenStreamReader<R> {
         };
         take(4, &mut prelude)?;
         if &prelude[..4] != STREAM_MAGIC {
-            let hint = if prelude.starts_with(&crate::tokfile::MAGIC[..4]) || prelude.starts_with(b"RIFF") {
+            let hint = if prelude.starts_with(&crate::tokfile::MAGIC[..4])
+                || prelude.starts_with(b"RIFF")
+            {
                 " (this is a token file or audio, not a token stream: use codec decode without --stream)"
             } else {
                 ""
@@ -222,9 +224,8 @@ impl<R: Read> TokenStreamReader<R> {
         let name_len = u16::from_le_bytes([prelude[6], prelude[7]]) as usize;
         take(name_len + 8 + 4 + 8 + 2 + 2, &mut prelude)?;
         let mut at = 8;
-        let model = String::from_utf8(prelude[at..at + name_len].to_vec()).map_err(|_| {
-            stream_error(TokenFileError::Corrupt("model name is not UTF-8".into()))
-        })?;
+        let model = String::from_utf8(prelude[at..at + name_len].to_vec())
+            .map_err(|_| stream_error(TokenFileError::Corrupt("model name is not UTF-8".into())))?;
         at += name_len;
         let fingerprint = u64::from_le_bytes(prelude[at..at + 8].try_into().unwrap());
         at += 8;
@@ -416,7 +417,8 @@ mod tests {
         let header_len = bytes.len() - 2 * h.frame_bytes();
         for cut in 0..bytes.len() {
             let result = read_all(&bytes[..cut]);
-            let at_boundary = cut >= header_len && (cut - header_len) % h.frame_bytes() == 0;
+            let at_boundary =
+                cut >= header_len && (cut - header_len).is_multiple_of(h.frame_bytes());
             if at_boundary {
                 let n = (cut - header_len) / h.frame_bytes();
                 assert_eq!(result.unwrap(), frames[..n].to_vec(), "cut at {cut}");
@@ -435,7 +437,10 @@ mod tests {
                 let mut b = bytes.clone();
                 b[i] ^= 1 << bit;
                 let result = read_all(&b);
-                assert!(result.is_err(), "flip byte {i} bit {bit} read as {result:?}");
+                assert!(
+                    result.is_err(),
+                    "flip byte {i} bit {bit} read as {result:?}"
+                );
             }
         }
     }

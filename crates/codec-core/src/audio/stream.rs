@@ -389,8 +389,8 @@ mod tests {
     #[test]
     fn wav_stream_round_trip_float_and_stereo_mixdown() {
         let mut pipe = Vec::new();
-        let mut w = WavStreamWriter::new(&mut pipe, 16000, 1, StreamSampleFormat::Float32, true)
-            .unwrap();
+        let mut w =
+            WavStreamWriter::new(&mut pipe, 16000, 1, StreamSampleFormat::Float32, true).unwrap();
         w.write_mono(&[0.25, -0.125]).unwrap();
         w.write_mono(&[1.5]).unwrap();
         let mut r = PcmStreamReader::new(Trickle(&pipe, 5), RAW).unwrap();

@@ -17,8 +17,6 @@
 //! the same tensors differently (`encoder.conv1`, `encoder.block.{i}.res_unit{j}.conv1`,
 //! `decoder.block.{i}.conv_t1`, ...); [`hf_key_to_original`] maps them back at load.
 
-use std::collections::BTreeSet;
-
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -27,7 +25,7 @@ use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::nn::dac_blocks::{Conv, ConvSpec, DecoderBlock, DecoderBlockSpec, EncoderBlock};
 use crate::nn::snake::Snake1d;
 use crate::quant::FactorizedRvq;
-use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::weights::{build_tracked, StateDict};
 use crate::{Error, Result};
 
 /// Architecture of a DAC model: the arguments of `dac.model.DAC` (less training-only ones).
@@ -508,25 +506,6 @@ impl DacDecoder {
         }
         self.conv_out.forward(&self.snake.forward(&x)?)?.tanh()
     }
-}
-
-/// Build a model's parts from inference weights through a [`TrackingBackend`]; returns what
-/// `build` made, the weights' fingerprint and the keys it did not read (sorted).
-pub(crate) fn build_tracked<T>(
-    state: StateDict,
-    device: &Device,
-    build: impl FnOnce(VarBuilder) -> candle_core::Result<T>,
-) -> Result<(T, u64, Vec<String>)> {
-    let fingerprint = fingerprint(&state.tensors)?;
-    let source = state.source.clone();
-    let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-    let (backend, used) = TrackingBackend::new(state.tensors);
-    let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-    let built = build(vb).map_err(|e| Error::weights(&source, e.to_string()))?;
-    let used: BTreeSet<String> = used.lock().expect("poisoned key set").clone();
-    let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
-    unused.sort();
-    Ok((built, fingerprint, unused))
 }
 
 /// Check audio `[batch, 1, samples > 0]`.

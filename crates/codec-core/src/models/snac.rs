@@ -19,11 +19,12 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
-use crate::models::dac::{build_tracked, check_mono_audio, check_stream, pad_to_multiple};
+use crate::models::dac::{check_mono_audio, check_stream, pad_to_multiple};
 use crate::nn::dac_blocks::{Conv, ConvSpec, DecoderBlock, DecoderBlockSpec, EncoderBlock};
 use crate::nn::local_attention::LocalMha;
 use crate::nn::snake::Snake1d;
 use crate::quant::FactorizedRvq;
+use crate::weights::build_tracked;
 use crate::weights::StateDict;
 use crate::{Error, Result};
 

@@ -6,7 +6,6 @@
 //! `backbone.*`, `head.*`. The SEANet decoder, discriminators and loss buffers are skipped.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Codec, CodecInfo};
@@ -15,7 +14,7 @@ use crate::nn::seanet::{SeanetConfig, SeanetEncoder};
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
 use crate::nn::{ConvNorm, PadMode};
 use crate::quant::ResidualVq;
-use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::weights::{build_tracked, StateDict};
 use crate::{Error, Result};
 
 /// Prefixes of the generator's inference weights in a checkpoint.
@@ -239,32 +238,25 @@ impl WavTokenizer {
     ) -> Result<(Self, Vec<String>)> {
         config.validate(name)?;
         let state = inference_weights(state)?;
-        let fingerprint = fingerprint(&state.tensors)?;
-        let source = state.source.clone();
-        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-        let (backend, used) = TrackingBackend::new(state.tensors);
-        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
-        let encoder = SeanetEncoder::new(&config.encoder, vb.pp(ENCODER)).map_err(wrap)?;
-        let quantizer = ResidualVq::new(
-            config.num_quantizers,
-            config.codebook_size,
-            config.encoder.dimension,
-            vb.pp(QUANTIZER),
-        )
-        .map_err(wrap)?;
-        let backbone = VocosBackbone::new(&config.backbone, vb.pp(BACKBONE)).map_err(wrap)?;
-        let head = IstftHead::new(
-            config.head.dim,
-            config.head.n_fft,
-            config.head.hop_length,
-            config.head.padding,
-            vb.pp(HEAD),
-        )
-        .map_err(wrap)?;
-        let used = used.lock().expect("poisoned key set").clone();
-        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
-        unused.sort();
+        let ((encoder, quantizer, backbone, head), fingerprint, unused) =
+            build_tracked(state, device, |vb| {
+                let encoder = SeanetEncoder::new(&config.encoder, vb.pp(ENCODER))?;
+                let quantizer = ResidualVq::new(
+                    config.num_quantizers,
+                    config.codebook_size,
+                    config.encoder.dimension,
+                    vb.pp(QUANTIZER),
+                )?;
+                let backbone = VocosBackbone::new(&config.backbone, vb.pp(BACKBONE))?;
+                let head = IstftHead::new(
+                    config.head.dim,
+                    config.head.n_fft,
+                    config.head.hop_length,
+                    config.head.padding,
+                    vb.pp(HEAD),
+                )?;
+                Ok((encoder, quantizer, backbone, head))
+            })?;
         let info = CodecInfo {
             name: name.to_string(),
             family: "wavtokenizer".into(),

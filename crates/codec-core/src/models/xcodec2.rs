@@ -15,14 +15,14 @@
 //! `semantic_model.*`, `SemanticEncoder_module.*`, `fc_prior.*`, ...) is dropped.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Codec, CodecInfo};
 use crate::dsp::IstftPadding;
 use crate::nn::vocos::{IstftHead, TransformerVocosBackbone, TransformerVocosConfig};
 use crate::quant::Fsq;
-use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::weights::{build_tracked, StateDict};
 use crate::{Error, Result};
 
 const QUANTIZER: &str = "generator.quantizer";
@@ -303,33 +303,24 @@ impl XCodec2 {
     ) -> Result<(Self, Vec<String>)> {
         config.validate(name)?;
         let state = inference_weights(state)?;
-        let fingerprint = fingerprint(&state.tensors)?;
-        let source = state.source.clone();
-        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-        let (backend, used) = TrackingBackend::new(state.tensors);
-        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
-        let fsq = Fsq::new(&config.fsq_levels).map_err(wrap)?;
-        let q = vb.pp(QUANTIZER);
-        let project_in =
-            candle_nn::linear(config.vq_dim, fsq.dims(), q.pp("project_in")).map_err(wrap)?;
-        let project_out =
-            candle_nn::linear(fsq.dims(), config.vq_dim, q.pp("project_out")).map_err(wrap)?;
-        let fc_post_a =
-            candle_nn::linear(config.vq_dim, config.hidden_dim, vb.pp(POST_A)).map_err(wrap)?;
-        let backbone =
-            TransformerVocosBackbone::new(&config.backbone(), vb.pp(BACKBONE)).map_err(wrap)?;
-        let head = IstftHead::new(
-            config.hidden_dim,
-            config.n_fft,
-            config.hop_length,
-            IstftPadding::Same,
-            vb.pp(HEAD),
-        )
-        .map_err(wrap)?;
-        let used = used.lock().expect("poisoned key set").clone();
-        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
-        unused.sort();
+        let fsq = Fsq::new(&config.fsq_levels).map_err(|e| Error::config(name, e.to_string()))?;
+        let ((project_in, project_out, fc_post_a, backbone, head), fingerprint, unused) =
+            build_tracked(state, device, |vb| {
+                let q = vb.pp(QUANTIZER);
+                let project_in = candle_nn::linear(config.vq_dim, fsq.dims(), q.pp("project_in"))?;
+                let project_out =
+                    candle_nn::linear(fsq.dims(), config.vq_dim, q.pp("project_out"))?;
+                let fc_post_a = candle_nn::linear(config.vq_dim, config.hidden_dim, vb.pp(POST_A))?;
+                let backbone = TransformerVocosBackbone::new(&config.backbone(), vb.pp(BACKBONE))?;
+                let head = IstftHead::new(
+                    config.hidden_dim,
+                    config.n_fft,
+                    config.hop_length,
+                    IstftPadding::Same,
+                    vb.pp(HEAD),
+                )?;
+                Ok((project_in, project_out, fc_post_a, backbone, head))
+            })?;
         let info = CodecInfo {
             name: name.to_string(),
             family: "xcodec2".into(),
@@ -402,12 +393,7 @@ impl XCodec2 {
     }
 
     fn check_codes(&self, codes: &Tensor) -> Result<()> {
-        crate::codec::check_stacked_codes(
-            codes,
-            1,
-            self.config.codebook_size(),
-            &self.info.name,
-        )
+        crate::codec::check_stacked_codes(codes, 1, self.config.codebook_size(), &self.info.name)
     }
 }
 

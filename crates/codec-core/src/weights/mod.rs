@@ -11,7 +11,12 @@ mod tracking;
 pub use checkpoint::{convert_to_safetensors, StateDict};
 pub use tracking::{TrackingBackend, UsedKeys};
 
-use candle_core::Tensor;
+use std::collections::BTreeSet;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::Error;
 
 /// xxh3-64 over the sorted keys, shapes and f32 values of a set of tensors.
 ///
@@ -38,4 +43,24 @@ pub fn fingerprint<'a>(
         hasher.update(&bytes);
     }
     Ok(hasher.digest())
+}
+
+/// The steps every family's loader shares: build a model's parts from inference weights through
+/// a [`TrackingBackend`] (a missing or misshaped tensor is an error naming it and the file);
+/// returns what `build` made, the weights' [`fingerprint`] and the keys it did not read (sorted).
+pub fn build_tracked<T>(
+    state: StateDict,
+    device: &Device,
+    build: impl FnOnce(VarBuilder) -> candle_core::Result<T>,
+) -> crate::Result<(T, u64, Vec<String>)> {
+    let fingerprint = fingerprint(&state.tensors)?;
+    let source = state.source.clone();
+    let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
+    let (backend, used) = TrackingBackend::new(state.tensors);
+    let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+    let built = build(vb).map_err(|e| Error::weights(&source, e.to_string()))?;
+    let used: BTreeSet<String> = used.lock().expect("poisoned key set").clone();
+    let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
+    unused.sort();
+    Ok((built, fingerprint, unused))
 }
