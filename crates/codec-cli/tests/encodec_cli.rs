@@ -310,3 +310,109 @@ fn bad_codebook_choices_fail_cleanly() {
         assert_fails_with(&o, &["defines no bandwidths", "--codebooks"]);
     }
 }
+
+/// `codec encode --stream` / `decode --stream` through pipes with the causal 24 kHz fixture:
+/// the streamed codes (2 codebooks, decided far beyond the test model's float32 noise) equal
+/// the library's batch codes on every whole frame, and the streamed audio decodes them like
+/// batch decoding.
+#[test]
+fn streams_through_pipes() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Some(dir) = fixture_dir("encodec") else {
+        return;
+    };
+    let piped = |args: &[&str], input: Vec<u8>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_codec"))
+            .env("HF_HUB_OFFLINE", "1")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "codec {args:?}: {err}");
+        out.stdout
+    };
+    let model_dir = dir.to_str().unwrap();
+    let model = codec_core::load_model(
+        &codec_core::ModelSpec::parse(model_dir).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for case in ["speech_a", "speech_b_odd"] {
+        let wav = std::fs::read(dir.join(format!("{case}.wav"))).unwrap();
+        let args = [
+            "encode",
+            "--stream",
+            "-m",
+            model_dir,
+            "--codebooks",
+            "2",
+            "-",
+            "-",
+        ];
+        let tokens = piped(&args, wav);
+        let mut reader = codec_core::tokstream::TokenStreamReader::new(&tokens[..]).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = reader.next_frame().unwrap() {
+            frames.push(f);
+        }
+        let samples = read_wav_i16(&dir.join(format!("{case}.wav")));
+        let n = samples.len();
+        // The last partial frame is completed with zeros: one frame more than whole ones.
+        assert_eq!(frames.len(), n.div_ceil(320), "{case}: frames");
+        let audio = Tensor::from_vec(samples, (1, 1, n), &Device::Cpu).unwrap();
+        let opts = EncodeOptions {
+            num_codebooks: Some(2),
+        };
+        let batch = model.encode_with(&audio, &opts).unwrap().stacked().unwrap();
+        let batch = batch
+            .squeeze(0)
+            .unwrap()
+            .t()
+            .unwrap()
+            .to_vec2::<u32>()
+            .unwrap();
+        let whole = n / 320;
+        assert_eq!(frames[..whole], batch[..whole], "{case}: streamed codes");
+
+        // Decode the stream; compare with batch decoding of the same codes.
+        let args = ["decode", "--stream", "--float", "-m", model_dir, "-", "-"];
+        let audio = piped(&args, tokens.clone());
+        let raw = codec_core::audio::stream::RawPcm {
+            sample_rate: 1,
+            channels: 1,
+        };
+        let mut r = codec_core::audio::stream::PcmStreamReader::new(&audio[..], raw).unwrap();
+        let mut got = Vec::new();
+        while let Some(s) = r.read_mono().unwrap() {
+            got.extend(s);
+        }
+        let codes: Vec<u32> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        let codes = Tensor::from_vec(codes, (1, frames.len(), 2), &Device::Cpu)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap();
+        let want: Vec<f32> = model
+            .decode(&codes)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(got.len(), want.len(), "{case}: streamed samples");
+        let snr = snr_db(&want, &got);
+        eprintln!(
+            "{case}: streamed codes equal batch on {whole} whole frames; audio SNR {snr:.1} dB"
+        );
+        assert!(snr >= 60.0, "{case}: streamed audio SNR {snr:.1} dB");
+    }
+}

@@ -11,6 +11,9 @@
 //!   [`Codec::streaming_decoder`](crate::Codec::streaming_decoder). They accept any number of
 //!   samples (or code frames), for a batch of independent streams, and their output,
 //!   concatenated, equals the batch `encode` / `decode` of the same input (over whole frames).
+//!   A model whose convolutions reflect-pad their left context (EnCodec 24 kHz) needs a few
+//!   frames beyond the first before anything comes out (7 for EnCodec, see
+//!   [`Encodec`](crate::models::encodec::Encodec)); from then on, one frame out per frame in.
 //!
 //! ```no_run
 //! use codec_core::{load_model, Codec, ModelSpec, Tensor};
@@ -53,7 +56,8 @@ pub trait StreamingEncoder: Send {
 
     /// Push audio `[batch, channels, samples]` (any number of samples, also fewer than a
     /// frame). Returns codes `[batch, codebooks, frames]` for every frame this call completed,
-    /// or `None` when it completed none.
+    /// or `None` when it completed none (a model with a start-up look-ahead completes none
+    /// until it has its first few frames, then all of them at once).
     fn push_audio(&mut self, audio: &Tensor) -> Result<Option<Tensor>>;
 
     /// Start new streams: drop buffered samples and every layer's state.
@@ -66,7 +70,9 @@ pub trait StreamingDecoder: Send {
     fn frame_size(&self) -> usize;
 
     /// Push codes `[batch, codebooks, frames]` (any number of frames). Returns audio
-    /// `[batch, channels, frames * frame_size]` for them, or `None` for zero frames.
+    /// `[batch, channels, frames * frame_size]` for them, or `None` for zero frames (a model
+    /// with a start-up look-ahead returns `None` until it has its first few frames, then the
+    /// audio of all of them).
     fn push_codes(&mut self, codes: &Tensor) -> Result<Option<Tensor>>;
 
     /// Start new streams.

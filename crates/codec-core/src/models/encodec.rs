@@ -37,8 +37,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::nn::seanet::{SeanetConfig, SeanetDecoder, SeanetEncoder};
+use crate::nn::streaming_seanet::{self, StreamingSeanetDecoder, StreamingSeanetEncoder};
 use crate::nn::{ConvNorm, PadMode};
 use crate::quant::ResidualVq;
+use crate::streaming::{
+    StackDecoder, StackEncoder, StreamCodes, StreamingDecoder, StreamingEncoder,
+};
 use crate::weights::{fingerprint, StateDict, TrackingBackend};
 use crate::{Error, Result};
 
@@ -138,6 +142,16 @@ impl EncodecConfig {
     /// Samples per code frame.
     pub fn hop_length(&self) -> usize {
         self.seanet.hop_length()
+    }
+
+    /// Whether the model can stream (see [`Encodec`]'s streaming section): a causal SEANet
+    /// without group norm, the whole clip as one segment, no normalisation, and transposed
+    /// convolutions trimmed on the right only.
+    pub fn can_stream(&self) -> bool {
+        streaming_seanet::can_stream(&self.seanet)
+            && self.segment.is_none()
+            && !self.normalize
+            && self.trim_right_ratio == 1.0
     }
 
     /// Code frames per second.
@@ -719,6 +733,31 @@ pub fn infer_config(state: &StateDict) -> Result<EncodecConfig> {
 }
 
 /// A loaded EnCodec model.
+///
+/// # Streaming
+///
+/// A model whose config [can stream](EncodecConfig::can_stream) (the 24 kHz one) hands out
+/// [`StreamingEncoder`]s and [`StreamingDecoder`]s with frames of 320 samples, built from the
+/// same weights as streaming layers ([`StreamingSeanetEncoder`], with the LSTM's state carried
+/// between pieces). The reference `encodec` package has no streaming mode; the paper puts all
+/// padding before the first step, and so do these layers, with EnCodec's *reflect* padding: the
+/// left context of each convolution mirrors the input's first samples. That needs a few samples
+/// beyond the first output's window at the very start only, so:
+///
+/// - the streamed codes equal [`Codec::encode_with`]'s codes of the same audio, frame for frame
+///   (up to float32 rounding), but the first codes come out once 7 frames (2240 samples,
+///   93 ms) are in, when the encoder's last convolution (kernel 7 at 75 Hz) can mirror its 6
+///   following latent frames; from then on every frame's codes come out as soon as its last
+///   sample is pushed;
+/// - the streamed audio equals [`Codec::decode`]'s; the decoder's first convolution waits for 7
+///   code frames in the same way, then gives 320 samples per frame pushed;
+/// - a stream shorter than 7 frames gives nothing;
+/// - the last frame: streaming only ever sees whole frames, so a clip that ends inside a frame
+///   has that frame completed by whoever feeds the stream (`codec encode --stream` pads it with
+///   zeros), where batch encoding reflect-pads the partial frame inside each strided convolution
+///   (`get_extra_padding_for_conv1d`): codes of that last frame may differ, every earlier frame
+///   is the same. On the decoding side batch and streaming agree to the end: both drop the
+///   `kernel - stride` samples the transposed convolutions would add after the last frame.
 pub struct Encodec {
     info: CodecInfo,
     config: EncodecConfig,
@@ -726,6 +765,8 @@ pub struct Encodec {
     encoder: SeanetEncoder,
     quantizer: ResidualVq,
     decoder: SeanetDecoder,
+    /// The streaming encoder and decoder stacks (fresh state), for a model that can stream.
+    streaming: Option<(StreamingSeanetEncoder, StreamingSeanetDecoder)>,
 }
 
 impl Encodec {
@@ -757,6 +798,14 @@ impl Encodec {
         .map_err(wrap)?;
         let decoder = SeanetDecoder::new(&config.seanet, config.trim_right_ratio, vb.pp(DECODER))
             .map_err(wrap)?;
+        let streaming = if config.can_stream() {
+            Some((
+                StreamingSeanetEncoder::new(&config.seanet, vb.pp(ENCODER)).map_err(wrap)?,
+                StreamingSeanetDecoder::new(&config.seanet, vb.pp(DECODER)).map_err(wrap)?,
+            ))
+        } else {
+            None
+        };
         let used = used.lock().expect("poisoned key set").clone();
         let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
         unused.sort();
@@ -779,6 +828,7 @@ impl Encodec {
             encoder,
             quantizer,
             decoder,
+            streaming,
         };
         Ok((model, unused))
     }
@@ -791,6 +841,12 @@ impl Encodec {
     /// segmenting or normalisation).
     pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
         Ok(self.encoder.forward(audio)?)
+    }
+
+    /// The streaming SEANet encoder (audio → latent, fresh state) of a model that can stream:
+    /// what [`Codec::streaming_encoder`] runs before the quantizer.
+    pub fn streaming_latent_encoder(&self) -> Option<StreamingSeanetEncoder> {
+        self.streaming.as_ref().map(|(e, _)| e.clone())
     }
 
     /// Encoder latent `[batch, dimension, frames]` → codes `[batch, n_q, frames]` with the first
@@ -844,6 +900,41 @@ impl Encodec {
             self.config.codebook_size,
             &self.info.name,
         )
+    }
+
+    fn num_codebooks(&self, options: &EncodeOptions) -> Result<usize> {
+        let n_q = options.num_codebooks.unwrap_or(self.config.num_quantizers);
+        if n_q == 0 || n_q > self.config.num_quantizers {
+            return Err(Error::InvalidCodes(format!(
+                "{n_q} codebooks requested, model {} has 1 to {}",
+                self.info.name, self.config.num_quantizers
+            )));
+        }
+        Ok(n_q)
+    }
+}
+
+impl StreamCodes for Encodec {
+    fn stream_frame_size(&self) -> usize {
+        self.config.hop_length()
+    }
+
+    fn stream_device(&self) -> &Device {
+        &self.device
+    }
+
+    fn check_stream_audio(&self, audio: &Tensor) -> Result<()> {
+        self.check_audio(audio)
+    }
+
+    fn latent_to_codes(&self, latent: &Tensor, n_q: usize) -> Result<Tensor> {
+        Ok(self.quantizer.encode(latent, n_q)?)
+    }
+
+    fn codes_to_latent(&self, codes: &Tensor) -> Result<Tensor> {
+        self.check_codes(codes)?;
+        let codes = codes.to_device(&self.device)?.to_dtype(DType::U32)?;
+        Ok(self.quantizer.decode(&codes)?)
     }
 }
 
@@ -930,13 +1021,7 @@ impl Codec for Encodec {
 
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
         self.check_audio(audio)?;
-        let n_q = options.num_codebooks.unwrap_or(self.config.num_quantizers);
-        if n_q == 0 || n_q > self.config.num_quantizers {
-            return Err(Error::InvalidCodes(format!(
-                "{n_q} codebooks requested, model {} has 1 to {}",
-                self.info.name, self.config.num_quantizers
-            )));
-        }
+        let n_q = self.num_codebooks(options)?;
         let audio = audio.to_device(&self.device)?.to_dtype(DType::F32)?;
         let mut codes = Vec::new();
         let mut scales = Vec::new();
@@ -1001,6 +1086,34 @@ impl Codec for Encodec {
             Some(stride) if decoded.len() > 1 => linear_overlap_add(&decoded, stride),
             _ => Ok(decoded.remove(0)),
         }
+    }
+
+    fn supports_streaming(&self) -> bool {
+        self.streaming.is_some()
+    }
+
+    fn streaming_encoder(
+        &self,
+        batch: usize,
+        options: &EncodeOptions,
+    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+        let Some((encoder, _)) = &self.streaming else {
+            return Err(crate::codec::not_streaming(&self.info));
+        };
+        let n_q = self.num_codebooks(options)?;
+        Ok(Box::new(StackEncoder::new(
+            self,
+            encoder.clone(),
+            batch,
+            n_q,
+        )))
+    }
+
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+        let Some((_, decoder)) = &self.streaming else {
+            return Err(crate::codec::not_streaming(&self.info));
+        };
+        Ok(Box::new(StackDecoder::new(self, decoder.clone(), batch)))
     }
 }
 

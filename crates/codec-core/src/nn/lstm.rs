@@ -1,8 +1,13 @@
-//! A multi-layer unidirectional LSTM with PyTorch's weight layout (`weight_ih_l{k}`, ...).
+//! A multi-layer unidirectional LSTM with PyTorch's weight layout (`weight_ih_l{k}`, ...), run
+//! on a whole sequence ([`Lstm::forward`]) or on a stream with `(h, c)` carried between pieces
+//! ([`StreamingLstm`]).
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use crate::streaming::StreamingModule;
+
+#[derive(Debug, Clone)]
 struct Layer {
     /// `[input, 4*hidden]`, transposed once at load.
     w_ih_t: Tensor,
@@ -13,9 +18,17 @@ struct Layer {
 }
 
 /// Stacked LSTM; gates in PyTorch order (input, forget, cell, output).
+#[derive(Debug, Clone)]
 pub struct Lstm {
     layers: Vec<Layer>,
     hidden: usize,
+}
+
+/// The recurrent state after a sequence: `(h, c)` of every layer, each `[batch, hidden]`.
+#[derive(Debug, Clone)]
+pub struct LstmState {
+    h: Vec<Tensor>,
+    c: Vec<Tensor>,
 }
 
 impl Lstm {
@@ -39,22 +52,50 @@ impl Lstm {
 
     /// `x`: `[batch, time, input]` → `[batch, time, hidden]`, from a zero state.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut xs = x.clone();
-        for layer in &self.layers {
-            xs = self.run_layer(layer, &xs)?;
-        }
-        Ok(xs)
+        Ok(self.forward_with_state(x, None)?.0)
     }
 
-    fn run_layer(&self, layer: &Layer, xs: &Tensor) -> Result<Tensor> {
+    /// `x`: `[batch, time, input]` (time > 0) → `[batch, time, hidden]` and the state after the
+    /// last step, starting from `state` (zeros when `None`). Running a sequence in pieces, each
+    /// from the previous piece's state, gives the output of one run over the whole sequence.
+    pub fn forward_with_state(
+        &self,
+        x: &Tensor,
+        state: Option<&LstmState>,
+    ) -> Result<(Tensor, LstmState)> {
+        let mut xs = x.clone();
+        let mut next = LstmState {
+            h: Vec::with_capacity(self.layers.len()),
+            c: Vec::with_capacity(self.layers.len()),
+        };
+        for (l, layer) in self.layers.iter().enumerate() {
+            let init = state.map(|s| (&s.h[l], &s.c[l]));
+            let (ys, h, c) = self.run_layer(layer, &xs, init)?;
+            xs = ys;
+            next.h.push(h);
+            next.c.push(c);
+        }
+        Ok((xs, next))
+    }
+
+    fn run_layer(
+        &self,
+        layer: &Layer,
+        xs: &Tensor,
+        init: Option<(&Tensor, &Tensor)>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (batch, time, _) = xs.dims3()?;
-        let h_size = self.hidden;
         // The input projection of every step at once: one large matmul instead of `time` small ones.
         let gates_x = xs
             .broadcast_matmul(&layer.w_ih_t)?
             .broadcast_add(&layer.bias)?;
-        let mut h = Tensor::zeros((batch, h_size), xs.dtype(), xs.device())?;
-        let mut c = h.clone();
+        let (mut h, mut c) = match init {
+            Some((h, c)) => (h.clone(), c.clone()),
+            None => {
+                let zeros = Tensor::zeros((batch, self.hidden), xs.dtype(), xs.device())?;
+                (zeros.clone(), zeros)
+            }
+        };
         let mut outputs = Vec::with_capacity(time);
         for t in 0..time {
             let gates = (gates_x.narrow(1, t, 1)?.squeeze(1)? + h.matmul(&layer.w_hh_t)?)?;
@@ -67,6 +108,90 @@ impl Lstm {
             h = (o * c.tanh()?)?;
             outputs.push(h.clone());
         }
-        Tensor::stack(&outputs, 1)
+        Ok((Tensor::stack(&outputs, 1)?, h, c))
+    }
+}
+
+/// An [`Lstm`] over a stream in the convolutions' layout: `[batch, channels, time]` pieces in,
+/// `[batch, hidden, time]` out, one output step per input step, `(h, c)` carried between
+/// pieces.
+#[derive(Debug, Clone)]
+pub struct StreamingLstm {
+    lstm: Lstm,
+    state: Option<LstmState>,
+}
+
+impl StreamingLstm {
+    pub fn new(lstm: Lstm) -> Self {
+        Self { lstm, state: None }
+    }
+}
+
+impl StreamingModule for StreamingLstm {
+    fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
+        let Some(x) = xs else {
+            return Ok(None);
+        };
+        if x.dim(D::Minus1)? == 0 {
+            return Ok(None);
+        }
+        let seq = x.transpose(1, 2)?.contiguous()?;
+        let (y, state) = self.lstm.forward_with_state(&seq, self.state.as_ref())?;
+        self.state = Some(state);
+        Ok(Some(y.transpose(1, 2)?.contiguous()?))
+    }
+
+    fn reset_state(&mut self) {
+        self.state = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use std::collections::HashMap;
+
+    #[test]
+    fn streamed_lstm_equals_one_run() -> crate::Result<()> {
+        let dev = Device::Cpu;
+        let (input, hidden) = (3, 5);
+        let mut w = HashMap::new();
+        for l in 0..2 {
+            let in_size = if l == 0 { input } else { hidden };
+            w.insert(
+                format!("weight_ih_l{l}"),
+                Tensor::randn(0f32, 0.5, (4 * hidden, in_size), &dev)?,
+            );
+            w.insert(
+                format!("weight_hh_l{l}"),
+                Tensor::randn(0f32, 0.5, (4 * hidden, hidden), &dev)?,
+            );
+            for b in ["bias_ih", "bias_hh"] {
+                w.insert(
+                    format!("{b}_l{l}"),
+                    Tensor::randn(0f32, 0.5, 4 * hidden, &dev)?,
+                );
+            }
+        }
+        let vb = VarBuilder::from_tensors(w, DType::F32, &dev);
+        let lstm = Lstm::new(input, hidden, 2, vb)?;
+        let x = Tensor::randn(0f32, 1.0, (2, input, 17), &dev)?;
+        let whole = lstm
+            .forward(&x.transpose(1, 2)?.contiguous()?)?
+            .transpose(1, 2)?;
+        let mut s = StreamingLstm::new(lstm);
+        let mut out = None;
+        for (start, len) in [(0, 1), (1, 6), (7, 10)] {
+            let y = s.step(Some(&x.narrow(2, start, len)?))?;
+            out = crate::streaming::cat_pieces(out, y)?;
+        }
+        let diff = (out.unwrap() - whole)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{diff}");
+        Ok(())
     }
 }

@@ -5,11 +5,18 @@
 //! Run on a whole signal from a fresh state (one [`StreamingModule::step`]), they compute the
 //! causal convolution of the batch path: left padding of `kernel - stride` samples, no right
 //! padding (the input is whole frames).
+//!
+//! Reflect padding (EnCodec) mirrors the first `kernel - stride` samples *after* the first one
+//! into the left context, so the first output needs `kernel - stride + 1` input samples: until
+//! they are in, a reflect-padded convolution outputs nothing; from then on it is causal like the
+//! others. Its output stream is still exactly the batch convolution's, only the first outputs
+//! come later (moshi, which streams only zero- and replicate-padded convolutions, has no such
+//! case).
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 
-use super::conv::{conv1d_in_chunks, conv_transpose1d_batched, PadMode};
+use super::conv::{conv1d_in_chunks, conv_transpose1d_batched, pad1d, PadMode};
 use crate::streaming::StreamingModule;
 
 /// Shape options of a [`StreamingConv1d`] / [`StreamingConvTranspose1d`].
@@ -79,8 +86,12 @@ pub struct StreamingConv1d {
     kernel: usize,
     stride: usize,
     pad_mode: PadMode,
-    /// Input not consumed yet, left context included; `None` before the first step.
+    /// Input not consumed yet, left context included once `started`; `None` before the first
+    /// step.
     buffer: Option<Tensor>,
+    /// Whether the left padding has been put in front of the buffer (reflect padding waits for
+    /// enough input to mirror).
+    started: bool,
 }
 
 impl StreamingConv1d {
@@ -134,6 +145,7 @@ impl StreamingConv1d {
             stride: cfg.stride,
             pad_mode: cfg.pad_mode,
             buffer: None,
+            started: false,
         })
     }
 
@@ -152,13 +164,21 @@ impl StreamingModule for StreamingConv1d {
             return Ok(None);
         }
         let context = self.context();
-        let buffered = match self.buffer.take() {
+        let pending = match self.buffer.take() {
             Some(b) => Tensor::cat(&[&b, xs], D::Minus1)?,
-            // The first step: the causal padding, zeros or the first sample repeated.
-            None => match self.pad_mode {
-                PadMode::Replicate => xs.pad_with_same(D::Minus1, context, 0)?,
-                _ => xs.pad_with_zeros(D::Minus1, context, 0)?,
-            },
+            None => xs.clone(),
+        };
+        let buffered = if self.started {
+            pending
+        } else {
+            // The first samples: put the causal padding in front, zeros, the first sample
+            // repeated, or the next `context` samples mirrored (once they are there).
+            if self.pad_mode == PadMode::Reflect && pending.dim(D::Minus1)? <= context {
+                self.buffer = Some(pending);
+                return Ok(None);
+            }
+            self.started = true;
+            pad1d(&pending.contiguous()?, context, 0, self.pad_mode)?
         };
         let len = buffered.dim(D::Minus1)?;
         if len < self.kernel {
@@ -175,6 +195,7 @@ impl StreamingModule for StreamingConv1d {
 
     fn reset_state(&mut self) {
         self.buffer = None;
+        self.started = false;
     }
 }
 
@@ -364,6 +385,9 @@ mod tests {
             (3, 1, 2, PadMode::Zero),
             (8, 4, 1, PadMode::Zero),
             (4, 2, 1, PadMode::Replicate),
+            (7, 1, 1, PadMode::Reflect),
+            (16, 8, 1, PadMode::Reflect),
+            (3, 1, 2, PadMode::Reflect),
         ] {
             let mut w = HashMap::new();
             w.insert(

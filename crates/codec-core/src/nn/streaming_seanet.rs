@@ -2,28 +2,34 @@
 //! `SEANetDecoder` in streaming mode), built from the same [`SeanetConfig`] as
 //! [`super::seanet`]'s batch networks and reading the same `model.{i}.*` keys.
 //!
-//! Only the configurations Mimi uses: causal, no LSTM, plain convolutions (no weight norm at
-//! inference, or folded), zero padding of the left context.
+//! Causal networks with plain convolutions (no normalisation, or weight norm folded at load):
+//! Mimi's (zero padding, no LSTM) and EnCodec 24 kHz's (reflect padding, LSTM with skip, whose
+//! `(h, c)` is carried between steps). Group-normalised (EnCodec 48 kHz) or non-causal networks
+//! look ahead and are refused.
 
-use candle_core::{Result, Tensor};
+use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::conv::ConvNorm;
+use super::lstm::{Lstm, StreamingLstm};
 use super::seanet::SeanetConfig;
 use super::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
-use crate::streaming::StreamingModule;
+use crate::streaming::{cat_pieces, StreamingModule};
 
 fn check(cfg: &SeanetConfig) -> Result<()> {
-    if !cfg.causal || cfg.lstm != 0 || cfg.norm == ConvNorm::TimeGroupNorm {
+    if !cfg.causal || cfg.norm == ConvNorm::TimeGroupNorm {
         candle_core::bail!(
-            "streaming SEANet: needs a causal network without LSTM or group norm \
-             (causal {}, lstm {}, norm {:?})",
+            "streaming SEANet: needs a causal network without group norm (causal {}, norm {:?})",
             cfg.causal,
-            cfg.lstm,
             cfg.norm
         )
     }
     Ok(())
+}
+
+/// Whether [`StreamingSeanetEncoder`] / [`StreamingSeanetDecoder`] can run this network.
+pub fn can_stream(cfg: &SeanetConfig) -> bool {
+    check(cfg).is_ok()
 }
 
 fn conv_cfg(cfg: &SeanetConfig, kernel: usize) -> StreamingConvConfig {
@@ -37,6 +43,9 @@ struct ResnetBlock {
     conv1: StreamingConv1d,
     conv2: StreamingConv1d,
     shortcut: Option<StreamingConv1d>,
+    /// Skip-path samples waiting for the convolutions' output (a reflect-padded convolution
+    /// outputs nothing until it can mirror its first samples).
+    skip: Option<Tensor>,
 }
 
 impl ResnetBlock {
@@ -60,6 +69,7 @@ impl ResnetBlock {
             conv1,
             conv2,
             shortcut,
+            skip: None,
         })
     }
 }
@@ -69,21 +79,30 @@ impl StreamingModule for ResnetBlock {
         let Some(x) = xs else {
             return Ok(None);
         };
-        // Stride-1 convolutions: as many samples out as in, at every step.
-        let Some(y) = self.conv1.step(Some(&x.elu(1.0)?))? else {
-            return Ok(None);
-        };
-        let Some(y) = self.conv2.step(Some(&y.elu(1.0)?))? else {
-            return Ok(None);
-        };
+        // Stride-1 convolutions: as many samples out as in overall; the skip path waits for
+        // them.
         let skip = match &mut self.shortcut {
-            Some(s) => match s.step(Some(x))? {
-                Some(s) => s,
-                None => return Ok(None),
-            },
-            None => x.clone(),
+            Some(s) => s.step(Some(x))?,
+            None => Some(x.clone()),
         };
-        Ok(Some((skip + y)?))
+        self.skip = cat_pieces(self.skip.take(), skip)?;
+        let y = self.conv1.step(Some(&x.elu(1.0)?))?;
+        let y = match y {
+            Some(y) => self.conv2.step(Some(&y.elu(1.0)?))?,
+            None => None,
+        };
+        let Some(y) = y else {
+            return Ok(None);
+        };
+        let pending = self
+            .skip
+            .take()
+            .expect("the skip path has what the convolutions had");
+        let (n, have) = (y.dim(D::Minus1)?, pending.dim(D::Minus1)?);
+        if have > n {
+            self.skip = Some(pending.narrow(D::Minus1, n, have - n)?);
+        }
+        Ok(Some((pending.narrow(D::Minus1, 0, n)? + y)?))
     }
 
     fn reset_state(&mut self) {
@@ -92,6 +111,7 @@ impl StreamingModule for ResnetBlock {
         if let Some(s) = &mut self.shortcut {
             s.reset_state();
         }
+        self.skip = None;
     }
 }
 
@@ -103,6 +123,8 @@ enum Layer {
     /// ELU then transposed convolution.
     EluConvTr(StreamingConvTranspose1d),
     Resnet(Box<ResnetBlock>),
+    /// LSTM over time plus its input (EnCodec's `SLSTM`).
+    Lstm(StreamingLstm),
 }
 
 impl StreamingModule for Layer {
@@ -115,6 +137,7 @@ impl StreamingModule for Layer {
             Layer::EluConv(c) => c.step(Some(&x.elu(1.0)?)),
             Layer::EluConvTr(c) => c.step(Some(&x.elu(1.0)?)),
             Layer::Resnet(r) => r.step(Some(x)),
+            Layer::Lstm(l) => Ok(l.step(Some(x))?.map(|y| y + x).transpose()?),
         }
     }
 
@@ -123,6 +146,7 @@ impl StreamingModule for Layer {
             Layer::Conv(c) | Layer::EluConv(c) => c.reset_state(),
             Layer::EluConvTr(c) => c.reset_state(),
             Layer::Resnet(r) => r.reset_state(),
+            Layer::Lstm(l) => l.reset_state(),
         }
     }
 }
@@ -188,6 +212,12 @@ impl StreamingSeanetEncoder {
             idx += 1;
             mult *= 2;
         }
+        if cfg.lstm > 0 {
+            let dim = mult * cfg.n_filters;
+            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp(idx).pp("lstm"))?;
+            layers.push(Layer::Lstm(StreamingLstm::new(lstm)));
+            idx += 1;
+        }
         idx += 1; // activation
         layers.push(Layer::EluConv(StreamingConv1d::new(
             mult * cfg.n_filters,
@@ -232,6 +262,12 @@ impl StreamingSeanetDecoder {
             vb.pp(idx),
         )?));
         idx += 1;
+        if cfg.lstm > 0 {
+            let dim = mult * cfg.n_filters;
+            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp(idx).pp("lstm"))?;
+            layers.push(Layer::Lstm(StreamingLstm::new(lstm)));
+            idx += 1;
+        }
         for &ratio in &cfg.ratios {
             let dim = mult * cfg.n_filters;
             idx += 1; // activation
