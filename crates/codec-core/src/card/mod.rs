@@ -654,6 +654,12 @@ mod tests {
         let cfg: MimiConfig = card.architecture.clone().try_into().unwrap();
         assert_eq!(cfg, MimiConfig::mimi());
         assert!((card.bitrate() - 4400.0).abs() < 1e-6);
+        // kyutai/mimi's transformers-layout file (mapped at load); moshi's is the alternative.
+        let hub = card.hub.unwrap();
+        assert_eq!(
+            (hub.repo.as_str(), hub.weights.as_str()),
+            ("kyutai/mimi", "model.safetensors")
+        );
     }
 
     #[test]
