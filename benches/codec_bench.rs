@@ -51,6 +51,8 @@
 
 #[path = "../tests/support/codec_keys.rs"]
 mod codec_keys;
+#[path = "../tests/support/manifest.rs"]
+mod manifest;
 #[path = "../tests/support/random_weights.rs"]
 mod random_weights;
 #[path = "../tests/support/wavtokenizer_keys.rs"]
@@ -62,9 +64,11 @@ use std::time::Instant;
 
 use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
+use codec::models::mimi::{Mimi, MimiConfig};
 use codec::models::snac::{Snac, SnacConfig};
 use codec::models::tinycodec::{TinyCodec, TinyCodecConfig};
 use codec::models::wavtokenizer::{WavTokenizer, WavTokenizerConfig};
+use codec::models::xcodec2::{XCodec2, XCodec2Config};
 use codec::weights::StateDict;
 use codec::{CodeStreams, Codec, Device, EncodeOptions, ModelCard, Tensor};
 use serde_json::{json, Value};
@@ -88,10 +92,12 @@ enum Bench {
     Snac32,
     TinyCodec1,
     TinyCodec4,
+    Mimi,
+    XCodec2,
 }
 
 impl Bench {
-    const ALL: [Bench; 8] = [
+    const ALL: [Bench; 10] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -100,6 +106,8 @@ impl Bench {
         Bench::Snac32,
         Bench::TinyCodec1,
         Bench::TinyCodec4,
+        Bench::Mimi,
+        Bench::XCodec2,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -113,6 +121,8 @@ impl Bench {
             Bench::Snac32 => "snac-32khz",
             Bench::TinyCodec1 => "tinycodec-1",
             Bench::TinyCodec4 => "tinycodec-4",
+            Bench::Mimi => "mimi",
+            Bench::XCodec2 => "xcodec2",
         }
     }
 
@@ -126,6 +136,8 @@ impl Bench {
             Bench::Snac32 => "snac-32khz",
             Bench::TinyCodec1 => "tinycodec 1 stage",
             Bench::TinyCodec4 => "tinycodec 4 stages",
+            Bench::Mimi => "mimi (8 codebooks)",
+            Bench::XCodec2 => "xcodec2 decoder",
         }
     }
 
@@ -150,6 +162,8 @@ impl Bench {
             Bench::Snac24 => SnacConfig::snac_24khz().sample_rate,
             Bench::Snac32 => SnacConfig::snac_32khz().sample_rate,
             Bench::TinyCodec1 | Bench::TinyCodec4 => TinyCodecConfig::tinycodec_24khz().sample_rate,
+            Bench::Mimi => MimiConfig::mimi().sample_rate,
+            Bench::XCodec2 => XCodec2Config::xcodec2().sample_rate,
         }
     }
 
@@ -157,6 +171,10 @@ impl Bench {
     fn tasks(self) -> &'static [&'static str] {
         match self {
             Bench::TinyCodec1 | Bench::TinyCodec4 => &["encode", "decode", "encode+decode"],
+            // One frame per step, as a live stream runs; per-frame compute times reported.
+            Bench::Mimi => &["encode", "decode", "encode-stream", "decode-stream"],
+            // Its encoder (w2v-BERT 2.0 based) is not supported.
+            Bench::XCodec2 => &["decode"],
             _ => &["encode", "decode"],
         }
     }
@@ -315,8 +333,10 @@ fn cpu_usage() -> Option<(f64, f64, u64)> {
 /// and of order one, SNAC's rotary `inv_freq` buffers as the reference computes them.
 fn random_state(keys: &[(String, Vec<usize>)], source: &str) -> codec::Result<StateDict> {
     let mut state = random_state_dict_with(keys, WEIGHT_SEED, source, |name, shape| {
-        if name.ends_with(".alpha") {
+        if name.ends_with(".alpha") || name.ends_with(".cluster_usage") {
             Init::Uniform(0.5, 1.5)
+        } else if name.ends_with("._initialized") {
+            Init::Constant(1.0)
         } else {
             default_init(name, shape)
         }
@@ -331,6 +351,21 @@ fn random_state(keys: &[(String, Vec<usize>)], source: &str) -> codec::Result<St
         }
     }
     Ok(state)
+}
+
+/// The key list of a published checkpoint from the reference fixtures' manifest (Mimi and
+/// X-Codec2 have no key generator from their configs here).
+fn fixture_keys(family: &str, file: &str) -> codec::Result<Vec<(String, Vec<usize>)>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(family)
+        .join(file);
+    manifest::read_manifest(&path)
+        .map(|m| m.keys)
+        .map_err(|reason| codec::Error::UnknownModel {
+            name: family.to_string(),
+            hint: format!("the benchmark builds it from the key manifest: {reason}"),
+        })
 }
 
 fn check_unused(what: &str, unused: &[String]) {
@@ -448,6 +483,43 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 num_params: num_params(&keys),
             }
         }
+        Bench::Mimi => {
+            let config = MimiConfig::mimi();
+            let keys = fixture_keys("mimi", "full-keys.json")?;
+            let n = 8; // as Moshi uses it
+            let hop = config.frame_size();
+            let frames = samples.div_ceil(hop); // batch encode pads to whole frames
+            let (model, unused) =
+                Mimi::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: Some(n),
+                frames,
+                stream_frames: vec![frames; n],
+                hop,
+                codebook_size: 2048,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::XCodec2 => {
+            let config = XCodec2Config::xcodec2();
+            let keys = fixture_keys("xcodec2-decoder", "full-decoder-keys.json")?;
+            let hop = config.hop_length;
+            let frames = samples.div_ceil(hop);
+            let (model, unused) =
+                XCodec2::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames],
+                hop,
+                codebook_size: config.codebook_size(),
+                num_params: num_params(&keys),
+            }
+        }
         Bench::TinyCodec1 | Bench::TinyCodec4 => {
             let config = TinyCodecConfig::tinycodec_24khz();
             let card = ModelCard::find("tinycodec-24khz").expect("the tinycodec-24khz card");
@@ -526,6 +598,7 @@ fn child(case: &str, args: &Args) -> i32 {
     let which = args.models[0];
     let result = match case {
         "encode" | "decode" | "encode+decode" => run_case(which, case, seconds, args),
+        "encode-stream" | "decode-stream" => run_stream_case(which, case, seconds, args),
         "stages" => run_stages(seconds, args),
         other => {
             eprintln!("codec_bench: unknown case {other}");
@@ -656,6 +729,107 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
         "load_peak_rss_mib": load_hwm,
         "load_s": load_s,
         "cpu": cpu,
+    }))
+}
+
+/// A streaming case: push one frame of audio (or of codes) per step, as a live stream does,
+/// timing each step; the result adds per-frame compute times (median, p95, max) of the best run.
+fn run_stream_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Result<Value> {
+    let runs = args.runs.unwrap_or(if seconds <= 30.0 { 3 } else { 2 });
+    let sample_rate = which.sample_rate();
+    let samples = (seconds * sample_rate as f64).round() as usize;
+    let (built, load_s) = timed(|| build(which, samples))?;
+    let (load_hwm, load_rss) = memory_mib();
+    // Whole frames: a stream emits codes once a frame's last sample is in.
+    let hop = built.hop;
+    let frames = samples / hop;
+    let options = EncodeOptions {
+        num_codebooks: built.num_codebooks,
+    };
+    let audio = audio_tensor(frames * hop, sample_rate)?;
+    let codes = random_streams(&built.stream_frames, built.codebook_size)?.stacked()?;
+    let mut walls = Vec::with_capacity(runs);
+    let mut best_frames: Vec<f64> = Vec::new();
+    let cpu_before = cpu_usage();
+    for i in 0..runs {
+        let mut per_frame = Vec::with_capacity(frames);
+        let start = Instant::now();
+        if task == "encode-stream" {
+            let mut enc = built.model.streaming_encoder(1, &options)?;
+            for f in 0..frames {
+                let t = Instant::now();
+                let out = enc.push_audio(&audio.narrow(2, f * hop, hop)?)?;
+                per_frame.push(t.elapsed().as_secs_f64() * 1000.0);
+                let got = out.map(|c| c.dims()[2]).unwrap_or(0);
+                assert_eq!(got, 1, "{} encode-stream: one frame per step", which.key());
+            }
+        } else {
+            let mut dec = built.model.streaming_decoder(1)?;
+            for f in 0..frames {
+                let t = Instant::now();
+                let out = dec.push_codes(&codes.narrow(2, f, 1)?)?;
+                per_frame.push(t.elapsed().as_secs_f64() * 1000.0);
+                let got = out.map(|a| a.dims()[2]).unwrap_or(0);
+                assert_eq!(
+                    got,
+                    hop,
+                    "{} decode-stream: one frame per step",
+                    which.key()
+                );
+            }
+        }
+        let wall = start.elapsed().as_secs_f64();
+        eprintln!(
+            "  {} {task} {seconds} s run {}/{runs}: {wall:.2} s",
+            which.key(),
+            i + 1
+        );
+        if walls.iter().all(|&w| wall < w) {
+            best_frames = per_frame;
+        }
+        walls.push(wall);
+    }
+    let best = walls.iter().copied().fold(f64::INFINITY, f64::min);
+    let (peak, _) = memory_mib();
+    let cpu = match (cpu_before, cpu_usage()) {
+        (Some((u0, s0, f0)), Some((u1, s1, f1))) => json!({
+            "user_s_per_run": (u1 - u0) / runs as f64,
+            "sys_s_per_run": (s1 - s0) / runs as f64,
+            "minor_faults_per_run": (f1 - f0) / runs as u64,
+        }),
+        _ => Value::Null,
+    };
+    best_frames.sort_by(f64::total_cmp);
+    let n = best_frames.len().max(1);
+    let at = |q: f64| {
+        best_frames
+            .get(((n as f64 * q) as usize).min(n - 1))
+            .copied()
+    };
+    Ok(json!({
+        "model": which.label(),
+        "model_key": which.key(),
+        "task": task,
+        "audio_s": seconds,
+        "sample_rate": sample_rate,
+        "samples": frames * hop,
+        "frames": frames,
+        "params": built.num_params,
+        "runs": runs,
+        "wall_s": best,
+        "walls_s": walls,
+        "rtf": (frames * hop) as f64 / sample_rate as f64 / best,
+        "peak_rss_mib": peak,
+        "after_load_rss_mib": load_rss,
+        "load_peak_rss_mib": load_hwm,
+        "load_s": load_s,
+        "cpu": cpu,
+        "frame_compute_ms": {
+            "median": at(0.5),
+            "p95": at(0.95),
+            "max": best_frames.last(),
+            "frame_ms": 1000.0 * hop as f64 / sample_rate as f64,
+        },
     }))
 }
 
