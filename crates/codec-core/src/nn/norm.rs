@@ -21,6 +21,11 @@ impl AdaLayerNorm {
         Ok(Self { scale, shift, eps })
     }
 
+    /// The scale and shift rows for `cond_id`, and eps (for fused CPU passes).
+    pub(crate) fn parts(&self, cond_id: usize) -> Result<(Tensor, Tensor, f64)> {
+        Ok((self.scale.get(cond_id)?, self.shift.get(cond_id)?, self.eps))
+    }
+
     /// `x`: `[batch, time, dim]`; `cond_id` selects the embedding row.
     pub fn forward(&self, x: &Tensor, cond_id: usize) -> Result<Tensor> {
         let scale = self.scale.get(cond_id)?;
@@ -61,6 +66,11 @@ pub struct LayerNorm {
 impl LayerNorm {
     pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
         Self { weight, bias, eps }
+    }
+
+    /// Weight, bias and eps (for fused CPU passes).
+    pub(crate) fn parts(&self) -> (&Tensor, &Tensor, f64) {
+        (&self.weight, &self.bias, self.eps)
     }
 }
 
