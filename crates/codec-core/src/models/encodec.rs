@@ -36,7 +36,8 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
-use crate::nn::seanet::{SeanetConfig, SeanetDecoder, SeanetEncoder};
+pub use crate::nn::seanet::hf_decoder_upsampling_layers;
+use crate::nn::seanet::{hf_seanet_key_to_original, SeanetConfig, SeanetDecoder, SeanetEncoder};
 use crate::nn::streaming_seanet::{self, StreamingSeanetDecoder, StreamingSeanetEncoder};
 use crate::nn::{ConvNorm, PadMode};
 use crate::quant::ResidualVq;
@@ -575,61 +576,7 @@ pub fn hf_key_to_original(key: &str, upsampling: &[usize]) -> Option<String> {
         let rest = rest.strip_prefix("codebook.")?;
         return Some(format!("quantizer.vq.layers.{n}._codebook.{rest}"));
     }
-    let (part, rest) = if let Some(r) = key.strip_prefix("encoder.layers.") {
-        ("encoder", r)
-    } else {
-        ("decoder", key.strip_prefix("decoder.layers.")?)
-    };
-    let (idx, rest) = rest.split_once('.')?;
-    let i: usize = idx.parse().ok()?;
-    let conv = if part == "decoder" && upsampling.contains(&i) {
-        "convtr"
-    } else {
-        "conv"
-    };
-    let mapped = if rest.starts_with("lstm.") {
-        rest.to_string()
-    } else if let Some(s) = rest.strip_prefix("conv.") {
-        format!("{conv}.{conv}.{s}")
-    } else if let Some(s) = rest.strip_prefix("norm.") {
-        format!("{conv}.norm.{s}")
-    } else {
-        let (module, sub) = if let Some(r) = rest.strip_prefix("shortcut.") {
-            ("shortcut".to_string(), r)
-        } else {
-            let r = rest.strip_prefix("block.")?;
-            let (j, r) = r.split_once('.')?;
-            (format!("block.{j}"), r)
-        };
-        if sub.starts_with("conv.") || sub.starts_with("norm.") {
-            format!("{module}.conv.{sub}")
-        } else {
-            return None;
-        }
-    };
-    Some(format!("{part}.model.{i}.{mapped}"))
-}
-
-/// Decoder layers of a transformers-layout state dict that are transposed convolutions: the
-/// layers with a direct `conv` other than the first and the last (the SEANet decoder's order is
-/// conv, LSTM, then per ratio ELU + transposed conv + residual blocks, then ELU + conv).
-pub fn hf_decoder_upsampling_layers<'a>(keys: impl IntoIterator<Item = &'a String>) -> Vec<usize> {
-    let mut direct: Vec<usize> = keys
-        .into_iter()
-        .filter_map(|k| {
-            let rest = k.strip_prefix("decoder.layers.")?;
-            let (idx, rest) = rest.split_once('.')?;
-            (rest.starts_with("conv.") || rest.starts_with("norm."))
-                .then(|| idx.parse().ok())
-                .flatten()
-        })
-        .collect();
-    direct.sort_unstable();
-    direct.dedup();
-    if direct.len() <= 2 {
-        return Vec::new();
-    }
-    direct[1..direct.len() - 1].to_vec()
+    hf_seanet_key_to_original(key, upsampling)
 }
 
 /// Rename a transformers-layout state dict to the original package's layout (a no-op for one

@@ -34,13 +34,15 @@ use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
-use crate::nn::seanet::SeanetConfig;
+use crate::nn::seanet::{hf_decoder_upsampling_layers, hf_seanet_key_to_original, SeanetConfig};
 use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
 use crate::nn::streaming_transformer::{StreamingTransformer, StreamingTransformerConfig};
 use crate::nn::{ConvNorm, PadMode};
 use crate::quant::ResidualVq;
-use crate::streaming::{StreamingDecoder, StreamingEncoder, StreamingModule};
+use crate::streaming::{
+    StackDecoder, StackEncoder, StreamCodes, StreamingDecoder, StreamingEncoder, StreamingModule,
+};
 use crate::weights::{fingerprint, StateDict, TrackingBackend};
 use crate::{Error, Result};
 
@@ -378,8 +380,9 @@ pub fn is_hf_layout(state: &StateDict) -> bool {
 /// `v_proj`, which [`map_hf_keys`] fuses), or `None` when the key is not one of `MimiModel`'s.
 ///
 /// `upsampling` lists the decoder layers that are transposed convolutions
-/// ([`super::encodec::hf_decoder_upsampling_layers`]). The renaming is transformers'
-/// `convert_mimi_checkpoint_to_pytorch.py` read backwards:
+/// ([`hf_decoder_upsampling_layers`]). The renaming is transformers'
+/// `convert_mimi_checkpoint_to_pytorch.py` read backwards; the SEANet keys are EnCodec's
+/// ([`hf_seanet_key_to_original`]):
 ///
 /// | transformers | moshi |
 /// |---|---|
@@ -432,24 +435,9 @@ pub fn hf_key_to_moshi(key: &str, upsampling: &[usize]) -> Option<String> {
             };
             return Some(format!("{side}_transformer.transformer.layers.{l}.{y}"));
         }
-        if let Some(rest) = key.strip_prefix(&format!("{side}.layers.")) {
-            let (idx, rest) = rest.split_once('.')?;
-            let i: usize = idx.parse().ok()?;
-            let conv = if side == "decoder" && upsampling.contains(&i) {
-                "convtr"
-            } else {
-                "conv"
-            };
-            let mapped = if let Some(w) = rest.strip_prefix("conv.") {
-                format!("{conv}.{conv}.{w}")
-            } else if let Some(r) = rest.strip_prefix("shortcut.conv.") {
-                format!("shortcut.conv.conv.{r}")
-            } else {
-                let (j, r) = rest.strip_prefix("block.")?.split_once('.')?;
-                format!("block.{j}.conv.conv.{}", r.strip_prefix("conv.")?)
-            };
-            return Some(format!("{side}.model.{i}.{mapped}"));
-        }
+    }
+    if let Some(k) = hf_seanet_key_to_original(key, upsampling) {
+        return Some(k);
     }
     match key {
         "downsample.conv.weight" => Some("downsample.conv.conv.conv.weight".into()),
@@ -483,7 +471,7 @@ pub fn map_hf_keys(state: StateDict, heads: usize) -> Result<StateDict> {
     if !is_hf_layout(&state) {
         return Ok(state);
     }
-    let upsampling = super::encodec::hf_decoder_upsampling_layers(state.tensors.keys());
+    let upsampling = hf_decoder_upsampling_layers(state.tensors.keys());
     let source = state.source;
     let mut tensors = std::collections::HashMap::new();
     let mut qkv: std::collections::BTreeMap<String, [Option<Tensor>; 3]> = Default::default();
@@ -930,95 +918,43 @@ impl Codec for Mimi {
         options: &EncodeOptions,
     ) -> Result<Box<dyn StreamingEncoder + '_>> {
         let n_q = self.num_codebooks(options)?;
-        let mut stack = self.encoder.clone();
-        stack.reset_state();
-        Ok(Box::new(MimiStreamingEncoder {
-            model: self,
-            stack,
+        Ok(Box::new(StackEncoder::new(
+            self,
+            self.encoder.clone(),
             batch,
             n_q,
-        }))
+        )))
     }
 
     fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
-        let mut stack = self.decoder.clone();
-        stack.reset_state();
-        Ok(Box::new(MimiStreamingDecoder {
-            model: self,
-            stack,
+        Ok(Box::new(StackDecoder::new(
+            self,
+            self.decoder.clone(),
             batch,
-        }))
+        )))
     }
 }
 
-/// [`Mimi`]'s streaming encoder: audio of any length per push; codes for a frame come out when
-/// its last sample arrives.
-struct MimiStreamingEncoder<'a> {
-    model: &'a Mimi,
-    stack: EncoderStack,
-    batch: usize,
-    n_q: usize,
-}
-
-impl StreamingEncoder for MimiStreamingEncoder<'_> {
-    fn frame_size(&self) -> usize {
-        self.model.config.frame_size()
+impl StreamCodes for Mimi {
+    fn stream_frame_size(&self) -> usize {
+        self.config.frame_size()
     }
 
-    fn push_audio(&mut self, audio: &Tensor) -> Result<Option<Tensor>> {
-        self.model.check_audio(audio)?;
-        if audio.dim(0)? != self.batch {
-            return Err(Error::InvalidAudio(format!(
-                "this stream has batch {}, got audio {:?}",
-                self.batch,
-                audio.dims()
-            )));
-        }
-        if audio.dim(2)? == 0 {
-            return Ok(None);
-        }
-        let audio = audio.to_device(&self.model.device)?.to_dtype(DType::F32)?;
-        match self.stack.step(Some(&audio))? {
-            Some(latent) => Ok(Some(self.model.quantizer.encode(&latent, self.n_q)?)),
-            None => Ok(None),
-        }
+    fn stream_device(&self) -> &Device {
+        &self.device
     }
 
-    fn reset(&mut self) {
-        self.stack.reset_state();
-    }
-}
-
-/// [`Mimi`]'s streaming decoder: `frame_size` samples per code frame, at once.
-struct MimiStreamingDecoder<'a> {
-    model: &'a Mimi,
-    stack: DecoderStack,
-    batch: usize,
-}
-
-impl StreamingDecoder for MimiStreamingDecoder<'_> {
-    fn frame_size(&self) -> usize {
-        self.model.config.frame_size()
+    fn check_stream_audio(&self, audio: &Tensor) -> Result<()> {
+        self.check_audio(audio)
     }
 
-    fn push_codes(&mut self, codes: &Tensor) -> Result<Option<Tensor>> {
-        let codes = self.model.check_codes(codes)?;
-        if codes.dim(0)? != self.batch {
-            return Err(Error::InvalidCodes(format!(
-                "this stream has batch {}, got codes {:?}",
-                self.batch,
-                codes.dims()
-            )));
-        }
-        if codes.dim(2)? == 0 {
-            return Ok(None);
-        }
-        let latent = self.model.quantizer.decode(&codes)?;
-        self.stack.step(Some(&latent))
+    fn latent_to_codes(&self, latent: &Tensor, n_q: usize) -> Result<Tensor> {
+        Ok(self.quantizer.encode(latent, n_q)?)
     }
 
-    fn reset(&mut self) {
-        self.stack.reset_state();
+    fn codes_to_latent(&self, codes: &Tensor) -> Result<Tensor> {
+        let codes = self.check_codes(codes)?;
+        Ok(self.quantizer.decode(&codes)?)
     }
 }
 

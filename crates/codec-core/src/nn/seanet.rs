@@ -45,6 +45,140 @@ impl SeanetConfig {
     }
 }
 
+/// One layer of a SEANet network, as [`SeanetConfig::encoder_layers`] /
+/// [`SeanetConfig::decoder_layers`] lay them out: the config-to-layers walk that the batch
+/// networks here and the streaming ones ([`super::streaming_seanet`]) share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeanetLayer {
+    /// A convolution `in_c → out_c`, after an ELU when `elu`.
+    Conv {
+        elu: bool,
+        in_c: usize,
+        out_c: usize,
+        kernel: usize,
+        stride: usize,
+    },
+    /// ELU then a transposed convolution `in_c → out_c`, kernel `2 * stride`.
+    ConvTr {
+        in_c: usize,
+        out_c: usize,
+        stride: usize,
+    },
+    /// A residual block on `dim` channels.
+    Resnet { dim: usize, dilation: usize },
+    /// The LSTM (with its skip) on `dim` channels.
+    Lstm { dim: usize },
+}
+
+impl SeanetConfig {
+    /// The encoder's layers with their index in the reference's `nn.Sequential` (the ELUs
+    /// take indices of their own and are folded into the layer after them): a convolution to
+    /// `n_filters`, per ratio (in reverse) the residual blocks and a strided convolution
+    /// (`kernel = 2 * ratio`) doubling the channels, the LSTM, then ELU + the last convolution
+    /// to `dimension`.
+    pub(crate) fn encoder_layers(&self) -> Vec<(usize, SeanetLayer)> {
+        let mut out = Vec::new();
+        let mut idx = 0;
+        let mut mult = 1;
+        let conv = |elu, in_c, out_c, kernel, stride| SeanetLayer::Conv {
+            elu,
+            in_c,
+            out_c,
+            kernel,
+            stride,
+        };
+        out.push((
+            idx,
+            conv(false, self.channels, self.n_filters, self.kernel_size, 1),
+        ));
+        idx += 1;
+        for &ratio in self.ratios.iter().rev() {
+            let dim = mult * self.n_filters;
+            for j in 0..self.n_residual_layers {
+                let dilation = self.dilation_base.pow(j as u32);
+                out.push((idx, SeanetLayer::Resnet { dim, dilation }));
+                idx += 1;
+            }
+            idx += 1; // activation
+            out.push((idx, conv(true, dim, dim * 2, ratio * 2, ratio)));
+            idx += 1;
+            mult *= 2;
+        }
+        let dim = mult * self.n_filters;
+        if self.lstm > 0 {
+            out.push((idx, SeanetLayer::Lstm { dim }));
+            idx += 1;
+        }
+        idx += 1; // activation
+        out.push((
+            idx,
+            conv(true, dim, self.dimension, self.last_kernel_size, 1),
+        ));
+        out
+    }
+
+    /// The decoder's layers, the mirror of [`encoder_layers`](Self::encoder_layers): a
+    /// convolution to `2^len(ratios) * n_filters` channels, the LSTM, per ratio (in the listed
+    /// order) ELU + a transposed convolution halving the channels and the residual blocks, then
+    /// ELU + the last convolution to `channels`.
+    pub(crate) fn decoder_layers(&self) -> Vec<(usize, SeanetLayer)> {
+        let mut out = Vec::new();
+        let mut idx = 0;
+        let mut mult = 1 << self.ratios.len();
+        let first = SeanetLayer::Conv {
+            elu: false,
+            in_c: self.dimension,
+            out_c: mult * self.n_filters,
+            kernel: self.kernel_size,
+            stride: 1,
+        };
+        out.push((idx, first));
+        idx += 1;
+        if self.lstm > 0 {
+            out.push((
+                idx,
+                SeanetLayer::Lstm {
+                    dim: mult * self.n_filters,
+                },
+            ));
+            idx += 1;
+        }
+        for &ratio in &self.ratios {
+            let dim = mult * self.n_filters;
+            idx += 1; // activation
+            let up = SeanetLayer::ConvTr {
+                in_c: dim,
+                out_c: dim / 2,
+                stride: ratio,
+            };
+            out.push((idx, up));
+            idx += 1;
+            for j in 0..self.n_residual_layers {
+                let dilation = self.dilation_base.pow(j as u32);
+                out.push((
+                    idx,
+                    SeanetLayer::Resnet {
+                        dim: dim / 2,
+                        dilation,
+                    },
+                ));
+                idx += 1;
+            }
+            mult /= 2;
+        }
+        idx += 1; // activation
+        let last = SeanetLayer::Conv {
+            elu: true,
+            in_c: self.n_filters,
+            out_c: self.channels,
+            kernel: self.last_kernel_size,
+            stride: 1,
+        };
+        out.push((idx, last));
+        out
+    }
+}
+
 struct ResnetBlock {
     conv1: SConv1d,
     conv2: SConv1d,
@@ -120,54 +254,52 @@ pub struct SeanetEncoder {
 impl SeanetEncoder {
     pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp("model");
-        let mut idx = 0;
-        let mut layers = Vec::new();
-        let mut mult = 1;
-        layers.push(Layer::Conv(SConv1d::new(
-            cfg.channels,
-            cfg.n_filters,
-            cfg.conv(cfg.kernel_size),
-            vb.pp(idx),
-        )?));
-        idx += 1;
-        for &ratio in cfg.ratios.iter().rev() {
-            let dim = mult * cfg.n_filters;
-            for j in 0..cfg.n_residual_layers {
-                let dilation = cfg.dilation_base.pow(j as u32);
-                layers.push(Layer::Resnet(Box::new(ResnetBlock::new(
-                    dim,
-                    dilation,
-                    cfg,
-                    vb.pp(idx),
-                )?)));
-                idx += 1;
-            }
-            idx += 1; // activation
-            let down = cfg.conv(ratio * 2).stride(ratio);
-            layers.push(Layer::EluConv(SConv1d::new(
-                dim,
-                dim * 2,
-                down,
-                vb.pp(idx),
-            )?));
-            idx += 1;
-            mult *= 2;
-        }
-        let dim = mult * cfg.n_filters;
-        if cfg.lstm > 0 {
-            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp(idx).pp("lstm"))?;
-            layers.push(Layer::Lstm(lstm));
-            idx += 1;
-        }
-        idx += 1; // activation
-        layers.push(Layer::EluConv(SConv1d::new(
-            dim,
-            cfg.dimension,
-            cfg.conv(cfg.last_kernel_size),
-            vb.pp(idx),
-        )?));
+        let layers = cfg
+            .encoder_layers()
+            .into_iter()
+            .map(|(i, layer)| build_layer(cfg, layer, 1.0, vb.pp(i)))
+            .collect::<Result<_>>()?;
         Ok(Self { layers })
     }
+}
+
+/// The batch form of one [`SeanetLayer`]; `trim_right_ratio` is the transposed convolutions'.
+fn build_layer(
+    cfg: &SeanetConfig,
+    layer: SeanetLayer,
+    trim_right_ratio: f64,
+    vb: VarBuilder,
+) -> Result<Layer> {
+    Ok(match layer {
+        SeanetLayer::Conv {
+            elu,
+            in_c,
+            out_c,
+            kernel,
+            stride,
+        } => {
+            let conv = SConv1d::new(in_c, out_c, cfg.conv(kernel).stride(stride), vb)?;
+            if elu {
+                Layer::EluConv(conv)
+            } else {
+                Layer::Conv(conv)
+            }
+        }
+        SeanetLayer::ConvTr {
+            in_c,
+            out_c,
+            stride,
+        } => {
+            let up = SConvTranspose1dConfig::new(stride * 2, stride, cfg.causal)
+                .norm(cfg.norm)
+                .trim_right_ratio(trim_right_ratio);
+            Layer::EluConvTr(SConvTranspose1d::new(in_c, out_c, up, vb)?)
+        }
+        SeanetLayer::Resnet { dim, dilation } => {
+            Layer::Resnet(Box::new(ResnetBlock::new(dim, dilation, cfg, vb)?))
+        }
+        SeanetLayer::Lstm { dim } => Layer::Lstm(Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?),
+    })
 }
 
 impl Module for SeanetEncoder {
@@ -191,54 +323,11 @@ impl SeanetDecoder {
     /// `trim_right_ratio`: see [`SConvTranspose1dConfig::trim_right_ratio`] (EnCodec: 1.0).
     pub fn new(cfg: &SeanetConfig, trim_right_ratio: f64, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp("model");
-        let mut idx = 0;
-        let mut layers = Vec::new();
-        let mut mult = 1 << cfg.ratios.len();
-        layers.push(Layer::Conv(SConv1d::new(
-            cfg.dimension,
-            mult * cfg.n_filters,
-            cfg.conv(cfg.kernel_size),
-            vb.pp(idx),
-        )?));
-        idx += 1;
-        if cfg.lstm > 0 {
-            let dim = mult * cfg.n_filters;
-            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp(idx).pp("lstm"))?;
-            layers.push(Layer::Lstm(lstm));
-            idx += 1;
-        }
-        for &ratio in &cfg.ratios {
-            let dim = mult * cfg.n_filters;
-            idx += 1; // activation
-            let up = SConvTranspose1dConfig::new(ratio * 2, ratio, cfg.causal)
-                .norm(cfg.norm)
-                .trim_right_ratio(trim_right_ratio);
-            layers.push(Layer::EluConvTr(SConvTranspose1d::new(
-                dim,
-                dim / 2,
-                up,
-                vb.pp(idx),
-            )?));
-            idx += 1;
-            for j in 0..cfg.n_residual_layers {
-                let dilation = cfg.dilation_base.pow(j as u32);
-                layers.push(Layer::Resnet(Box::new(ResnetBlock::new(
-                    dim / 2,
-                    dilation,
-                    cfg,
-                    vb.pp(idx),
-                )?)));
-                idx += 1;
-            }
-            mult /= 2;
-        }
-        idx += 1; // activation
-        layers.push(Layer::EluConv(SConv1d::new(
-            cfg.n_filters,
-            cfg.channels,
-            cfg.conv(cfg.last_kernel_size),
-            vb.pp(idx),
-        )?));
+        let layers = cfg
+            .decoder_layers()
+            .into_iter()
+            .map(|(i, layer)| build_layer(cfg, layer, trim_right_ratio, vb.pp(i)))
+            .collect::<Result<_>>()?;
         Ok(Self { layers })
     }
 }
@@ -247,4 +336,76 @@ impl Module for SeanetDecoder {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         run_layers(&self.layers, x)
     }
+}
+
+/// The original (EnCodec / moshi) name of a SEANet key in the Hugging Face transformers layout
+/// (EnCodec's and Mimi's `encoder.layers.*` / `decoder.layers.*`), or `None` for any other key.
+///
+/// `upsampling` lists the decoder layer indices holding transposed convolutions
+/// ([`hf_decoder_upsampling_layers`]). The renaming (transformers' conversion scripts read
+/// backwards):
+///
+/// | transformers | original |
+/// |---|---|
+/// | `{encoder,decoder}.layers.I.conv.*` | `….model.I.conv.conv.*` (`convtr.convtr.*` for upsampling) |
+/// | `{encoder,decoder}.layers.I.norm.*` | `….model.I.conv.norm.*` (`convtr.norm.*`) |
+/// | `….layers.I.block.J.{conv,norm}.*` | `….model.I.block.J.conv.{conv,norm}.*` |
+/// | `….layers.I.shortcut.{conv,norm}.*` | `….model.I.shortcut.conv.{conv,norm}.*` |
+/// | `….layers.I.lstm.*` | `….model.I.lstm.*` |
+pub fn hf_seanet_key_to_original(key: &str, upsampling: &[usize]) -> Option<String> {
+    let (part, rest) = if let Some(r) = key.strip_prefix("encoder.layers.") {
+        ("encoder", r)
+    } else {
+        ("decoder", key.strip_prefix("decoder.layers.")?)
+    };
+    let (idx, rest) = rest.split_once('.')?;
+    let i: usize = idx.parse().ok()?;
+    let conv = if part == "decoder" && upsampling.contains(&i) {
+        "convtr"
+    } else {
+        "conv"
+    };
+    let mapped = if rest.starts_with("lstm.") {
+        rest.to_string()
+    } else if let Some(s) = rest.strip_prefix("conv.") {
+        format!("{conv}.{conv}.{s}")
+    } else if let Some(s) = rest.strip_prefix("norm.") {
+        format!("{conv}.norm.{s}")
+    } else {
+        let (module, sub) = if let Some(r) = rest.strip_prefix("shortcut.") {
+            ("shortcut".to_string(), r)
+        } else {
+            let r = rest.strip_prefix("block.")?;
+            let (j, r) = r.split_once('.')?;
+            (format!("block.{j}"), r)
+        };
+        if sub.starts_with("conv.") || sub.starts_with("norm.") {
+            format!("{module}.conv.{sub}")
+        } else {
+            return None;
+        }
+    };
+    Some(format!("{part}.model.{i}.{mapped}"))
+}
+
+/// Decoder layers of a transformers-layout state dict that are transposed convolutions: the
+/// layers with a direct `conv` other than the first and the last (the SEANet decoder's order is
+/// conv, LSTM, then per ratio ELU + transposed conv + residual blocks, then ELU + conv).
+pub fn hf_decoder_upsampling_layers<'a>(keys: impl IntoIterator<Item = &'a String>) -> Vec<usize> {
+    let mut direct: Vec<usize> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let rest = k.strip_prefix("decoder.layers.")?;
+            let (idx, rest) = rest.split_once('.')?;
+            (rest.starts_with("conv.") || rest.starts_with("norm."))
+                .then(|| idx.parse().ok())
+                .flatten()
+        })
+        .collect();
+    direct.sort_unstable();
+    direct.dedup();
+    if direct.len() <= 2 {
+        return Vec::new();
+    }
+    direct[1..direct.len() - 1].to_vec()
 }

@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 
 use super::conv::ConvNorm;
 use super::lstm::{Lstm, StreamingLstm};
-use super::seanet::SeanetConfig;
+use super::seanet::{SeanetConfig, SeanetLayer};
 use super::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
 use crate::streaming::{cat_pieces, StreamingModule};
 
@@ -179,54 +179,48 @@ impl StreamingSeanetEncoder {
     pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
         check(cfg)?;
         let vb = vb.pp("model");
-        let mut idx = 0;
-        let mut layers = Vec::new();
-        let mut mult = 1;
-        layers.push(Layer::Conv(StreamingConv1d::new(
-            cfg.channels,
-            cfg.n_filters,
-            conv_cfg(cfg, cfg.kernel_size),
-            vb.pp(idx),
-        )?));
-        idx += 1;
-        for &ratio in cfg.ratios.iter().rev() {
-            let dim = mult * cfg.n_filters;
-            for j in 0..cfg.n_residual_layers {
-                let dilation = cfg.dilation_base.pow(j as u32);
-                layers.push(Layer::Resnet(Box::new(ResnetBlock::new(
-                    dim,
-                    dilation,
-                    cfg,
-                    vb.pp(idx),
-                )?)));
-                idx += 1;
-            }
-            idx += 1; // activation
-            let down = conv_cfg(cfg, ratio * 2).stride(ratio);
-            layers.push(Layer::EluConv(StreamingConv1d::new(
-                dim,
-                dim * 2,
-                down,
-                vb.pp(idx),
-            )?));
-            idx += 1;
-            mult *= 2;
-        }
-        if cfg.lstm > 0 {
-            let dim = mult * cfg.n_filters;
-            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp(idx).pp("lstm"))?;
-            layers.push(Layer::Lstm(StreamingLstm::new(lstm)));
-            idx += 1;
-        }
-        idx += 1; // activation
-        layers.push(Layer::EluConv(StreamingConv1d::new(
-            mult * cfg.n_filters,
-            cfg.dimension,
-            conv_cfg(cfg, cfg.last_kernel_size),
-            vb.pp(idx),
-        )?));
+        let layers = cfg
+            .encoder_layers()
+            .into_iter()
+            .map(|(i, layer)| build_layer(cfg, layer, vb.pp(i)))
+            .collect::<Result<_>>()?;
         Ok(Self { layers })
     }
+}
+
+/// The streaming form of one [`SeanetLayer`].
+fn build_layer(cfg: &SeanetConfig, layer: SeanetLayer, vb: VarBuilder) -> Result<Layer> {
+    Ok(match layer {
+        SeanetLayer::Conv {
+            elu,
+            in_c,
+            out_c,
+            kernel,
+            stride,
+        } => {
+            let conv = StreamingConv1d::new(in_c, out_c, conv_cfg(cfg, kernel).stride(stride), vb)?;
+            if elu {
+                Layer::EluConv(conv)
+            } else {
+                Layer::Conv(conv)
+            }
+        }
+        SeanetLayer::ConvTr {
+            in_c,
+            out_c,
+            stride,
+        } => {
+            let up = conv_cfg(cfg, stride * 2).stride(stride);
+            Layer::EluConvTr(StreamingConvTranspose1d::new(in_c, out_c, up, vb)?)
+        }
+        SeanetLayer::Resnet { dim, dilation } => {
+            Layer::Resnet(Box::new(ResnetBlock::new(dim, dilation, cfg, vb)?))
+        }
+        SeanetLayer::Lstm { dim } => {
+            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?;
+            Layer::Lstm(StreamingLstm::new(lstm))
+        }
+    })
 }
 
 impl StreamingModule for StreamingSeanetEncoder {
@@ -252,52 +246,11 @@ impl StreamingSeanetDecoder {
     pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
         check(cfg)?;
         let vb = vb.pp("model");
-        let mut idx = 0;
-        let mut layers = Vec::new();
-        let mut mult = 1 << cfg.ratios.len();
-        layers.push(Layer::Conv(StreamingConv1d::new(
-            cfg.dimension,
-            mult * cfg.n_filters,
-            conv_cfg(cfg, cfg.kernel_size),
-            vb.pp(idx),
-        )?));
-        idx += 1;
-        if cfg.lstm > 0 {
-            let dim = mult * cfg.n_filters;
-            let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp(idx).pp("lstm"))?;
-            layers.push(Layer::Lstm(StreamingLstm::new(lstm)));
-            idx += 1;
-        }
-        for &ratio in &cfg.ratios {
-            let dim = mult * cfg.n_filters;
-            idx += 1; // activation
-            let up = conv_cfg(cfg, ratio * 2).stride(ratio);
-            layers.push(Layer::EluConvTr(StreamingConvTranspose1d::new(
-                dim,
-                dim / 2,
-                up,
-                vb.pp(idx),
-            )?));
-            idx += 1;
-            for j in 0..cfg.n_residual_layers {
-                let dilation = cfg.dilation_base.pow(j as u32);
-                layers.push(Layer::Resnet(Box::new(ResnetBlock::new(
-                    dim / 2,
-                    dilation,
-                    cfg,
-                    vb.pp(idx),
-                )?)));
-                idx += 1;
-            }
-            mult /= 2;
-        }
-        idx += 1; // activation
-        layers.push(Layer::EluConv(StreamingConv1d::new(
-            cfg.n_filters,
-            cfg.channels,
-            conv_cfg(cfg, cfg.last_kernel_size),
-            vb.pp(idx),
-        )?));
+        let layers = cfg
+            .decoder_layers()
+            .into_iter()
+            .map(|(i, layer)| build_layer(cfg, layer, vb.pp(i)))
+            .collect::<Result<_>>()?;
         Ok(Self { layers })
     }
 }
