@@ -142,11 +142,31 @@ pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
         push(vec![0.0; frame - partial], &mut writer)?;
     }
     let frame_seconds = frame as f64 / info.sample_rate as f64;
+    let startup = encoder.startup_frames();
+    let frames_in = samples_in.div_ceil(frame);
+    if frames_out < frames_in {
+        eprintln!(
+            "note: the stream ended after {frames_in} frames, inside {}'s start-up of {} frames: \
+             {} frames gave no codes",
+            info.name,
+            startup + 1,
+            frames_in - frames_out
+        );
+    }
+    let latency = if startup == 0 {
+        format!("{:.0} ms (one frame)", frame_seconds * 1000.0)
+    } else {
+        format!(
+            "{:.0} ms (one frame), {:.0} ms for the first ({} frames of start-up look-ahead)",
+            frame_seconds * 1000.0,
+            (startup + 1) as f64 * frame_seconds * 1000.0,
+            startup
+        )
+    };
     eprintln!(
-        "streamed {:.2} s into {frames_out} frames x {books} codebooks with {}; algorithmic latency {:.0} ms (one frame); {}",
+        "streamed {:.2} s into {frames_out} frames x {books} codebooks with {}; algorithmic latency {latency}; {}",
         samples_in as f64 / info.sample_rate as f64,
         info.name,
-        frame_seconds * 1000.0,
         times.report("encode", frame_seconds)
     );
     Ok(())
@@ -218,6 +238,16 @@ pub fn decode_stream(
         }
     }
     let frame_seconds = decoder.frame_size() as f64 / info.sample_rate as f64;
+    let frames_decoded = samples_out / decoder.frame_size();
+    if (frames_decoded as u64) < reader.frames_read() {
+        eprintln!(
+            "note: {} of {} frames gave no audio: the stream ended inside {}'s start-up of {} frames",
+            reader.frames_read() - frames_decoded as u64,
+            reader.frames_read(),
+            info.name,
+            decoder.startup_frames() + 1
+        );
+    }
     eprintln!(
         "streamed {} frames into {:.2} s at {} Hz with {}; {}",
         reader.frames_read(),

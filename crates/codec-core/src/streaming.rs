@@ -60,6 +60,13 @@ pub trait StreamingEncoder: Send {
     /// until it has its first few frames, then all of them at once).
     fn push_audio(&mut self, audio: &Tensor) -> Result<Option<Tensor>>;
 
+    /// Frames held back at the start of a stream only: the first codes come out once
+    /// `startup_frames() + 1` frames are in (0 for Mimi; EnCodec's reflect padding needs 6).
+    /// Latency is one frame plus this at the start, one frame afterwards.
+    fn startup_frames(&self) -> usize {
+        0
+    }
+
     /// Start new streams: drop buffered samples and every layer's state.
     fn reset(&mut self);
 }
@@ -74,6 +81,12 @@ pub trait StreamingDecoder: Send {
     /// with a start-up look-ahead returns `None` until it has its first few frames, then the
     /// audio of all of them).
     fn push_codes(&mut self, codes: &Tensor) -> Result<Option<Tensor>>;
+
+    /// Code frames held back at the start of a stream only (see
+    /// [`StreamingEncoder::startup_frames`]).
+    fn startup_frames(&self) -> usize {
+        0
+    }
 
     /// Start new streams.
     fn reset(&mut self);
@@ -100,6 +113,10 @@ pub(crate) trait StreamCodes: Sync {
     fn latent_to_codes(&self, latent: &Tensor, n_q: usize) -> Result<Tensor>;
     /// Check codes `[batch, k, frames > 0]` and turn them into the decoder stack's input.
     fn codes_to_latent(&self, codes: &Tensor) -> Result<Tensor>;
+    /// Frames the encoder and decoder stacks hold back at the start of a stream.
+    fn stream_startup_frames(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// A [`StreamingEncoder`] from a model's encoder stack (audio → latent) and its quantizer.
@@ -149,6 +166,10 @@ impl<M: StreamCodes, S: StreamingModule + Send> StreamingEncoder for StackEncode
         }
     }
 
+    fn startup_frames(&self) -> usize {
+        self.model.stream_startup_frames().0
+    }
+
     fn reset(&mut self) {
         self.stack.reset_state();
     }
@@ -191,6 +212,10 @@ impl<M: StreamCodes, S: StreamingModule + Send> StreamingDecoder for StackDecode
             )));
         }
         self.stack.step(Some(&latent))
+    }
+
+    fn startup_frames(&self) -> usize {
+        self.model.stream_startup_frames().1
     }
 
     fn reset(&mut self) {

@@ -243,6 +243,11 @@ fn streamed_codes_and_audio_equal_batch_on_whole_frames() {
             let batch = batch.narrow(2, 0, whole).unwrap();
             let mut enc = model.streaming_encoder(1, &opts).unwrap();
             assert_eq!(enc.frame_size(), FRAME);
+            assert_eq!(
+                enc.startup_frames() + 1,
+                STARTUP,
+                "{what}: start-up reported"
+            );
             let streamed = stream_encode(enc.as_mut(), &audio, 0);
             assert_eq!(streamed.dims(), &[1, nq, whole], "{what}");
             let diff = check_codes(
@@ -275,6 +280,7 @@ fn streamed_codes_and_audio_equal_batch_on_whole_frames() {
             let want = f32s(&model.decode(&batch).unwrap());
             let mut dec = model.streaming_decoder(1).unwrap();
             assert_eq!(dec.frame_size(), FRAME);
+            assert_eq!(dec.startup_frames() + 1, STARTUP, "start-up reported");
             for groups in [&[1][..], &[3, 1, 8, 2]] {
                 dec.reset();
                 let got = f32s(&stream_decode(dec.as_mut(), &batch, groups));

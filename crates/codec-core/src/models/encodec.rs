@@ -866,6 +866,13 @@ impl StreamCodes for Encodec {
         self.config.hop_length()
     }
 
+    /// Reflect padding: the encoder's last convolution mirrors its `last_kernel_size - 1`
+    /// following latent frames, the decoder's first its `kernel_size - 1` following code frames.
+    fn stream_startup_frames(&self) -> (usize, usize) {
+        let s = &self.config.seanet;
+        (s.last_kernel_size - 1, s.kernel_size - 1)
+    }
+
     fn stream_device(&self) -> &Device {
         &self.device
     }
