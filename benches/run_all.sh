@@ -10,6 +10,7 @@
 # Options:
 #   --models LIST    wavtokenizer, encodec (24 kHz at 6 kbit/s), encodec-24kbps, dac (44.1 kHz),
 #                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
+#                    tinycodec-1, tinycodec-4 (ours only: the project's own model),
 #                    or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
 #   --threads N      threads for every implementation (default 2)
@@ -215,6 +216,10 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "== $impl $model $task ${seconds} s: already in $RESULTS" >&2
         return
     fi
+    if [[ $impl != ours && $model == tinycodec-* ]]; then
+        echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
+        return
+    fi
     if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
@@ -254,6 +259,7 @@ for model in "${model_list[@]}"; do
         # Streaming models also run one frame at a time.
         [[ $model == mimi ]] && tasks+=(encode-stream decode-stream)
         [[ $model == xcodec2 ]] && tasks=(decode)  # its encoder is not supported (w2v-BERT 2.0)
+        [[ $model == tinycodec-* ]] && tasks=(encode decode encode+decode)
         for task in "${tasks[@]}"; do
             for impl in ours reference candle; do
                 run_one "$impl" "$model" "$task" "$seconds"
@@ -288,8 +294,10 @@ LABELS = {
     "snac-32khz": "SNAC 32 kHz",
     "mimi": "Mimi (8 cb)",
     "xcodec2": "X-Codec2 decoder",
+    "tinycodec-1": "tinycodec, 1 stage",
+    "tinycodec-4": "tinycodec, 4 stages",
 }
-TASKS = ["encode", "decode", "encode-stream", "decode-stream"]
+TASKS = ["encode", "decode", "encode+decode", "encode-stream", "decode-stream"]
 cases, by = [], {}
 for r in rows:
     key = (r["model_key"], r["task"], float(r["audio_s"]))
