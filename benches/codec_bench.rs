@@ -53,6 +53,8 @@
 mod codec_keys;
 #[path = "../tests/support/manifest.rs"]
 mod manifest;
+#[path = "../tests/support/proc_stats.rs"]
+mod proc_stats;
 #[path = "../tests/support/random_weights.rs"]
 mod random_weights;
 #[path = "../tests/support/wavtokenizer_keys.rs"]
@@ -71,6 +73,7 @@ use codec::models::wavtokenizer::{WavTokenizer, WavTokenizerConfig};
 use codec::models::xcodec2::{XCodec2, XCodec2Config};
 use codec::weights::StateDict;
 use codec::{CodeStreams, Codec, Device, EncodeOptions, ModelCard, Tensor};
+use proc_stats::{cpu_per_run, cpu_usage, memory_mib};
 use serde_json::{json, Value};
 
 use codec_keys::{dac_keys, encodec_keys, snac_keys};
@@ -295,39 +298,6 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------------
 // Child: one case in this process.
-
-/// `VmHWM` (peak resident set) and `VmRSS` of this process in MiB, where the OS tells.
-fn memory_mib() -> (Option<f64>, Option<f64>) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return (None, None);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map(|kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// CPU seconds (user, system) and minor page faults of this process so far, from
-/// `/proc/self/stat` (clock ticks taken as 100 per second, the Linux default).
-fn cpu_usage() -> Option<(f64, f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let minflt = f.get(7)?.parse().ok()?;
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime / 100.0, stime / 100.0, minflt))
-}
 
 /// Random values for a published checkpoint's keys: [`default_init`], Snake `alpha`s positive
 /// and of order one, SNAC's rotary `inv_freq` buffers as the reference computes them.
@@ -702,14 +672,7 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
     let best = walls.iter().copied().fold(f64::INFINITY, f64::min);
     let (peak, _) = memory_mib();
     // CPU time and page faults per run (averaged over the runs).
-    let cpu = match (cpu_before, cpu_usage()) {
-        (Some((u0, s0, f0)), Some((u1, s1, f1))) => json!({
-            "user_s_per_run": (u1 - u0) / runs as f64,
-            "sys_s_per_run": (s1 - s0) / runs as f64,
-            "minor_faults_per_run": (f1 - f0) / runs as u64,
-        }),
-        _ => Value::Null,
-    };
+    let cpu = cpu_per_run(cpu_before, runs);
     Ok(json!({
         "model": which.label(),
         "model_key": which.key(),
@@ -791,14 +754,7 @@ fn run_stream_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec
     }
     let best = walls.iter().copied().fold(f64::INFINITY, f64::min);
     let (peak, _) = memory_mib();
-    let cpu = match (cpu_before, cpu_usage()) {
-        (Some((u0, s0, f0)), Some((u1, s1, f1))) => json!({
-            "user_s_per_run": (u1 - u0) / runs as f64,
-            "sys_s_per_run": (s1 - s0) / runs as f64,
-            "minor_faults_per_run": (f1 - f0) / runs as u64,
-        }),
-        _ => Value::Null,
-    };
+    let cpu = cpu_per_run(cpu_before, runs);
     best_frames.sort_by(f64::total_cmp);
     let n = best_frames.len().max(1);
     let at = |q: f64| {

@@ -31,6 +31,8 @@
 
 #[path = "../../tests/support/codec_keys.rs"]
 mod codec_keys;
+#[path = "../../tests/support/proc_stats.rs"]
+mod proc_stats;
 #[path = "../../tests/support/random_weights.rs"]
 mod random_weights;
 
@@ -42,6 +44,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_core::StreamTensor;
 use candle_transformers::models::{dac, encodec, mimi, snac};
+use proc_stats::{cpu_per_run, cpu_usage, memory_mib};
 use serde_json::{json, Value};
 
 use random_weights::{default_init, fill, speech_like, Init, XorShift};
@@ -157,38 +160,6 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------------
 // Child.
-
-/// CPU seconds (user, system) and minor page faults of this process so far, from
-/// `/proc/self/stat` (clock ticks taken as 100 per second, the Linux default).
-fn cpu_usage() -> Option<(f64, f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let minflt = f.get(7)?.parse().ok()?;
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime / 100.0, stime / 100.0, minflt))
-}
-
-fn memory_mib() -> (Option<f64>, Option<f64>) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return (None, None);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map(|kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
 
 /// Build a model from random weights. The names and shapes are `keys` when given, else found
 /// by building the model once from an empty `VarMap` (which records every variable it asks for,
@@ -503,14 +474,7 @@ fn run_case(key: &str, task: &str, seconds: f64, runs: usize) -> AnyResult<Value
     }
     let best = walls.iter().copied().fold(f64::INFINITY, f64::min);
     let (peak, _) = memory_mib();
-    let cpu = match (cpu_before, cpu_usage()) {
-        (Some((u0, s0, f0)), Some((u1, s1, f1))) => json!({
-            "user_s_per_run": (u1 - u0) / runs as f64,
-            "sys_s_per_run": (s1 - s0) / runs as f64,
-            "minor_faults_per_run": (f1 - f0) / runs as u64,
-        }),
-        _ => Value::Null,
-    };
+    let cpu = cpu_per_run(cpu_before, runs);
     let frame_compute_ms = {
         let mut ms = frame_times.borrow().clone();
         ms.sort_by(f64::total_cmp);

@@ -44,6 +44,23 @@ fn codec_piped(args: &[&str], input: &[u8]) -> (Vec<u8>, String, bool) {
     )
 }
 
+/// `codec encode --stream -m MODEL --codebooks 8 - -` with `input` on stdin.
+fn stream_encode(model: &str, input: &[u8]) -> (Vec<u8>, String, bool) {
+    codec_piped(
+        &[
+            "encode",
+            "--stream",
+            "-m",
+            model,
+            "--codebooks",
+            "8",
+            "-",
+            "-",
+        ],
+        input,
+    )
+}
+
 fn stream_frames(bytes: &[u8]) -> (TokenStreamReader<&[u8]>, Vec<Vec<u32>>) {
     let mut r = TokenStreamReader::new(bytes).unwrap();
     let mut frames = Vec::new();
@@ -97,19 +114,7 @@ fn streamed_codes_and_audio_match_the_reference() {
     let model = dir.to_str().unwrap();
     for case in ["speech_a", "speech_b_odd"] {
         let wav = std::fs::read(dir.join(format!("{case}.wav"))).unwrap();
-        let (tokens, err, ok) = codec_piped(
-            &[
-                "encode",
-                "--stream",
-                "-m",
-                model,
-                "--codebooks",
-                "8",
-                "-",
-                "-",
-            ],
-            &wav,
-        );
+        let (tokens, err, ok) = stream_encode(model, &wav);
         assert!(ok, "encode --stream failed: {err}");
         assert!(err.contains("latency"), "no latency report: {err}");
         let (reader, frames) = stream_frames(&tokens);
@@ -228,19 +233,7 @@ fn bad_streams_fail_cleanly() {
     assert!(!ok && err.contains("not a token stream"), "{err}");
 
     // A stream cut inside a frame, and one with a flipped bit.
-    let (tokens, _, ok) = codec_piped(
-        &[
-            "encode",
-            "--stream",
-            "-m",
-            model,
-            "--codebooks",
-            "8",
-            "-",
-            "-",
-        ],
-        &wav,
-    );
+    let (tokens, _, ok) = stream_encode(model, &wav);
     assert!(ok);
     let cut = &tokens[..tokens.len() - 5];
     let (_, err, ok) = codec_piped(&["decode", "--stream", "-m", model, "-", "-"], cut);
@@ -264,19 +257,7 @@ fn decode_stream_of_an_empty_stream_writes_just_a_header() {
         return;
     };
     let model = dir.to_str().unwrap();
-    let (tokens, _, ok) = codec_piped(
-        &[
-            "encode",
-            "--stream",
-            "-m",
-            model,
-            "--codebooks",
-            "8",
-            "-",
-            "-",
-        ],
-        &[],
-    );
+    let (tokens, _, ok) = stream_encode(model, &[]);
     assert!(ok);
     let (_, frames) = stream_frames(&tokens);
     assert!(frames.is_empty());
