@@ -304,3 +304,43 @@ fn a_batch_of_streams_keeps_them_apart() {
     let one = audio.narrow(0, 0, 1).unwrap();
     assert!(enc.push_audio(&one).is_err());
 }
+
+/// Batch encode and decode run the streaming stacks in 125-frame pieces to bound memory: on a
+/// clip longer than that (speech_a four times, 150 frames) they must still equal streaming in
+/// small pieces (which the tests above tie to the reference).
+#[test]
+fn long_clips_batch_equals_streaming() {
+    let Some(f) = fixture() else {
+        return;
+    };
+    let one = read_wav_i16(&f.dir.join("speech_a.wav"));
+    let long: Vec<f32> = one
+        .iter()
+        .chain(&one)
+        .chain(&one)
+        .chain(&one)
+        .copied()
+        .collect();
+    let frames = long.len() / FRAME;
+    assert!(frames > 125, "the clip must span several batch pieces");
+    let n = frames * FRAME;
+    let audio = Tensor::from_vec(long[..n].to_vec(), (1, 1, n), &Device::Cpu).unwrap();
+    let opts = EncodeOptions {
+        num_codebooks: Some(8),
+    };
+    let batch = f
+        .model
+        .encode_with(&audio, &opts)
+        .unwrap()
+        .stacked()
+        .unwrap();
+    let mut enc = f.model.streaming_encoder(1, &opts).unwrap();
+    let streamed = stream_encode(enc.as_mut(), &audio, 0);
+    assert_eq!(rows(&batch), rows(&streamed), "codes of a 150-frame clip");
+    let decoded = f32s(&f.model.decode(&batch).unwrap());
+    let mut dec = f.model.streaming_decoder(1).unwrap();
+    let streamed_audio = f32s(&stream_decode(dec.as_mut(), &batch, &[1, 7, 3]));
+    let snr = snr_db(&streamed_audio, &decoded);
+    eprintln!("150-frame clip: codes equal, batch vs streamed audio {snr:.1} dB");
+    assert!(snr >= 60.0, "batch vs streamed audio {snr:.1} dB");
+}
