@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use codec_core::audio::{self, WavSampleFormat};
+use codec_core::output::ensure_distinct;
 use codec_core::pipeline::{self, DecodeOptions, OutputRate};
 use codec_core::tokfile::TokenFile;
 use codec_core::weights::StateDict;
@@ -176,6 +177,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             stream: true,
             raw,
         } => {
+            ensure_distinct(&input, &output)?;
             let reader = stream::open_token_stream(&input)?;
             let name = match model {
                 Some(m) => m,
@@ -289,6 +291,7 @@ fn encode(
 ) -> Result<()> {
     // Cheap checks first: a wrong --model should not wait for the audio to be decoded.
     no_pipe_without_stream(&[input, output])?;
+    ensure_distinct(input, output)?;
     let spec = ModelSpec::parse(model)?;
     if choice
         .bandwidth
@@ -340,6 +343,7 @@ fn decode(
     device: &str,
 ) -> Result<()> {
     no_pipe_without_stream(&[input, output])?;
+    ensure_distinct(input, output)?;
     let tokens = TokenFile::read(input)?;
     let model_name = match model {
         Some(m) => m.to_string(),
@@ -391,30 +395,49 @@ fn model_of_tokens(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// Write what a listing command made to standard output in one go; a closed pipe is an error
+/// `main` ends quietly on, never a panic (as `println!` would give).
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
 fn info(file: &Path) -> Result<()> {
+    let out = info_text(file)?;
+    print_out(&out)
+}
+
+fn info_text(file: &Path) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
     let t = TokenFile::read(file)?;
     let h = &t.header;
-    println!("file:             {}", file.display());
-    println!("model:            {}", h.model);
-    println!("weights:          {:016x}", h.fingerprint);
-    println!("sample rate:      {} Hz", h.sample_rate);
-    println!("frame rate:       {} frames/s", h.frame_rate);
-    println!("channels:         {}", h.channels);
-    println!(
+    writeln!(out, "file:             {}", file.display())?;
+    writeln!(out, "model:            {}", h.model)?;
+    writeln!(out, "weights:          {:016x}", h.fingerprint)?;
+    writeln!(out, "sample rate:      {} Hz", h.sample_rate)?;
+    writeln!(out, "frame rate:       {} frames/s", h.frame_rate)?;
+    writeln!(out, "channels:         {}", h.channels)?;
+    writeln!(
+        out,
         "original:         {} samples at {} Hz ({:.3} s)",
         h.original_length,
         h.original_sample_rate,
         t.duration_seconds()
-    );
-    println!("codebooks:        {}", t.streams.len());
-    println!("frames:           {}", t.num_frames());
-    println!(
+    )?;
+    writeln!(out, "codebooks:        {}", t.streams.len())?;
+    writeln!(out, "frames:           {}", t.num_frames())?;
+    writeln!(
+        out,
         "bitrate:          {:.1} bit/s ({:.3} kbit/s)",
         t.bitrate(),
         t.bitrate() / 1000.0
-    );
+    )?;
     if !t.scales.is_empty() {
-        println!("scales:           {}", t.scales.len());
+        writeln!(out, "scales:           {}", t.scales.len())?;
     }
     for (i, s) in t.streams.iter().enumerate() {
         let mut counts = std::collections::HashMap::new();
@@ -429,23 +452,31 @@ fn info(file: &Path) -> Result<()> {
                 -p * p.log2()
             })
             .sum();
-        println!(
+        writeln!(out, 
             "  codebook {i:>2}: {} entries, {} frames at {} frames/s, {} distinct codes, entropy {:.2} bits",
             s.codebook_size,
             s.codes.len(),
             s.frame_rate,
             counts.len(),
             entropy
-        );
+        )?;
     }
-    Ok(())
+    Ok(out)
 }
 
 fn models() -> Result<()> {
-    println!(
+    let out = models_text()?;
+    print_out(&out)
+}
+
+fn models_text() -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    writeln!(
+        out,
         "{:<36} {:>6} {:>7} {:>9}  {:<8} licence",
         "name", "kHz", "tok/s", "bit/s", "cached"
-    );
+    )?;
     for card in ModelCard::builtin() {
         let cached = if card.embedded.is_some() {
             if card.embedded_weights().is_some() {
@@ -458,7 +489,8 @@ fn models() -> Result<()> {
         } else {
             "no"
         };
-        println!(
+        writeln!(
+            out,
             "{:<36} {:>6} {:>7} {:>9.0}  {:<8} {}",
             card.name,
             short_number(card.sample_rate as f64 / 1000.0),
@@ -466,10 +498,10 @@ fn models() -> Result<()> {
             card.bitrate(),
             cached,
             card.license
-        );
+        )?;
     }
-    println!("\n--model also takes a hub repo id (owner/name), a folder with a config and a checkpoint, or a weight file.");
-    Ok(())
+    writeln!(out, "\n--model also takes a hub repo id (owner/name), a folder with a config and a checkpoint, or a weight file.")?;
+    Ok(out)
 }
 
 /// At most two decimals, without trailing zeros: 44.1, 86.13, 75.
@@ -479,6 +511,7 @@ fn short_number(x: f64) -> String {
 }
 
 fn import_codes(input: &Path, output: &Path, model: &str, device: &str) -> Result<()> {
+    ensure_distinct(input, output)?;
     let spec = ModelSpec::parse(model)?;
     let codes = codec_core::npy::read_npy(input)?;
     let model = load(&spec, device)?;
@@ -498,6 +531,7 @@ fn import_codes(input: &Path, output: &Path, model: &str, device: &str) -> Resul
 }
 
 fn convert(input: &Path, output: &Path) -> Result<()> {
+    ensure_distinct(input, output)?;
     let state = StateDict::load(input)?;
     let (family, weights) = codec_core::models::inference_weights(state)?;
     codec_core::weights::convert_to_safetensors(&weights.tensors, output)

@@ -25,11 +25,15 @@ struct Cli {
     command: commands::Command,
 }
 
+/// The most worker threads `--threads` accepts: far more than any machine has cores, and few
+/// enough that the thread pool can always be started.
+const MAX_THREADS: usize = 256;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
-        if n == 0 {
-            eprintln!("error: --threads must be at least 1");
+        if n == 0 || n > MAX_THREADS {
+            eprintln!("error: --threads must be between 1 and {MAX_THREADS} (got {n})");
             return ExitCode::from(2);
         }
         // Must happen before the first tensor operation starts the thread pool.
@@ -37,9 +41,25 @@ fn main() -> ExitCode {
     }
     match commands::run(cli.command, &cli.device) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`codec models | head`): stop quietly, as Unix
+        // tools do, with the status a SIGPIPE death would give.
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether an error comes from writing to a pipe whose reader has closed it.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+            match cause.downcast_ref::<codec_core::Error>() {
+                Some(codec_core::Error::Io { cause, .. }) => Some(cause),
+                _ => None,
+            }
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use codec_core::audio::stream::{PcmStreamReader, RawPcm, StreamSampleFormat, WavStreamWriter};
+use codec_core::output::{ensure_distinct, OutputFile};
 use codec_core::pipeline::{check_codes_fit, CodesOrigin};
 use codec_core::tokstream::{StreamHeader, TokenStreamReader, TokenStreamWriter};
 use codec_core::{Codec, Tensor};
@@ -28,14 +29,46 @@ fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     }
 }
 
-/// `-` is standard output. Writers flush after every frame, so a buffer only groups the bytes
-/// of one frame.
-fn open_output(path: &Path) -> Result<Box<dyn Write>> {
-    if path.as_os_str() == "-" {
-        Ok(Box::new(BufWriter::new(std::io::stdout().lock())))
-    } else {
-        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Box::new(BufWriter::new(f)))
+/// Where a stream's output goes: standard output, or a file (or FIFO) that replaces its
+/// destination only once the stream has ended well, so a failed stream never truncates an
+/// existing file. Writers flush after every frame, so a buffer only groups the bytes of one frame.
+enum StreamOutput {
+    Stdout(BufWriter<std::io::StdoutLock<'static>>),
+    File(OutputFile),
+}
+
+impl StreamOutput {
+    /// `-` is standard output.
+    fn open(path: &Path) -> Result<Self> {
+        if path.as_os_str() == "-" {
+            Ok(Self::Stdout(BufWriter::new(std::io::stdout().lock())))
+        } else {
+            Ok(Self::File(OutputFile::create(path)?))
+        }
+    }
+
+    /// The stream ended well: flush, and put a file in place.
+    fn finish(self) -> Result<()> {
+        match self {
+            Self::Stdout(mut out) => Ok(out.flush()?),
+            Self::File(file) => Ok(file.commit()?),
+        }
+    }
+}
+
+impl Write for StreamOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Stdout(out) => out.write(buf),
+            Self::File(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Stdout(out) => out.flush(),
+            Self::File(file) => file.flush(),
+        }
     }
 }
 
@@ -79,6 +112,7 @@ impl FrameTimes {
 }
 
 pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
+    ensure_distinct(opts.input, opts.output)?;
     let options = opts.choice.options(model)?;
     let info = model.info().clone();
     let mut encoder = model.streaming_encoder(1, &options)?;
@@ -113,12 +147,12 @@ pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
         channels: info.channels,
         codebook_sizes: info.codebook_sizes[..books].to_vec(),
     };
-    let mut writer = TokenStreamWriter::new(open_output(opts.output)?, header)?;
+    let mut writer = TokenStreamWriter::new(StreamOutput::open(opts.output)?, header)?;
     let device = model.device().clone();
     let mut times = FrameTimes::default();
     let (mut samples_in, mut frames_out) = (0usize, 0usize);
     let mut push =
-        |samples: Vec<f32>, writer: &mut TokenStreamWriter<Box<dyn Write>>| -> Result<()> {
+        |samples: Vec<f32>, writer: &mut TokenStreamWriter<StreamOutput>| -> Result<()> {
             let n = samples.len();
             let start = Instant::now();
             let audio = Tensor::from_vec(samples, (1, 1, n), &device)?;
@@ -141,6 +175,7 @@ pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
     if partial > 0 {
         push(vec![0.0; frame - partial], &mut writer)?;
     }
+    writer.into_inner().finish()?;
     let frame_seconds = frame as f64 / info.sample_rate as f64;
     let startup = encoder.startup_frames();
     let frames_in = samples_in.div_ceil(frame);
@@ -216,7 +251,7 @@ pub fn decode_stream(
         StreamSampleFormat::Pcm16
     };
     let mut writer = WavStreamWriter::new(
-        open_output(opts.output)?,
+        StreamOutput::open(opts.output)?,
         info.sample_rate,
         1,
         format,
@@ -237,6 +272,7 @@ pub fn decode_stream(
             writer.write_mono(&samples)?;
         }
     }
+    writer.into_inner().finish()?;
     let frame_seconds = decoder.frame_size() as f64 / info.sample_rate as f64;
     let frames_decoded = samples_out / decoder.frame_size();
     if (frames_decoded as u64) < reader.frames_read() {

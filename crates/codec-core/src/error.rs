@@ -84,6 +84,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// An output path names the same file as an input: writing it would destroy the input.
+    #[error("the output {} is the same file as the input {}: choose another output path", output.display(), input.display())]
+    SameFile { input: PathBuf, output: PathBuf },
+
     /// The requested device is not compiled in or not present.
     #[error("device {0} is not available: {1}")]
     Device(String, String),

@@ -22,6 +22,7 @@ pub mod error;
 pub mod models;
 pub mod nn;
 pub mod npy;
+pub mod output;
 pub mod pipeline;
 pub mod quant;
 pub mod streaming;

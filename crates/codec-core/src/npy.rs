@@ -31,7 +31,7 @@ pub fn write_codes_npy(path: &Path, codes: &[Vec<u32>]) -> Result<()> {
         }
         writer.finish().map_err(|e| Error::io(path, e))?;
     }
-    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+    crate::output::write_file(path, &out)
 }
 
 /// A numeric array read from a `.npy` file, as f64 values with its shape.

@@ -26,9 +26,7 @@
 //! | 24 | … | header, stream table, scales, packed codes |
 //! | end-4 | 4 | CRC-32 of every preceding byte |
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use crate::error::{Error, TokenFileError};
 
@@ -205,31 +203,15 @@ impl TokenFile {
         Ok(file)
     }
 
-    /// Write the file to `path`: the bytes go to a temporary file in the same directory, which
-    /// is then renamed over `path`, so that readers never see a half-written file.
+    /// Write the file to `path` through [`crate::output::OutputFile`]: the bytes go to a
+    /// temporary file in the same directory, which is then renamed over `path`, so that readers
+    /// never see a half-written file and a failed write leaves an existing file as it was.
     pub fn write(&self, path: &Path) -> crate::Result<()> {
         let bytes = self.to_bytes().map_err(|kind| Error::TokenFile {
             path: Some(path.to_path_buf()),
             kind,
         })?;
-        let tmp = temp_path(path).ok_or_else(|| {
-            Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-            )
-        })?;
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, path)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io(path, e));
-        }
-        Ok(())
+        crate::output::write_file(path, &bytes)
     }
 
     /// Read and check the token file at `path` (see [`TokenFile::from_bytes`]).
@@ -615,18 +597,6 @@ fn read_u64_at(bytes: &[u8], at: usize) -> Option<u64> {
         .try_into()
         .ok()
         .map(u64::from_le_bytes)
-}
-
-/// A fresh temporary name next to `path`: `.NAME.PID-N.tmp` in the same directory, so the final
-/// rename stays on one file system.
-fn temp_path(path: &Path) -> Option<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name()?;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut tmp = std::ffi::OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".{}-{n}.tmp", std::process::id()));
-    Some(path.with_file_name(tmp))
 }
 
 #[cfg(test)]

@@ -88,6 +88,8 @@ pub struct PcmStreamReader<R: Read> {
     data_left: Option<u64>,
     buffer: Vec<u8>,
     ended: bool,
+    /// Sample frames returned so far (for error messages).
+    samples_read: u64,
 }
 
 impl<R: Read> PcmStreamReader<R> {
@@ -106,6 +108,7 @@ impl<R: Read> PcmStreamReader<R> {
             data_left: None,
             buffer: vec![0; 16384],
             ended: false,
+            samples_read: 0,
         };
         if got == 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE" {
             reader.is_wav = true;
@@ -230,7 +233,16 @@ impl<R: Read> PcmStreamReader<R> {
                 None => self.buffer.len(),
             };
             match self.input.read(&mut self.buffer[..want]) {
-                Ok(0) => self.ended = true,
+                Ok(0) => {
+                    if let Some(left) = self.data_left.filter(|&l| l > 0) {
+                        // As a batch read refuses a cut file: the header announced more.
+                        return Err(bad(format!(
+                            "the WAV stream is truncated: it ends {left} bytes before the end \
+                             of the data its header announces"
+                        )));
+                    }
+                    self.ended = true
+                }
                 Ok(n) => {
                     self.pending.extend_from_slice(&self.buffer[..n]);
                     if let Some(left) = &mut self.data_left {
@@ -244,7 +256,7 @@ impl<R: Read> PcmStreamReader<R> {
         let whole = self.pending.len() / frame * frame;
         let channels = self.channels as usize;
         let scale = 1.0 / channels as f32;
-        let out = self.pending[..whole]
+        let out: Vec<f32> = self.pending[..whole]
             .chunks_exact(frame)
             .map(|f| {
                 let sum: f32 = f.chunks_exact(width).map(|s| self.format.decode(s)).sum();
@@ -256,6 +268,14 @@ impl<R: Read> PcmStreamReader<R> {
             })
             .collect();
         self.pending.drain(..whole);
+        // The same rule as a batch read: NaN or infinity is not audio.
+        if let Some(i) = out.iter().position(|x| !x.is_finite()) {
+            return Err(bad(format!(
+                "sample {} is not a finite number (NaN or infinity)",
+                self.samples_read + i as u64
+            )));
+        }
+        self.samples_read += out.len() as u64;
         Ok(Some(out))
     }
 }
@@ -341,6 +361,12 @@ impl<W: Write> WavStreamWriter<W> {
             .write_all(&self.bytes)
             .and_then(|_| self.out.flush())
             .map_err(|e| Error::io(STREAM_NAME, e))
+    }
+
+    /// The output, e.g. to commit an [`OutputFile`](crate::output::OutputFile) once the stream
+    /// ended well.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 }
 

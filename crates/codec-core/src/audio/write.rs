@@ -1,10 +1,10 @@
 //! Writing clips to WAV files.
 
-use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::Path;
 
 use super::AudioClip;
+use crate::output::OutputFile;
 use crate::{Error, Result};
 
 /// Sample encoding of a written WAV file.
@@ -19,7 +19,10 @@ pub enum WavSampleFormat {
     Float32,
 }
 
-/// Write `clip` to a WAV file at `path` (created or overwritten), interleaving its channels.
+/// Write `clip` to a WAV file at `path` (created or replaced), interleaving its channels.
+///
+/// The file is written through [`OutputFile`]: it replaces an existing file only once it is
+/// complete, so a failure leaves the old file as it was; a FIFO or device is written in place.
 ///
 /// The parent folder must exist (it is not created): a missing one is an [`Error::Io`] naming
 /// the path. The clip must be well-formed (see [`AudioClip::validate`]) and hold only finite
@@ -81,35 +84,39 @@ pub fn write_wav(path: impl AsRef<Path>, clip: &AudioClip, format: WavSampleForm
         sample_format,
     };
 
-    let file = File::create(path).map_err(|e| {
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-        match parent {
-            Some(parent) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => Error::io(
-                path,
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("folder {} does not exist", parent.display()),
-                ),
-            ),
-            _ => Error::io(path, e),
-        }
-    })?;
     let hound_err = |e: hound::Error| match e {
         hound::Error::IoError(e) => Error::io(path, e),
         other => Error::io(path, io::Error::other(other.to_string())),
     };
-    let mut writer = hound::WavWriter::new(BufWriter::new(file), spec).map_err(hound_err)?;
-    for i in 0..clip.num_frames() {
-        for ch in &clip.channels {
-            match format {
-                WavSampleFormat::Pcm16 => writer.write_sample(f32_to_i16(ch[i])),
-                WavSampleFormat::Float32 => writer.write_sample(ch[i]),
+    let write_samples = |out: &mut dyn WriteSeek| -> Result<()> {
+        let mut writer = hound::WavWriter::new(BufWriter::new(out), spec).map_err(hound_err)?;
+        for i in 0..clip.num_frames() {
+            for ch in &clip.channels {
+                match format {
+                    WavSampleFormat::Pcm16 => writer.write_sample(f32_to_i16(ch[i])),
+                    WavSampleFormat::Float32 => writer.write_sample(ch[i]),
+                }
+                .map_err(hound_err)?;
             }
-            .map_err(hound_err)?;
         }
+        writer.finalize().map_err(hound_err)
+    };
+    let mut out = OutputFile::create(path)?;
+    if out.is_in_place() {
+        // A FIFO or device cannot seek back to fill in the header's sizes: build it in memory.
+        let mut bytes = io::Cursor::new(Vec::new());
+        write_samples(&mut bytes)?;
+        out.write_all(bytes.get_ref())
+            .map_err(|e| Error::io(path, e))?;
+    } else {
+        write_samples(&mut out)?;
     }
-    writer.finalize().map_err(hound_err)
+    out.commit()
 }
+
+/// What hound's writer needs, as one object-safe trait.
+trait WriteSeek: Write + Seek {}
+impl<T: Write + Seek> WriteSeek for T {}
 
 /// `x` clamped to `[-1, 1]`, times 32767, rounded half away from zero.
 pub(crate) fn f32_to_i16(x: f32) -> i16 {

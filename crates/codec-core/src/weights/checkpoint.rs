@@ -173,6 +173,7 @@ pub fn convert_to_safetensors(tensors: &HashMap<String, Tensor>, out: &Path) -> 
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.contiguous()?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&tensors, out)
-        .map_err(|e| Error::weights(out.display().to_string(), format!("cannot write: {e}")))
+    let bytes = safetensors::serialize(&tensors, None)
+        .map_err(|e| Error::weights(out.display().to_string(), format!("cannot write: {e}")))?;
+    crate::output::write_file(out, &bytes)
 }
