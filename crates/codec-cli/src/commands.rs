@@ -452,7 +452,8 @@ fn info_text(file: &Path) -> Result<String> {
                 -p * p.log2()
             })
             .sum();
-        writeln!(out, 
+        writeln!(
+            out,
             "  codebook {i:>2}: {} entries, {} frames at {} frames/s, {} distinct codes, entropy {:.2} bits",
             s.codebook_size,
             s.codes.len(),
