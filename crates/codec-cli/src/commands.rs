@@ -132,6 +132,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             raw_rate,
             raw_channels,
         } => {
+            ensure_distinct(&input, &output)?;
             let spec = ModelSpec::parse(&model)?;
             let model = load(&spec, device)?;
             stream::encode_stream(

@@ -46,9 +46,23 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = hint_for(&e) {
+                eprintln!("  {hint}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the user can do about a library error, in terms of this command's options.
+fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain()
+        .find_map(|cause| match cause.downcast_ref::<codec_core::Error>()? {
+            codec_core::Error::ModelMismatch { .. } => {
+                Some("pass --force to decode anyway, or --model to name the model it was made with")
+            }
+            _ => None,
+        })
 }
 
 /// Whether an error comes from writing to a pipe whose reader has closed it.

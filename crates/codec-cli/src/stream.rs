@@ -230,6 +230,7 @@ pub fn decode_stream(
     check_codes_fit(
         &info,
         &CodesOrigin {
+            container: "token stream",
             model: &h.model,
             fingerprint: h.fingerprint,
             sample_rate: h.sample_rate,

@@ -28,6 +28,19 @@ pub enum Error {
     #[error("invalid audio: {0}")]
     InvalidAudio(String),
 
+    /// A sample rate read from a file or given by the caller is outside the supported range
+    /// ([`crate::audio::MIN_SAMPLE_RATE`] to [`crate::audio::MAX_SAMPLE_RATE`]).
+    #[error(
+        "{what}: a sample rate of {rate} Hz is outside the supported range ({} to {} Hz)",
+        crate::audio::MIN_SAMPLE_RATE,
+        crate::audio::MAX_SAMPLE_RATE
+    )]
+    SampleRate { what: String, rate: u64 },
+
+    /// An input is larger than the library reads (see [`crate::audio::MAX_INPUT_BYTES`]).
+    #[error("{path}: the input is larger than {limit} bytes, the most this tool reads")]
+    InputTooLarge { path: PathBuf, limit: u64 },
+
     /// Resampling between two rates failed.
     #[error("resampling from {from} Hz to {to} Hz failed: {reason}")]
     Resample { from: u32, to: u32, reason: String },
@@ -43,12 +56,14 @@ pub enum Error {
     #[error("token stream: {0}")]
     TokenStream(TokenFileError),
 
-    /// Token file was made by a different model than the one decoding it.
+    /// A token file or stream was made by a different model than the one decoding it.
     #[error(
-        "token file was made by model '{file_model}' (weights {file_fingerprint:016x}) but the \
-         decoding model is '{model}' (weights {model_fingerprint:016x}); pass --force to decode anyway"
+        "the {container} was made by model '{file_model}' (weights {file_fingerprint:016x}) but \
+         the decoding model is '{model}' (weights {model_fingerprint:016x})"
     )]
     ModelMismatch {
+        /// `token file` or `token stream`.
+        container: &'static str,
         file_model: String,
         file_fingerprint: u64,
         model: String,
@@ -112,6 +127,12 @@ pub enum TokenFileError {
     ChecksumMismatch { stored: u32, computed: u32 },
     #[error("corrupted header: {0}")]
     Corrupt(String),
+    /// A token stream's frame is damaged or cut (the header was fine).
+    #[error("frame {frame}: {problem}")]
+    Frame { frame: u64, problem: String },
+    /// The bytes are not a token stream at all.
+    #[error("not a token stream (bad magic bytes){hint}")]
+    NotAStream { hint: &'static str },
     #[error("{0} unexpected bytes after the end of the data")]
     TrailingBytes(u64),
     /// The in-memory contents cannot be written (code out of range, bad rate, ...).

@@ -41,18 +41,47 @@ pub struct NpyArray {
     pub values: Vec<f64>,
 }
 
+/// The largest `.npy` file read (256 MiB: far more codes than any clip has).
+pub const MAX_NPY_BYTES: u64 = 256 << 20;
+
 /// Read an integer or float `.npy` array (C order).
+///
+/// Every size in the file is checked against the file before it sizes anything: the header
+/// length, and the shape's element count (without overflow) against the data that follows.
+/// Integers beyond 2^53 (which f64 cannot hold exactly) are refused with their exact value.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |m: String| Error::InvalidCodes(format!("{}: {m}", path.display()));
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a .npy file: {e}")))?;
+    let bytes = crate::audio::read_bounded(path, MAX_NPY_BYTES)?;
+    read_npy_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`read_npy`] of bytes in memory; `name` is used in errors.
+pub fn read_npy_bytes(bytes: &[u8], name: &str) -> Result<NpyArray> {
+    let bad = |m: String| Error::InvalidCodes(format!("{name}: {m}"));
+    let data_start = check_npy_header(bytes).map_err(|m| bad(format!("not a .npy file: {m}")))?;
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("not a .npy file: {e}")))?;
     if npy.order() != npyz::Order::C {
         return Err(bad("Fortran-ordered arrays are not supported".into()));
     }
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let npyz::DType::Plain(ty) = npy.dtype() else {
         return Err(bad("structured arrays are not supported".into()));
     };
+    let count = npy
+        .shape()
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .filter(|&n| {
+            n.checked_mul(ty.num_bytes().unwrap_or(1) as u64)
+                .is_some_and(|b| b <= (bytes.len() - data_start) as u64)
+        })
+        .ok_or_else(|| {
+            bad(format!(
+                "its shape {:?} needs more data than the file's {} bytes",
+                npy.shape(),
+                bytes.len()
+            ))
+        })?;
+    let _ = count;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let values: Vec<f64> = match (ty.type_char(), ty.size_field()) {
         (npyz::TypeChar::Int, 8) => conv(npy.into_vec::<i64>(), &bad)?,
         (npyz::TypeChar::Int, 4) => conv(npy.into_vec::<i32>(), &bad)?,
@@ -67,12 +96,71 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
     Ok(NpyArray { shape, values })
 }
 
-fn conv<T: Copy + Into<NumF64>>(
+/// Where the data of a `.npy` file starts, once its header length is known to fit the file.
+fn check_npy_header(bytes: &[u8]) -> std::result::Result<usize, String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("bad magic bytes".into());
+    }
+    let (len, at) = match bytes[6] {
+        1 => (u64::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u64::from(u32::from_le_bytes([
+                bytes[8], bytes[9], bytes[10], bytes[11],
+            ])),
+            12,
+        ),
+        v => return Err(format!("unsupported format version {v}")),
+    };
+    if at as u64 + len > bytes.len() as u64 {
+        return Err(format!(
+            "its header claims {len} bytes, the file has {}",
+            bytes.len()
+        ));
+    }
+    let end = at + len as usize;
+    // The element count, without overflow, before the npy reader multiplies the shape out.
+    let header = String::from_utf8_lossy(&bytes[at..end]);
+    if let Some(dims) = header
+        .split_once("'shape'")
+        .and_then(|(_, rest)| rest.split_once('('))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(dims, _)| dims)
+    {
+        let mut count: u64 = 1;
+        for d in dims.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let d: u64 = d.parse().map_err(|_| format!("bad shape ({dims})"))?;
+            count = count
+                .checked_mul(d)
+                .filter(|&n| n <= (bytes.len() - end) as u64)
+                .ok_or_else(|| {
+                    format!(
+                        "its shape ({dims}) needs more data than the file's {} bytes",
+                        bytes.len()
+                    )
+                })?;
+        }
+    }
+    Ok(end)
+}
+
+fn conv<T: Copy + Into<NumF64> + std::fmt::Display>(
     v: std::io::Result<Vec<T>>,
     bad: &dyn Fn(String) -> Error,
 ) -> Result<Vec<f64>> {
     let v = v.map_err(|e| bad(format!("unreadable data: {e}")))?;
-    Ok(v.into_iter().map(|x| x.into().0).collect())
+    v.into_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let f = x.into().0;
+            // 64-bit integers past 2^53 would print and compare rounded.
+            if f.abs() > 9_007_199_254_740_992.0 && f.fract() == 0.0 {
+                return Err(bad(format!(
+                    "element {i} is {x}, beyond any codebook (and beyond exact float64)"
+                )));
+            }
+            Ok(f)
+        })
+        .collect()
 }
 
 /// Lossless-enough widening to f64 for every element type we read.

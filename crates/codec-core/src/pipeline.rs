@@ -33,6 +33,10 @@ impl Encoded {
     }
 }
 
+/// The most samples (all channels) [`decode_tokens`] produces: what a 16-bit WAV file of 4 GiB
+/// holds. A token file that would decode to more is refused before decoding.
+pub const MAX_DECODED_SAMPLES: u64 = 2 << 30;
+
 /// Which rate decoded audio comes out at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OutputRate {
@@ -181,6 +185,7 @@ pub fn check_compatible(model: &dyn Codec, tokens: &TokenFile, force: bool) -> R
     check_codes_fit(
         model.info(),
         &CodesOrigin {
+            container: "token file",
             model: &h.model,
             fingerprint: h.fingerprint,
             sample_rate: h.sample_rate,
@@ -193,6 +198,8 @@ pub fn check_compatible(model: &dyn Codec, tokens: &TokenFile, force: bool) -> R
 /// Where codes come from, as a token file or token stream header says.
 #[derive(Debug, Clone, Copy)]
 pub struct CodesOrigin<'a> {
+    /// What carries the codes, for messages: `token file` or `token stream`.
+    pub container: &'static str,
     pub model: &'a str,
     pub fingerprint: u64,
     pub sample_rate: u32,
@@ -204,6 +211,7 @@ pub struct CodesOrigin<'a> {
 pub fn check_codes_fit(info: &CodecInfo, origin: &CodesOrigin<'_>, force: bool) -> Result<()> {
     if origin.fingerprint != info.fingerprint && !force {
         return Err(Error::ModelMismatch {
+            container: origin.container,
             file_model: origin.model.to_string(),
             file_fingerprint: origin.fingerprint,
             model: info.name.clone(),
@@ -225,9 +233,12 @@ pub fn check_codes_fit(info: &CodecInfo, origin: &CodesOrigin<'_>, force: bool) 
         .zip(&info.codebook_sizes)
         .enumerate()
     {
-        if theirs > size {
+        // Equal, not merely smaller: the sizes set how the codes are packed, and a file that
+        // claims tiny codebooks could otherwise pack millions of frames into a few bytes.
+        if theirs != size {
             return Err(Error::InvalidCodes(format!(
-                "codebook {i} of the codes has {theirs} entries, the model's has {size}"
+                "codebook {i} of the {} has {theirs} entries, model {}'s has {size}",
+                origin.container, info.name
             )));
         }
     }
@@ -252,6 +263,31 @@ pub fn decode_tokens(
     if tokens.streams.iter().any(|s| s.codes.is_empty()) {
         return Err(Error::InvalidCodes("the token file holds no frames".into()));
     }
+    let h = &tokens.header;
+    if options.output_rate == OutputRate::Original {
+        audio::check_sample_rate(
+            u64::from(h.original_sample_rate),
+            "the token file's original audio",
+        )?;
+    }
+    if h.original_length == 0 {
+        return Err(Error::InvalidCodes(
+            "the token file says its audio had 0 samples, yet it holds code frames: it is \
+             damaged or forged"
+                .into(),
+        ));
+    }
+    // Bound the work by what the codes can give before decoding anything.
+    let seconds = tokens.num_frames() as f64 / tokens.streams[0].frame_rate;
+    // A float-to-int cast saturates: no overflow whatever the header says.
+    let samples = (seconds * f64::from(info.sample_rate) * f64::from(info.channels)).ceil() as u64;
+    if samples > MAX_DECODED_SAMPLES {
+        return Err(Error::InvalidCodes(format!(
+            "{} frames would decode to {samples} samples, more than the {MAX_DECODED_SAMPLES} \
+             this tool writes (a WAV file's 4 GiB)",
+            tokens.num_frames()
+        )));
+    }
     let codes = file_to_code_streams(tokens, model.device())?;
     let audio = model.decode_streams(&codes)?;
     let channels: Vec<Vec<f32>> = audio
@@ -260,8 +296,20 @@ pub fn decode_tokens(
         .to_vec2()?;
 
     // Back to the original length: at the model's rate, or resampled to the original rate.
-    let h = &tokens.header;
-    let original_rate = h.original_sample_rate.max(1);
+    let original_rate = h.original_sample_rate;
+    let decoded_len = channels.first().map_or(0, Vec::len);
+    // The encoder padded the clip to whole frames; an original length past the decoded audio
+    // (and one frame of slack) cannot be true, and would size a huge buffer of silence.
+    let hop = info.hop_length();
+    let longest = audio::resampled_len(decoded_len + hop, info.sample_rate, original_rate.max(1));
+    if h.original_length > longest as u64 {
+        return Err(Error::InvalidCodes(format!(
+            "the token file says its audio had {} samples at {original_rate} Hz, but its {} \
+             frames decode to at most {longest}: it is damaged or forged",
+            h.original_length,
+            tokens.num_frames()
+        )));
+    }
     let (rate, len) = match options.output_rate {
         OutputRate::Model => (
             info.sample_rate,

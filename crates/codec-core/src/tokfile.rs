@@ -30,6 +30,9 @@ use std::path::Path;
 
 use crate::error::{Error, TokenFileError};
 
+/// The largest token file read (1 GiB: days of audio at any bitrate the models have).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// The 8 magic bytes a token file starts with.
 ///
 /// Built like PNG's signature: the high-bit first byte catches 7-bit transfers, `\r\n`, `\x1a` and
@@ -72,7 +75,8 @@ pub struct TokenHeader {
     pub original_sample_rate: u32,
     /// Samples per channel of the input audio before resampling.
     pub original_length: u64,
-    /// Channels of the input audio (>= 1).
+    /// Channels of the audio the codes decode to: the model's (1 for a mono model, whatever
+    /// the input had), >= 1.
     pub channels: u16,
 }
 
@@ -216,7 +220,7 @@ impl TokenFile {
 
     /// Read and check the token file at `path` (see [`TokenFile::from_bytes`]).
     pub fn read(path: &Path) -> crate::Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::audio::read_bounded(path, MAX_FILE_BYTES)?;
         Self::from_bytes(&bytes).map_err(|kind| Error::TokenFile {
             path: Some(path.to_path_buf()),
             kind,

@@ -209,9 +209,7 @@ impl<R: Read> TokenStreamReader<R> {
             } else {
                 ""
             };
-            return Err(stream_error(TokenFileError::Corrupt(format!(
-                "not a token stream (bad magic bytes){hint}"
-            ))));
+            return Err(stream_error(TokenFileError::NotAStream { hint }));
         }
         take(4, &mut prelude)?;
         let version = u16::from_le_bytes([prelude[4], prelude[5]]);
@@ -294,11 +292,13 @@ impl<R: Read> TokenStreamReader<R> {
             match self.input.read(&mut self.frame[filled..]) {
                 Ok(0) if filled == 0 => return Ok(None),
                 Ok(0) => {
-                    return Err(stream_error(TokenFileError::Corrupt(format!(
-                        "the stream ends inside frame {} ({filled} of {} bytes)",
-                        self.frames_read,
-                        self.frame.len()
-                    ))))
+                    return Err(stream_error(TokenFileError::Frame {
+                        frame: self.frames_read,
+                        problem: format!(
+                            "the stream ends inside it ({filled} of {} bytes)",
+                            self.frame.len()
+                        ),
+                    }))
                 }
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -309,10 +309,13 @@ impl<R: Read> TokenStreamReader<R> {
         let stored = u32::from_le_bytes(self.frame[body..].try_into().unwrap());
         let computed = crc32fast::hash(&self.frame[..body]);
         if stored != computed {
-            return Err(stream_error(TokenFileError::Corrupt(format!(
-                "frame {} checksum mismatch (stored {stored:08x}, computed {computed:08x})",
-                self.frames_read
-            ))));
+            return Err(stream_error(TokenFileError::Frame {
+                frame: self.frames_read,
+                problem: format!(
+                    "checksum mismatch (stored {stored:08x}, computed {computed:08x}): the \
+                     stream is corrupted"
+                ),
+            }));
         }
         let width = self.header.code_width();
         let codes: Vec<u32> = self.frame[..body]
@@ -324,10 +327,10 @@ impl<R: Read> TokenStreamReader<R> {
             .collect();
         for (i, (&code, &size)) in codes.iter().zip(&self.header.codebook_sizes).enumerate() {
             if code >= size {
-                return Err(stream_error(TokenFileError::Corrupt(format!(
-                    "frame {}: code {code} out of range for codebook {i} ({size} entries)",
-                    self.frames_read
-                ))));
+                return Err(stream_error(TokenFileError::Frame {
+                    frame: self.frames_read,
+                    problem: format!("code {code} out of range for codebook {i} ({size} entries)"),
+                }));
             }
         }
         self.frames_read += 1;

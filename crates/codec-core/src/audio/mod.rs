@@ -17,11 +17,34 @@ pub mod stream;
 mod write;
 
 pub use mix::{prepare_mono, PreparedAudio};
+pub(crate) use read::read_bounded;
 pub use read::{read_audio, read_audio_from_bytes};
 pub use resample::{resample, resampled_len};
 pub use write::{write_wav, WavSampleFormat};
 
 use crate::{Error, Result};
+
+/// The lowest sample rate accepted anywhere (files, streams, token files, resampling), in Hz.
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+/// The highest sample rate accepted anywhere, in Hz.
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
+/// The largest audio input read into memory, in bytes (2 GiB, half a WAV file's limit). A
+/// larger file, or a pipe or device that keeps giving bytes (`/dev/zero`), is refused once it
+/// passes this size instead of filling the memory.
+pub const MAX_INPUT_BYTES: u64 = 2 << 30;
+
+/// Refuse a sample rate outside [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`] before it sizes
+/// anything (a resampler's buffers grow with the ratio of the rates); `what` says whose rate it is.
+pub fn check_sample_rate(rate: u64, what: &str) -> Result<()> {
+    if (u64::from(MIN_SAMPLE_RATE)..=u64::from(MAX_SAMPLE_RATE)).contains(&rate) {
+        Ok(())
+    } else {
+        Err(Error::SampleRate {
+            what: what.to_string(),
+            rate,
+        })
+    }
+}
 
 /// A piece of audio in memory: planar channels of `f32` samples at one sample rate.
 ///

@@ -52,7 +52,7 @@ use crate::{Error, Result};
 /// ```
 pub fn read_audio(path: impl AsRef<Path>) -> Result<AudioClip> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_bounded(path, super::MAX_INPUT_BYTES)?;
     let extension = path.extension().and_then(|e| e.to_str());
     read_audio_from_bytes(bytes, extension, path)
 }
@@ -116,9 +116,7 @@ pub fn read_audio_from_bytes(
             path: path.to_path_buf(),
         });
     }
-    if clip.sample_rate == 0 {
-        return Err(fail("the file declares a sample rate of 0 Hz".into()));
-    }
+    super::check_sample_rate(u64::from(clip.sample_rate), &path.display().to_string())?;
     if let Some(i) = clip
         .channels
         .iter()
@@ -131,6 +129,70 @@ pub fn read_audio_from_bytes(
         )));
     }
     Ok(clip)
+}
+
+/// The whole file at `path`, refusing more than `limit` bytes (checked before reading for a
+/// regular file, while reading for a pipe or device).
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let too_large = || Error::InputTooLarge {
+        path: path.to_path_buf(),
+        limit,
+    };
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    {
+        // A device (`/dev/zero`, `/dev/urandom`) gives bytes forever: refuse it outright.
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_char_device() || t.is_block_device() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "is a device, not a file (a pipe or a regular file is read)",
+                ),
+            ));
+        }
+    }
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(if meta.is_file() {
+        meta.len() as usize
+    } else {
+        0
+    });
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// A name for a codec symphonia knows of but has no decoder for.
+fn codec_name(codec: symphonia::core::codecs::CodecType) -> &'static str {
+    use symphonia::core::codecs as c;
+    [
+        (c::CODEC_TYPE_OPUS, "Opus"),
+        (c::CODEC_TYPE_SPEEX, "Speex"),
+        (c::CODEC_TYPE_EAC3, "E-AC-3"),
+        (c::CODEC_TYPE_AC4, "AC-4"),
+        (c::CODEC_TYPE_DCA, "DTS"),
+        (c::CODEC_TYPE_WAVPACK, "WavPack"),
+        (c::CODEC_TYPE_MONKEYS_AUDIO, "Monkey's Audio"),
+        (c::CODEC_TYPE_TTA, "TTA"),
+        (c::CODEC_TYPE_MUSEPACK, "Musepack"),
+        (c::CODEC_TYPE_WMA, "WMA"),
+        (c::CODEC_TYPE_ATRAC3, "ATRAC3"),
+        (c::CODEC_TYPE_ATRAC3PLUS, "ATRAC3plus"),
+    ]
+    .into_iter()
+    .find(|(t, _)| *t == codec)
+    .map_or("a codec", |(_, name)| name)
 }
 
 /// RIFF (little-endian) WAVE container magic.
@@ -329,7 +391,16 @@ fn decode_symphonia(
     let expected_frames = exact_length(&track.codec_params, trust);
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| fatal(format!("unsupported audio codec: {e}")))?;
+        .map_err(|e| {
+            let name = symphonia::default::get_codecs()
+                .get_codec(track.codec_params.codec)
+                .map(|d| d.short_name.to_string())
+                .unwrap_or_else(|| codec_name(track.codec_params.codec).to_string());
+            fatal(format!(
+                "its audio is {name}, which this build cannot decode ({e}); convert it to WAV or \
+                 FLAC first (e.g. ffmpeg -i IN OUT.wav)"
+            ))
+        })?;
 
     let mut channels: Vec<Vec<f32>> = Vec::new();
     let mut sample_rate = 0u32;

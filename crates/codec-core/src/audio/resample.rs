@@ -46,10 +46,9 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 /// When `from == to` the input is returned unchanged (bit for bit). A rate of 0 is an
 /// [`Error::Resample`].
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    super::check_sample_rate(u64::from(from), "resampling input")?;
+    super::check_sample_rate(u64::from(to), "resampling output")?;
     let err = |reason: String| Error::Resample { from, to, reason };
-    if from == 0 || to == 0 {
-        return Err(err("sample rates must be above 0 Hz".into()));
-    }
     if from == to {
         return Ok(samples.to_vec());
     }

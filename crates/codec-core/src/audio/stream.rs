@@ -114,9 +114,10 @@ impl<R: Read> PcmStreamReader<R> {
             reader.is_wav = true;
             reader.read_wav_header()?;
         } else {
-            if raw.channels == 0 || raw.sample_rate == 0 {
-                return Err(bad("raw PCM needs a sample rate and a channel count"));
+            if raw.channels == 0 {
+                return Err(bad("raw PCM needs a channel count"));
             }
+            super::check_sample_rate(u64::from(raw.sample_rate), "raw PCM input")?;
             reader.pending.extend_from_slice(&head[..got]);
             reader.ended = got < head.len();
         }
@@ -159,9 +160,10 @@ impl<R: Read> PcmStreamReader<R> {
                             )))
                         }
                     };
-                    if self.channels == 0 || self.sample_rate == 0 {
-                        return Err(bad("WAV header with 0 channels or a 0 Hz rate"));
+                    if self.channels == 0 {
+                        return Err(bad("WAV header with 0 channels"));
                     }
+                    super::check_sample_rate(u64::from(self.sample_rate), "the WAV stream")?;
                     have_fmt = true;
                 }
                 b"data" if have_fmt => {

@@ -102,9 +102,46 @@ impl TinyCodecConfig {
     }
 }
 
+/// Clips longer than this many frames (60 s) are encoded and decoded in windows of it, so that
+/// memory stays bounded on any length; the results equal a single pass (see [`WindowPlan`]).
+pub const WINDOW_FRAMES: usize = 3000;
+
+/// Frames of context on each side of a window when encoding: the encoder's receptive field is
+/// 17 frames (its STFT frame reaches 2 frames out, the 7-tap embedding and the four 7-tap
+/// ConvNeXt convolutions 3 frames each), so every frame of a window's core sees exactly the
+/// samples it would see in one pass over the clip.
+const ENCODE_CONTEXT: usize = 24;
+/// The same for decoding: 3 + 8 × 3 frames of convolutions, then the iSTFT's 4-frame overlap.
+const DECODE_CONTEXT: usize = 40;
+
+/// How a clip of `frames` frames is cut: cores of `window` frames, each run with `context`
+/// frames on both sides (fewer at the ends of the clip) whose outputs are dropped.
+#[derive(Debug, Clone, Copy)]
+struct WindowPlan {
+    frames: usize,
+    window: usize,
+    context: usize,
+}
+
+impl WindowPlan {
+    /// `(run_start, run_end, core_start, core_end)` in frames, for each window in order.
+    fn windows(self) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        (0..self.frames)
+            .step_by(self.window.max(1))
+            .map(move |core| {
+                let core_end = (core + self.window).min(self.frames);
+                let start = core.saturating_sub(self.context);
+                let end = (core_end + self.context).min(self.frames);
+                (start, end, core, core_end)
+            })
+    }
+}
+
 /// A loaded tinycodec model.
 pub struct TinyCodec {
     info: CodecInfo,
+    /// Frames per window on long clips ([`WINDOW_FRAMES`] unless set).
+    window_frames: usize,
     config: TinyCodecConfig,
     device: Device,
     stft: Stft,
@@ -167,6 +204,7 @@ impl TinyCodec {
         };
         Ok(Self {
             info,
+            window_frames: WINDOW_FRAMES,
             config: config.clone(),
             device: device.clone(),
             stft,
@@ -182,7 +220,15 @@ impl TinyCodec {
         &self.config
     }
 
-    /// Audio `[batch, 1, samples]` → latent before the quantizer `[batch, frames, dims]`.
+    /// Process clips longer than `frames` frames in windows of that many (at least 1); the
+    /// codes and audio do not depend on it, only the memory does (default [`WINDOW_FRAMES`]).
+    pub fn with_window_frames(mut self, frames: usize) -> Self {
+        self.window_frames = frames.max(1);
+        self
+    }
+
+    /// Audio `[batch, 1, samples]` → latent before the quantizer `[batch, frames, dims]`,
+    /// a window at a time on long clips.
     pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
         let dims = audio.dims();
         if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
@@ -190,6 +236,25 @@ impl TinyCodec {
                 "tinycodec takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
             )));
         }
+        let hop = self.config.hop_length;
+        let len = dims[2];
+        let plan = WindowPlan {
+            frames: len.div_ceil(hop),
+            window: self.window_frames,
+            context: ENCODE_CONTEXT,
+        };
+        let mut pieces = Vec::new();
+        for (start, end, core, core_end) in plan.windows() {
+            // Whole hops from the window's first frame: its frames are the clip's frames.
+            let (s0, s1) = (start * hop, (end * hop).min(len));
+            let latent = self.encode_latent_once(&audio.narrow(2, s0, s1 - s0)?)?;
+            pieces.push(latent.narrow(1, core - start, core_end - core)?);
+        }
+        Ok(Tensor::cat(&pieces, 1)?)
+    }
+
+    /// [`encode_latent`](Self::encode_latent) in one pass.
+    fn encode_latent_once(&self, audio: &Tensor) -> Result<Tensor> {
         let x = audio
             .to_device(&self.device)?
             .to_dtype(DType::F32)?
@@ -205,8 +270,25 @@ impl TinyCodec {
         Ok(self.encoder_proj.forward(&h)?)
     }
 
-    /// Quantized latent `[batch, frames, dims]` → audio `[batch, 1, frames * hop]`.
+    /// Quantized latent `[batch, frames, dims]` → audio `[batch, 1, frames * hop]`, a window
+    /// at a time on long clips.
     pub fn decode_latent(&self, latent: &Tensor) -> Result<Tensor> {
+        let hop = self.config.hop_length;
+        let plan = WindowPlan {
+            frames: latent.dim(1)?,
+            window: self.window_frames,
+            context: DECODE_CONTEXT,
+        };
+        let mut pieces = Vec::new();
+        for (start, end, core, core_end) in plan.windows() {
+            let audio = self.decode_latent_once(&latent.narrow(1, start, end - start)?)?;
+            pieces.push(audio.narrow(2, (core - start) * hop, (core_end - core) * hop)?);
+        }
+        Ok(Tensor::cat(&pieces, 2)?)
+    }
+
+    /// [`decode_latent`](Self::decode_latent) in one pass.
+    fn decode_latent_once(&self, latent: &Tensor) -> Result<Tensor> {
         let x = self
             .decoder
             .forward(&latent.transpose(1, 2)?.contiguous()?, 0)?;
