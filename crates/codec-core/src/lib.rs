@@ -19,6 +19,7 @@ pub mod card;
 pub mod codec;
 pub mod dsp;
 pub mod error;
+mod guard;
 pub mod models;
 pub mod nn;
 pub mod npy;

@@ -348,7 +348,24 @@ struct LengthTrust {
 
 /// Decode the first audio track with symphonia; a stream that decodes to fewer frames than it
 /// announces (where that number is exact) is an error.
+/// [`decode_symphonia_unguarded`], with a panic of symphonia on damaged data (fuzzing found
+/// some in its RIFF reader) turned into an error.
 fn decode_symphonia(
+    bytes: Vec<u8>,
+    hint_extension: Option<&str>,
+    path: &Path,
+    trust: LengthTrust,
+) -> std::result::Result<AudioClip, Decode> {
+    crate::guard::contain(|| decode_symphonia_unguarded(bytes, hint_extension, path, trust))
+        .unwrap_or_else(|panic| {
+            Err(Decode::Fatal(Error::AudioRead {
+                path: path.to_path_buf(),
+                reason: format!("the file is damaged (the decoder failed: {panic})"),
+            }))
+        })
+}
+
+fn decode_symphonia_unguarded(
     bytes: Vec<u8>,
     hint_extension: Option<&str>,
     path: &Path,

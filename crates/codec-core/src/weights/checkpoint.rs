@@ -36,7 +36,13 @@ impl StateDict {
             }
         }
         let tensors = if &magic == b"PK\x03\x04" {
-            read_pytorch_zip(path)?
+            // candle's pickle reader panics on some damaged files (found by fuzzing).
+            crate::guard::contain(|| read_pytorch_zip(path)).unwrap_or_else(|panic| {
+                Err(Error::weights(
+                    &source,
+                    format!("damaged PyTorch checkpoint (the reader failed: {panic})"),
+                ))
+            })?
         } else {
             candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
                 Error::weights(
