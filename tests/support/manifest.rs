@@ -54,13 +54,20 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
     })
 }
 
-/// [`read_manifest`] of `fixtures_dir(family)/file`, or `None` with `SKIPPED: ...` printed.
+/// [`read_manifest`] of `fixtures_dir(family)/file`, or `None` with `SKIPPED: ...` printed when
+/// the file is absent (a failure instead under `CODEC_REQUIRE_FIXTURES`, as `.ci/run` sets).
+/// A manifest that is there but broken is always a failure.
 pub fn manifest_or_skip(family: &str, file: &str) -> Option<Manifest> {
-    match read_manifest(&fixtures_dir(family).join(file)) {
-        Ok(m) => Some(m),
-        Err(reason) => {
-            println!("SKIPPED: {reason}");
-            None
+    let path = fixtures_dir(family).join(file);
+    if !path.is_file() {
+        if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
+            panic!("{} is absent and CODEC_REQUIRE_FIXTURES is set", path.display());
         }
+        println!("SKIPPED: {} is absent", path.display());
+        return None;
+    }
+    match read_manifest(&path) {
+        Ok(m) => Some(m),
+        Err(reason) => panic!("{}: broken key manifest: {reason}", path.display()),
     }
 }

@@ -11,6 +11,13 @@ pub fn fixture_dir(name: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
+        // Under CI (.ci/run sets the switch) a missing fixture fails instead of skipping.
+        if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
+            panic!(
+                "fixture folder {} is absent and CODEC_REQUIRE_FIXTURES is set",
+                dir.display()
+            );
+        }
         eprintln!("SKIPPED: fixture folder {} is absent", dir.display());
         None
     }
