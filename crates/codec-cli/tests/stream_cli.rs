@@ -237,7 +237,10 @@ fn bad_streams_fail_cleanly() {
     assert!(ok);
     let cut = &tokens[..tokens.len() - 5];
     let (_, err, ok) = codec_piped(&["decode", "--stream", "-m", model, "-", "-"], cut);
-    assert!(!ok && err.contains("ends inside frame"), "{err}");
+    assert!(
+        !ok && err.contains("token stream: frame") && err.contains("ends inside it"),
+        "{err}"
+    );
     let mut flipped = tokens.clone();
     let n = flipped.len();
     flipped[n - 30] ^= 0x10;
