@@ -61,7 +61,10 @@ pub fn manifest_or_skip(family: &str, file: &str) -> Option<Manifest> {
     let path = fixtures_dir(family).join(file);
     if !path.is_file() {
         if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
-            panic!("{} is absent and CODEC_REQUIRE_FIXTURES is set", path.display());
+            panic!(
+                "{} is absent and CODEC_REQUIRE_FIXTURES is set",
+                path.display()
+            );
         }
         println!("SKIPPED: {} is absent", path.display());
         return None;

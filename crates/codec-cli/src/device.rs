@@ -10,7 +10,12 @@ pub fn parse_device(name: &str) -> Result<Device> {
             if !cfg!(feature = "cuda") {
                 bail!("this build has no CUDA support; rebuild with `--features cuda`")
             }
-            Ok(Device::new_cuda(0)?)
+            Device::new_cuda(0).map_err(|e| {
+                anyhow::anyhow!(
+                    "no CUDA device could be opened ({e}); is an NVIDIA GPU present, with its \
+                     driver (R580 or newer) loaded?"
+                )
+            })
         }
         "metal" => {
             if !cfg!(feature = "metal") {

@@ -10,6 +10,7 @@ use std::process::Command;
 const LIMIT_KIB: i64 = 1_500_000;
 
 /// Run `codec` with `args`; returns (success, stderr, peak RSS in KiB).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
 fn run_measured(args: &[&std::ffi::OsStr]) -> (bool, String, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_codec"))
         .args(args)

@@ -10,7 +10,7 @@
 mod common;
 
 use codec_core::audio::{prepare_mono, read_audio};
-use codec_core::{load_model, CodeStreams, Codec, Device, ModelSpec, Tensor};
+use codec_core::{load_model, CodeStreams, Device, ModelSpec, Tensor};
 use common::{fixture_dir, snr_db};
 
 fn cuda() -> Option<Device> {
@@ -54,7 +54,7 @@ fn flat_f32(t: &Tensor) -> Vec<f32> {
         .unwrap()
 }
 
-/// Compare one model on the CPU and the GPU; returns (code agreement, decoded SNR in dB).
+/// Compare one model on the CPU and the GPU: code agreement and decoded SNR, printed and bounded.
 fn compare(spec: &str, wav: &std::path::Path, gpu: &Device, deterministic_decode: bool) {
     let spec = ModelSpec::parse(spec).unwrap();
     let cpu_model = load_model(&spec, &Device::Cpu).unwrap();
@@ -88,7 +88,11 @@ fn compare(spec: &str, wav: &std::path::Path, gpu: &Device, deterministic_decode
                 info.name,
                 100.0 * agreement
             );
-            assert!(agreement >= 0.99, "{}: codes agree at {agreement}", info.name);
+            assert!(
+                agreement >= 0.99,
+                "{}: codes agree at {agreement}",
+                info.name
+            );
             codes
         }
         // Decode-only models (X-Codec2, NeuCodec here): codes spread over the codebook.
@@ -103,7 +107,10 @@ fn compare(spec: &str, wav: &std::path::Path, gpu: &Device, deterministic_decode
         }
     };
     if !deterministic_decode {
-        eprintln!("{}: decoder adds noise; decode compared by shape only", info.name);
+        eprintln!(
+            "{}: decoder adds noise; decode compared by shape only",
+            info.name
+        );
     }
     let a = cpu_model.decode_streams(&codes).unwrap();
     let b = gpu_model.decode_streams(&to_device(&codes, gpu)).unwrap();

@@ -299,7 +299,7 @@ proptest! {
 /// An offset within the first or last 4 KiB of a file of `len` bytes.
 fn near_structure(at: usize, len: usize) -> usize {
     let window = 4096.min(len);
-    if at % 2 == 0 {
+    if at.is_multiple_of(2) {
         at % window
     } else {
         len - 1 - at % window

@@ -132,7 +132,7 @@ mod tests {
         assert!(resample(&[], 16000, 24000).unwrap().is_empty());
         assert!(matches!(
             resample(&x, 0, 24000),
-            Err(Error::Resample { from: 0, .. })
+            Err(Error::SampleRate { rate: 0, .. })
         ));
         assert!(resample(&x, 24000, 0).is_err());
     }
