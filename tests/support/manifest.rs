@@ -74,3 +74,16 @@ pub fn manifest_or_skip(family: &str, file: &str) -> Option<Manifest> {
         Err(reason) => panic!("{}: broken key manifest: {reason}", path.display()),
     }
 }
+
+/// Whether a fixture file is there; when it is not, prints `SKIPPED: ...` and returns false, or
+/// fails under `CODEC_REQUIRE_FIXTURES` (as `.ci/run` sets).
+pub fn present_or_skip(path: &Path) -> bool {
+    if path.is_file() {
+        return true;
+    }
+    if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
+        panic!("{} is absent and CODEC_REQUIRE_FIXTURES is set", path.display());
+    }
+    println!("SKIPPED: {} is absent", path.display());
+    false
+}

@@ -7,7 +7,7 @@
 //! use codec_core::{load_model, Codec, ModelSpec, audio};
 //! # fn main() -> codec_core::Result<()> {
 //! let device = codec_core::Device::Cpu;
-//! let model = load_model(&ModelSpec::parse("wavtokenizer-small-75")?, &device)?;
+//! let model = load_model(&ModelSpec::parse("wavtokenizer-small-speech-75")?, &device)?;
 //! let clip = audio::read_audio("speech.wav")?;
 //! let encoded = codec_core::pipeline::encode_audio(model.as_ref(), &clip)?;
 //! println!("{} frames", encoded.num_frames());
