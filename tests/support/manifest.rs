@@ -82,7 +82,10 @@ pub fn present_or_skip(path: &Path) -> bool {
         return true;
     }
     if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
-        panic!("{} is absent and CODEC_REQUIRE_FIXTURES is set", path.display());
+        panic!(
+            "{} is absent and CODEC_REQUIRE_FIXTURES is set",
+            path.display()
+        );
     }
     println!("SKIPPED: {} is absent", path.display());
     false
