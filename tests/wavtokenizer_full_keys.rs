@@ -73,15 +73,7 @@ fn read_manifest(file: &str) -> Result<Manifest, String> {
 /// The manifest, or `None` (with `SKIPPED`) when the file is absent; a failure when it is
 /// absent under `CODEC_REQUIRE_FIXTURES` (as `.ci/run` sets) or present but broken.
 fn manifest_or_skip(file: &str) -> Option<Manifest> {
-    let path = fixtures_dir().join(file);
-    if !path.is_file() {
-        if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
-            panic!(
-                "{} is absent and CODEC_REQUIRE_FIXTURES is set",
-                path.display()
-            );
-        }
-        println!("SKIPPED: {} is absent", path.display());
+    if !support::manifest::present_or_skip(&fixtures_dir().join(file)) {
         return None;
     }
     match read_manifest(file) {

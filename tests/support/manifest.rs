@@ -59,14 +59,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, String> {
 /// A manifest that is there but broken is always a failure.
 pub fn manifest_or_skip(family: &str, file: &str) -> Option<Manifest> {
     let path = fixtures_dir(family).join(file);
-    if !path.is_file() {
-        if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_some_and(|v| v != "0") {
-            panic!(
-                "{} is absent and CODEC_REQUIRE_FIXTURES is set",
-                path.display()
-            );
-        }
-        println!("SKIPPED: {} is absent", path.display());
+    if !present_or_skip(&path) {
         return None;
     }
     match read_manifest(&path) {
