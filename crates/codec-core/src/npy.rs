@@ -65,22 +65,20 @@ pub fn read_npy_bytes(bytes: &[u8], name: &str) -> Result<NpyArray> {
     let npyz::DType::Plain(ty) = npy.dtype() else {
         return Err(bad("structured arrays are not supported".into()));
     };
-    let count = npy
+    // The header check bounded the element count; this one also counts the element size.
+    let fits = npy
         .shape()
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(d))
-        .filter(|&n| {
-            n.checked_mul(ty.num_bytes().unwrap_or(1) as u64)
-                .is_some_and(|b| b <= (bytes.len() - data_start) as u64)
-        })
-        .ok_or_else(|| {
-            bad(format!(
-                "its shape {:?} needs more data than the file's {} bytes",
-                npy.shape(),
-                bytes.len()
-            ))
-        })?;
-    let _ = count;
+        .and_then(|n| n.checked_mul(ty.num_bytes().unwrap_or(1) as u64))
+        .is_some_and(|b| b <= (bytes.len() - data_start) as u64);
+    if !fits {
+        return Err(bad(format!(
+            "its shape {:?} needs more data than the file's {} bytes",
+            npy.shape(),
+            bytes.len()
+        )));
+    }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let values: Vec<f64> = match (ty.type_char(), ty.size_field()) {
         (npyz::TypeChar::Int, 8) => conv(npy.into_vec::<i64>(), &bad)?,
