@@ -91,6 +91,11 @@ pub enum Error {
     #[error("weights {path}: {reason}")]
     Weights { path: String, reason: String },
 
+    /// A model graph file (TFLite) is unreadable, or is not the graph the family expects: an
+    /// op it does not know, a shape, stride or quantisation that does not match.
+    #[error("model file {file}: {problem}")]
+    Graph { file: String, problem: String },
+
     /// A file that must come from the model hub is not available.
     #[error("{file} from hub repo {repo} is not available: {reason}\n  to use it offline, download it on a machine with internet and pass the folder with --model DIR (or put it in the Hugging Face cache)")]
     Download {

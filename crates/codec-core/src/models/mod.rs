@@ -7,6 +7,7 @@
 
 pub mod dac;
 pub mod encodec;
+pub mod lyra;
 pub mod mimi;
 pub mod snac;
 pub mod tinycodec;
