@@ -46,6 +46,38 @@ fn main() {
             ));
         }
     }
+    // Models whose published weights are several graph files keep them in a folder of their
+    // own (models/lyra-v2/*.tflite), embedded as "folder/file".
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&models)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    folders.sort();
+    if std::env::var_os("CARGO_FEATURE_EMBEDDED").is_some() {
+        for folder in &folders {
+            println!("cargo:rerun-if-changed={}", folder.display());
+            let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|e| e == "tflite"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.sort();
+            let dir = folder.file_name().unwrap().to_string_lossy();
+            for f in &files {
+                println!("cargo:rerun-if-changed={}", f.display());
+                let name = format!("{dir}/{}", f.file_name().unwrap().to_string_lossy());
+                out.push_str(&format!(
+                    "    ({name:?}, include_bytes!({:?})),\n",
+                    f.canonicalize().unwrap().display().to_string()
+                ));
+            }
+        }
+    }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_cards.rs");
     std::fs::write(dest, out).unwrap();

@@ -16,13 +16,13 @@ use crate::progress::with_spinner;
 use crate::stream;
 
 /// The model used when `--model` is not given.
-pub const DEFAULT_MODEL: &str = "tinycodec-24khz";
+pub const DEFAULT_MODEL: &str = "lyra-v2";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Encode an audio file (WAV, FLAC, MP3, OGG, ...) into tokens.
     ///
-    /// With --stream (causal models such as mimi): read PCM as it arrives (a WAV stream, or raw
+    /// With --stream (causal models: lyra-v2, mimi): read PCM as it arrives (a WAV stream, or raw
     /// 16-bit PCM) and write a token stream frame by frame; `-` is stdin / stdout:
     /// `arecord -f S16_LE -r 24000 -c 1 | codec encode --stream -m mimi - - | codec decode --stream - - | aplay`
     Encode {
@@ -37,11 +37,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TokenFormat::Tok)]
         format: TokenFormat,
-        /// Use only the first N codebooks (residual codecs such as EnCodec); default: all.
+        /// Use only the first N codebooks (residual codecs such as EnCodec); default: the
+        /// model's (all, or Lyra v2's 16 = 3.2 kbit/s).
         #[arg(long, value_name = "N", conflicts_with = "bandwidth")]
         codebooks: Option<usize>,
-        /// Target bandwidth in kbit/s, one of those the model defines (EnCodec: 1.5, 3, 6, 12,
-        /// 24 at 24 kHz); selects the matching number of codebooks.
+        /// Target bandwidth in kbit/s, one of those the model defines (Lyra v2: 3.2, 6, 9.2;
+        /// EnCodec: 1.5, 3, 6, 12, 24 at 24 kHz); selects the matching number of codebooks.
         #[arg(long, value_name = "KBPS")]
         bandwidth: Option<f64>,
         /// Stream: encode audio as it arrives, writing each frame's codes as soon as it is
@@ -99,7 +100,7 @@ pub enum Command {
         /// Output token file (.tok).
         output: PathBuf,
         /// The model the codes are for: a card name, a hub repo id, a folder or a weight file.
-        #[arg(long, short)]
+        #[arg(long, short, default_value = DEFAULT_MODEL)]
         model: String,
     },
     /// Write a checkpoint's inference weights (weight norm folded) to safetensors.
@@ -481,7 +482,7 @@ fn models_text() -> Result<String> {
     )?;
     for card in ModelCard::builtin() {
         let cached = if card.embedded.is_some() {
-            if card.embedded_weights().is_some() {
+            if card.is_built_in() {
                 "built in"
             } else {
                 "missing"
@@ -491,10 +492,15 @@ fn models_text() -> Result<String> {
         } else {
             "no"
         };
+        let name = if card.name == DEFAULT_MODEL {
+            format!("{} (default)", card.name)
+        } else {
+            card.name.clone()
+        };
         writeln!(
             out,
             "{:<36} {:>6} {:>7} {:>9.0}  {:<8} {}",
-            card.name,
+            name,
             short_number(card.sample_rate as f64 / 1000.0),
             short_number(card.frame_rate),
             card.bitrate(),

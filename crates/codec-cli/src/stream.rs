@@ -54,6 +54,26 @@ impl StreamOutput {
             Self::File(file) => Ok(file.commit()?),
         }
     }
+
+    /// A WAV stream ended well: in a regular file, write the real sizes into the header (a
+    /// pipe keeps the "unknown length" ones players accept), then put the file in place.
+    fn finish_wav(self, data_bytes: u64) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        match self {
+            Self::File(mut file) if !file.is_in_place() => {
+                if let (Ok(data), Ok(riff)) =
+                    (u32::try_from(data_bytes), u32::try_from(data_bytes + 36))
+                {
+                    file.seek(SeekFrom::Start(4))?;
+                    file.write_all(&riff.to_le_bytes())?;
+                    file.seek(SeekFrom::Start(40))?;
+                    file.write_all(&data.to_le_bytes())?;
+                }
+                Ok(file.commit()?)
+            }
+            other => other.finish(),
+        }
+    }
 }
 
 impl Write for StreamOutput {
@@ -273,7 +293,17 @@ pub fn decode_stream(
             writer.write_mono(&samples)?;
         }
     }
-    writer.into_inner().finish()?;
+    let out = writer.into_inner();
+    if opts.raw {
+        out.finish()?;
+    } else {
+        let bytes_per_sample = if matches!(format, StreamSampleFormat::Float32) {
+            4
+        } else {
+            2
+        };
+        out.finish_wav(samples_out as u64 * bytes_per_sample)?;
+    }
     let frame_seconds = decoder.frame_size() as f64 / info.sample_rate as f64;
     let frames_decoded = samples_out / decoder.frame_size();
     if (frames_decoded as u64) < reader.frames_read() {

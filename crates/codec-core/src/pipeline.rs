@@ -335,7 +335,8 @@ pub fn decode_tokens(
 
 /// A token file for `model`'s codes made elsewhere (e.g. by the reference implementation),
 /// read from a `.npy` array shaped `[codebooks, frames]`, `[1, codebooks, frames]`, or `[frames]`
-/// for a single-codebook model. A prefix of a residual model's codebooks is fine.
+/// for a single-codebook model. A prefix of a residual model's codebooks is fine, also written
+/// the way Lyra's runtime writes it: all codebooks, the unused trailing ones filled with -1.
 ///
 /// The header is the model's (name, weights fingerprint, rates); the original audio is taken to
 /// be `frames * hop` samples at the model's rate. Every code is checked against its codebook;
@@ -381,6 +382,17 @@ pub fn import_codes(
             )))
         }
     };
+    // Trailing rows of -1 are unused stages (Lyra's runtime marks them so); keep the others.
+    let unused = (0..n)
+        .rev()
+        .take_while(|&i| {
+            frames > 0
+                && codes.values[i * frames..(i + 1) * frames]
+                    .iter()
+                    .all(|&v| v == -1.0)
+        })
+        .count();
+    let n = if unused < n { n - unused } else { n };
     if n == 0 || n > available {
         return Err(bad(format!(
             "{n} codebooks, model {} takes 1 to {available} (shape {:?})",

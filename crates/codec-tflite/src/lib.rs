@@ -220,7 +220,9 @@ pub struct Subgraph {
 impl Subgraph {
     /// The tensor at `index`, if there is one (operators use -1 for absent inputs).
     pub fn tensor(&self, index: i32) -> Option<&Tensor> {
-        usize::try_from(index).ok().and_then(|i| self.tensors.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.tensors.get(i))
     }
 }
 
@@ -272,10 +274,17 @@ impl Model {
         }
         let mut signatures = Vec::new();
         for s in model.signature_defs().into_iter().flatten() {
-            let map = |v: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::TensorMap<'_>>>>| {
+            let map = |v: Option<
+                flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::TensorMap<'_>>>,
+            >| {
                 v.into_iter()
                     .flatten()
-                    .map(|t| (t.name().unwrap_or_default().to_string(), t.tensor_index() as i32))
+                    .map(|t| {
+                        (
+                            t.name().unwrap_or_default().to_string(),
+                            t.tensor_index() as i32,
+                        )
+                    })
                     .collect::<Vec<_>>()
             };
             signatures.push(Signature {
@@ -303,7 +312,9 @@ impl Model {
 fn buffer_bytes(file: &[u8], index: usize, b: &fb::Buffer<'_>) -> Result<Option<Vec<u8>>, Error> {
     if b.offset() > 1 {
         let start = usize::try_from(b.offset()).ok();
-        let end = start.zip(usize::try_from(b.size()).ok()).and_then(|(s, n)| s.checked_add(n));
+        let end = start
+            .zip(usize::try_from(b.size()).ok())
+            .and_then(|(s, n)| s.checked_add(n));
         return match (start, end) {
             (Some(s), Some(e)) if e <= file.len() => Ok(Some(file[s..e].to_vec())),
             _ => Err(Error::Corrupt(format!(
@@ -314,12 +325,18 @@ fn buffer_bytes(file: &[u8], index: usize, b: &fb::Buffer<'_>) -> Result<Option<
             ))),
         };
     }
-    Ok(b.data().filter(|d| !d.is_empty()).map(|d| d.bytes().to_vec()))
+    Ok(b.data()
+        .filter(|d| !d.is_empty())
+        .map(|d| d.bytes().to_vec()))
 }
 
 fn op_name(c: &fb::OperatorCode<'_>) -> String {
     // Codes below 127 live in the deprecated int8 field of older files.
-    let code = fb::BuiltinOperator(c.builtin_code().0.max(i32::from(c.deprecated_builtin_code())));
+    let code = fb::BuiltinOperator(
+        c.builtin_code()
+            .0
+            .max(i32::from(c.deprecated_builtin_code())),
+    );
     if code == fb::BuiltinOperator::CUSTOM {
         return format!("CUSTOM:{}", c.custom_code().unwrap_or_default());
     }
@@ -373,7 +390,10 @@ fn read_subgraph(
             }
             Some(Quantization {
                 scale,
-                zero_point: q.zero_point().map(|v| v.iter().collect()).unwrap_or_default(),
+                zero_point: q
+                    .zero_point()
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default(),
                 dimension: usize::try_from(q.quantized_dimension()).unwrap_or(0),
             })
         });
@@ -388,16 +408,22 @@ fn read_subgraph(
     }
     let mut ops = Vec::new();
     for (oi, op) in sg.operators().into_iter().flatten().enumerate() {
-        let (code, version) = codes.get(op.opcode_index() as usize).cloned().ok_or_else(|| {
-            Error::Corrupt(format!(
-                "subgraph {si} op {oi} uses operator code {} of {}",
-                op.opcode_index(),
-                codes.len()
-            ))
-        })?;
+        let (code, version) = codes
+            .get(op.opcode_index() as usize)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "subgraph {si} op {oi} uses operator code {} of {}",
+                    op.opcode_index(),
+                    codes.len()
+                ))
+            })?;
         let indices = |v: Option<flatbuffers::Vector<'_, i32>>| -> Result<Vec<i32>, Error> {
             let v: Vec<i32> = v.map(|v| v.iter().collect()).unwrap_or_default();
-            if let Some(bad) = v.iter().find(|&&i| i < -1 || i as i64 >= tensors.len() as i64) {
+            if let Some(bad) = v
+                .iter()
+                .find(|&&i| i < -1 || i as i64 >= tensors.len() as i64)
+            {
                 return Err(Error::Corrupt(format!(
                     "subgraph {si} op {oi} ({code}) names tensor {bad} of {}",
                     tensors.len()
@@ -413,7 +439,8 @@ fn read_subgraph(
             version,
         });
     }
-    let io = |v: Option<flatbuffers::Vector<'_, i32>>| v.map(|v| v.iter().collect()).unwrap_or_default();
+    let io =
+        |v: Option<flatbuffers::Vector<'_, i32>>| v.map(|v| v.iter().collect()).unwrap_or_default();
     Ok(Subgraph {
         name: sg.name().unwrap_or_default().to_string(),
         inputs: io(sg.inputs()),

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Option<Vec<u8>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/lyra").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/lyra")
+        .join(name);
     match std::fs::read(&path) {
         Ok(b) => Some(b),
         Err(_) if std::env::var_os("CODEC_REQUIRE_FIXTURES").is_none() => {
@@ -25,7 +27,11 @@ fn inventory(m: &codec_tflite::Model, subgraph: usize) -> BTreeMap<String, usize
             .first()
             .and_then(|&o| sg.tensor(o))
             .is_some_and(|t| t.dtype == codec_tflite::DType::I8);
-        let key = if int8 { format!("{} int8", op.code) } else { op.code.clone() };
+        let key = if int8 {
+            format!("{} int8", op.code)
+        } else {
+            op.code.clone()
+        };
         *counts.entry(key).or_default() += 1;
     }
     counts
@@ -33,7 +39,9 @@ fn inventory(m: &codec_tflite::Model, subgraph: usize) -> BTreeMap<String, usize
 
 #[test]
 fn encoder_ops_match_the_published_inventory() {
-    let Some(bytes) = fixture("soundstream_encoder.tflite") else { return };
+    let Some(bytes) = fixture("soundstream_encoder.tflite") else {
+        return;
+    };
     let m = codec_tflite::Model::parse(&bytes).unwrap();
     let inv = inventory(&m, 0);
     assert_eq!(inv["CONV_2D"], 16);
@@ -42,23 +50,38 @@ fn encoder_ops_match_the_published_inventory() {
     assert_eq!(inv["DEPTHWISE_CONV_2D int8"], 2);
     assert_eq!(inv["QUANTIZE int8"], 6);
     assert_eq!(inv["DEQUANTIZE"], 10);
-    assert_eq!(m.signature("serving_default").unwrap().inputs[0].0, "input_audio");
+    assert_eq!(
+        m.signature("serving_default").unwrap().inputs[0].0,
+        "input_audio"
+    );
 }
 
 #[test]
 fn generator_and_quantizer_parse() {
-    let Some(gen) = fixture("lyragan.tflite") else { return };
+    let Some(gen) = fixture("lyragan.tflite") else {
+        return;
+    };
     let m = codec_tflite::Model::parse(&gen).unwrap();
-    assert_eq!(inventory(&m, 0)["TRANSPOSE_CONV"] + inventory(&m, 0)["TRANSPOSE_CONV int8"], 8);
-    let Some(q) = fixture("quantizer.tflite") else { return };
+    assert_eq!(
+        inventory(&m, 0)["TRANSPOSE_CONV"] + inventory(&m, 0)["TRANSPOSE_CONV int8"],
+        8
+    );
+    let Some(q) = fixture("quantizer.tflite") else {
+        return;
+    };
     let m = codec_tflite::Model::parse(&q).unwrap();
     assert!(m.signature("encode").is_some() && m.signature("decode").is_some());
 }
 
 #[test]
 fn every_truncation_is_an_error_not_a_panic() {
-    let Some(bytes) = fixture("quantizer.tflite") else { return };
+    let Some(bytes) = fixture("quantizer.tflite") else {
+        return;
+    };
     for cut in (0..bytes.len()).step_by(997) {
-        assert!(codec_tflite::Model::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            codec_tflite::Model::parse(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
 }

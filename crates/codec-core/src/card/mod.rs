@@ -93,6 +93,16 @@ impl ModelCard {
             .map(|(_, bytes)| *bytes)
     }
 
+    /// Whether every weight file of this card is compiled into this build (its one embedded
+    /// file, or each file of a graph family's embedded folder).
+    pub fn is_built_in(&self) -> bool {
+        match (models::graph_files(&self.family), self.embedded.as_deref()) {
+            (Some(names), Some(folder)) => names.iter().all(|n| embedded_file(folder, n).is_some()),
+            (None, Some(_)) => self.embedded_weights().is_some(),
+            (_, None) => false,
+        }
+    }
+
     /// The weight file in the local hub cache, if it was downloaded before.
     pub fn cached_weights(&self) -> Option<PathBuf> {
         let hub = self.hub.as_ref()?;
@@ -215,7 +225,44 @@ pub fn load_model(spec: &ModelSpec, device: &Device) -> Result<Box<dyn Codec>> {
     }
 }
 
+/// The compiled-in file `folder/name` (graph families keep their files in a folder).
+fn embedded_file(folder: &str, name: &str) -> Option<&'static [u8]> {
+    let key = format!("{folder}/{name}");
+    EMBEDDED_WEIGHTS
+        .iter()
+        .find(|(file, _)| *file == key)
+        .map(|(_, bytes)| *bytes)
+}
+
 fn load_card(card: &ModelCard, device: &Device) -> Result<Box<dyn Codec>> {
+    if let Some(names) = models::graph_files(&card.family) {
+        let folder = card
+            .embedded
+            .as_deref()
+            .ok_or_else(|| Error::UnknownModel {
+                name: card.name.clone(),
+                hint: "the card names no embedded model folder".into(),
+            })?;
+        let files = names
+            .iter()
+            .map(|n| {
+                embedded_file(folder, n).map(<[u8]>::to_vec).ok_or_else(|| Error::UnknownModel {
+                    name: card.name.clone(),
+                    hint: format!(
+                        "its files ({folder}/{n}) are not compiled into this build; rebuild with the `embedded` feature, or load a folder holding {}",
+                        names.join(", ")
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return models::load_graph_family(
+            &card.family,
+            Some(&card.architecture),
+            &files,
+            &card.name,
+            device,
+        );
+    }
     if let Some(file) = &card.embedded {
         let bytes = card.embedded_weights().ok_or_else(|| Error::UnknownModel {
             name: card.name.clone(),
@@ -260,7 +307,44 @@ fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
 
 const WEIGHT_EXTS: &[&str] = &["safetensors", "ckpt", "pth", "pt", "th", "bin"];
 
+/// A folder of a graph family's files (e.g. Lyra's three `.tflite`), with a card beside them
+/// or the published architecture.
+fn load_graph_dir(family: &str, dir: &Path, device: &Device) -> Result<Box<dyn Codec>> {
+    let names = models::graph_files(family).unwrap_or_default();
+    let files = names
+        .iter()
+        .map(|n| crate::audio::read_bounded(&dir.join(n), MAX_GRAPH_FILE_BYTES))
+        .collect::<Result<Vec<_>>>()?;
+    let mut cards = Vec::new();
+    for path in files_with_ext(dir, &["toml"])? {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let card = ModelCard::from_toml(&text, &path.display().to_string())?;
+        if card.family == family {
+            cards.push(card);
+        }
+    }
+    match cards.as_slice() {
+        [card] => {
+            models::load_graph_family(family, Some(&card.architecture), &files, &card.name, device)
+        }
+        _ => {
+            let stem = dir
+                .canonicalize()
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "local".into());
+            models::load_graph_family(family, None, &files, &format!("local:{stem}"), device)
+        }
+    }
+}
+
+/// The largest graph file read (published ones are a few megabytes).
+const MAX_GRAPH_FILE_BYTES: u64 = 256 << 20;
+
 fn load_dir(dir: &Path, device: &Device) -> Result<Box<dyn Codec>> {
+    if let Some(family) = models::detect_graph_family(dir) {
+        return load_graph_dir(family, dir, device);
+    }
     let weights = files_with_ext(dir, WEIGHT_EXTS)?;
     // A folder may hold a checkpoint beside other tensors (e.g. safetensors traces or a
     // conversion of the same weights): a PyTorch checkpoint wins, then a lone safetensors file.
@@ -365,6 +449,23 @@ fn find_config(dir: &Path, weights: &Path) -> Result<Option<LocalConfig>> {
 }
 
 fn load_file(file: &Path, dir: Option<&Path>, device: &Device) -> Result<Box<dyn Codec>> {
+    // One file of a graph family's set stands for its folder.
+    if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tflite"))
+    {
+        let folder = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        return match models::detect_graph_family(folder) {
+            Some(family) => load_graph_dir(family, folder, device),
+            None => Err(Error::UnknownModel {
+                name: file.display().to_string(),
+                hint: "a .tflite file is loaded with the rest of its model: Lyra v2 needs soundstream_encoder.tflite, quantizer.tflite and lyragan.tflite in one folder".into(),
+            }),
+        };
+    }
     let dir = dir
         .map(Path::to_path_buf)
         .or_else(|| file.parent().map(Path::to_path_buf))

@@ -4,6 +4,10 @@
 //! To add a family: write its module (a `Config` implementing [`FamilyConfig`] and a model
 //! implementing [`Codec`]), give it a line in [`load_family`] and [`detect_family_from_weights`],
 //! and add model cards for it in `models/` at the repo root. The CLI does not change.
+//!
+//! A family whose published weights are its own graph files rather than a tensor checkpoint
+//! (Lyra's three TFLite files) gives a line in [`graph_files`] and [`load_graph_family`]
+//! instead.
 
 pub mod dac;
 pub mod encodec;
@@ -29,6 +33,7 @@ pub const FAMILIES: &[&str] = &[
     "encodec",
     "xcodec2",
     "mimi",
+    "lyra",
 ];
 
 /// Where a model's architecture comes from.
@@ -91,6 +96,54 @@ pub fn load_family(
             hint: format!(
                 "family '{other}' is not supported by this build (supported: {})",
                 FAMILIES.join(", ")
+            ),
+        }),
+    }
+}
+
+/// The files a graph family's model consists of (`None`: the family loads a tensor checkpoint).
+pub fn graph_files(family: &str) -> Option<&'static [&'static str]> {
+    match family {
+        "lyra" => Some(&lyra::FILES),
+        _ => None,
+    }
+}
+
+/// The graph family whose files are all in `dir`, if any.
+pub fn detect_graph_family(dir: &std::path::Path) -> Option<&'static str> {
+    FAMILIES
+        .iter()
+        .copied()
+        .find(|f| graph_files(f).is_some_and(|files| files.iter().all(|n| dir.join(n).is_file())))
+}
+
+/// Build a model of a graph family from its files' bytes (in [`graph_files`] order); the
+/// architecture comes from a card, or is the published model's when `arch` is `None`.
+pub fn load_graph_family(
+    family: &str,
+    arch: Option<&toml::Table>,
+    files: &[Vec<u8>],
+    name: &str,
+    device: &Device,
+) -> Result<Box<dyn Codec>> {
+    match (family, files) {
+        ("lyra", [encoder, quantizer, generator]) => {
+            let config = match arch {
+                Some(table) => table
+                    .clone()
+                    .try_into::<lyra::LyraConfig>()
+                    .map_err(|e| Error::config(name, format!("architecture: {e}")))?,
+                None => lyra::LyraConfig::lyra_v2(),
+            };
+            let model =
+                lyra::Lyra::from_bytes(&config, [encoder, quantizer, generator], name, device)?;
+            Ok(Box::new(model))
+        }
+        _ => Err(Error::UnknownModel {
+            name: name.to_string(),
+            hint: format!(
+                "family '{family}' does not load from {} graph files",
+                files.len()
             ),
         }),
     }
