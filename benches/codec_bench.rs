@@ -23,6 +23,7 @@
 //! | `tinycodec` | the project's own tinycodec-24khz: both keys below | |
 //! | `tinycodec-1` | tinycodec-24khz, single-stream mode (580 bit/s) | 1 of 4 stages |
 //! | `tinycodec-4` | tinycodec-24khz, every stage (2.3 kbit/s) | all 4 stages |
+//! | `lyra` | lyra-v2, the default model, on its published weights (compiled in); batch and streaming | first 16 of 46 stages (3.2 kbit/s) |
 //!
 //! The published models have random weights: their keys and shapes are built from the configs
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
@@ -66,6 +67,7 @@ use std::time::Instant;
 
 use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
+use codec::models::lyra::{LyraConfig, FRAME};
 use codec::models::mimi::{Mimi, MimiConfig};
 use codec::models::snac::{Snac, SnacConfig};
 use codec::models::tinycodec::{TinyCodec, TinyCodecConfig};
@@ -97,10 +99,11 @@ enum Bench {
     TinyCodec4,
     Mimi,
     XCodec2,
+    Lyra,
 }
 
 impl Bench {
-    const ALL: [Bench; 10] = [
+    const ALL: [Bench; 11] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -111,6 +114,7 @@ impl Bench {
         Bench::TinyCodec4,
         Bench::Mimi,
         Bench::XCodec2,
+        Bench::Lyra,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -126,6 +130,7 @@ impl Bench {
             Bench::TinyCodec4 => "tinycodec-4",
             Bench::Mimi => "mimi",
             Bench::XCodec2 => "xcodec2",
+            Bench::Lyra => "lyra",
         }
     }
 
@@ -141,6 +146,7 @@ impl Bench {
             Bench::TinyCodec4 => "tinycodec 4 stages",
             Bench::Mimi => "mimi (8 codebooks)",
             Bench::XCodec2 => "xcodec2 decoder",
+            Bench::Lyra => "lyra-v2 3.2 kbps",
         }
     }
 
@@ -167,6 +173,7 @@ impl Bench {
             Bench::TinyCodec1 | Bench::TinyCodec4 => TinyCodecConfig::tinycodec_24khz().sample_rate,
             Bench::Mimi => MimiConfig::mimi().sample_rate,
             Bench::XCodec2 => XCodec2Config::xcodec2().sample_rate,
+            Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
     }
 
@@ -175,7 +182,7 @@ impl Bench {
         match self {
             Bench::TinyCodec1 | Bench::TinyCodec4 => &["encode", "decode", "encode+decode"],
             // One frame per step, as a live stream runs; per-frame compute times reported.
-            Bench::Mimi => &["encode", "decode", "encode-stream", "decode-stream"],
+            Bench::Mimi | Bench::Lyra => &["encode", "decode", "encode-stream", "decode-stream"],
             // Its encoder (w2v-BERT 2.0 based) is not supported.
             Bench::XCodec2 => &["decode"],
             _ => &["encode", "decode"],
@@ -488,6 +495,23 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 hop,
                 codebook_size: config.codebook_size(),
                 num_params: num_params(&keys),
+            }
+        }
+        Bench::Lyra => {
+            // The real published weights, compiled in (the default model).
+            let card = ModelCard::find("lyra-v2").expect("the lyra-v2 card");
+            let model = codec::load_model(&codec::ModelSpec::Card(Box::new(card)), &Device::Cpu)?;
+            let config = LyraConfig::lyra_v2();
+            let frames = samples.div_ceil(FRAME);
+            Built {
+                model,
+                num_codebooks: Some(config.default_quantizers),
+                frames,
+                stream_frames: vec![frames; config.default_quantizers],
+                hop: FRAME,
+                codebook_size: 16,
+                // Constants of the three graphs (weights, biases, codebooks).
+                num_params: 1_392_423,
             }
         }
         Bench::TinyCodec1 | Bench::TinyCodec4 => {

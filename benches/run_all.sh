@@ -10,15 +10,18 @@
 # Options:
 #   --models LIST    wavtokenizer, encodec (24 kHz at 6 kbit/s), encodec-24kbps, dac (44.1 kHz),
 #                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
-#                    tinycodec-1, tinycodec-4 (ours only: the project's own model),
-#                    or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
+#                    lyra (Lyra v2 at 3.2 kbit/s, batch and streaming; its reference is LiteRT
+#                    on the published TFLite files), tinycodec-1, tinycodec-4 (ours only: the
+#                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
 #   --threads N      threads for every implementation (default 2)
 #   --runs N         timed runs per case, best reported (default 3 up to 30 s, else 2)
-#   --python PATH    interpreter with torch, encodec, descript-audio-codec and snac (default
-#                    target/refbench-venv/bin/python when it exists, else python3)
+#   --python PATH    interpreter with torch, encodec, descript-audio-codec and snac (and
+#                    ai-edge-litert for lyra; default target/refbench-venv/bin/python when it
+#                    exists, else python3)
 #   --setup          create target/refbench-venv (inherits the system torch; installs encodec,
-#                    descript-audio-codec and snac from PyPI without touching torch or numpy)
+#                    descript-audio-codec, snac and ai-edge-litert from PyPI without touching
+#                    torch or numpy)
 #   --no-pause       do not pause the background training job during the timed cases
 #   --out DIR        where results.jsonl and table.md go (default target/bench_compare)
 #   --resume         keep DIR/results.jsonl and run only the cases it has no result for (after an
@@ -61,7 +64,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -80,6 +83,11 @@ if [[ $SETUP == 1 ]]; then
     # torchtune's extras) would replace the system torch, so install them without dependencies
     # plus the few modules the benchmarked code paths import.
     "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
+    # Lyra's reference: Google's LiteRT runtime (the TFLite interpreter; numpy is its only
+    # heavy dependency, held at the system's version). On its own so that a failure here
+    # leaves the other models' venv as it was.
+    "$VENV/bin/pip" install -c "$constraints" ai-edge-litert \
+        || echo "run_all.sh: ai-edge-litert did not install; the lyra reference column will be skipped" >&2
 fi
 if [[ -z $PYTHON ]]; then
     if [[ -x $VENV/bin/python ]]; then PYTHON=$VENV/bin/python; else PYTHON=python3; fi
@@ -179,7 +187,8 @@ OURS=$BIN/codec_bench
 CANDLE=$BIN/candle_reference
 
 REF_OK=1
-if ! "$PYTHON" -c 'import encodec, dac, snac' > /dev/null 2>&1; then
+# (Not looked at when lyra is the only model: its reference needs no torch, see LITERT_OK.)
+if [[ $MODELS != lyra ]] && ! "$PYTHON" -c 'import encodec, dac, snac' > /dev/null 2>&1; then
     # Import errors from torchaudio's CUDA check are handled by the script itself; look closer.
     if ! "$PYTHON" - > /dev/null 2>&1 <<'EOF'
 import importlib.util, sys
@@ -189,6 +198,12 @@ EOF
         REF_OK=0
         echo "run_all.sh: $PYTHON lacks torch/encodec/descript-audio-codec/snac; reference column skipped (try --setup)" >&2
     fi
+fi
+# Lyra's reference needs only LiteRT (and numpy), not torch.
+LITERT_OK=1
+if [[ ,$MODELS, == *,lyra,* ]] && ! "$PYTHON" -c 'import numpy, ai_edge_litert.interpreter' > /dev/null 2>&1; then
+    LITERT_OK=0
+    echo "run_all.sh: $PYTHON lacks ai-edge-litert; lyra reference column skipped (try --setup)" >&2
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -220,11 +235,15 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == reference && $REF_OK == 0 ]]; then
+    if [[ $impl == reference && $model == lyra && $LITERT_OK == 0 ]]; then
+        echo "{\"impl\": \"reference\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"ai-edge-litert not installed\"}" >> "$RESULTS"
+        return
+    fi
+    if [[ $impl == reference && $model != lyra && $REF_OK == 0 ]]; then
         echo "{\"impl\": \"reference\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"reference packages not installed\"}" >> "$RESULTS"
         return
     fi
@@ -257,7 +276,7 @@ for model in "${model_list[@]}"; do
     for seconds in "${seconds_list[@]}"; do
         tasks=(encode decode)
         # Streaming models also run one frame at a time.
-        [[ $model == mimi ]] && tasks+=(encode-stream decode-stream)
+        [[ $model == mimi || $model == lyra ]] && tasks+=(encode-stream decode-stream)
         [[ $model == xcodec2 ]] && tasks=(decode)  # its encoder is not supported (w2v-BERT 2.0)
         [[ $model == tinycodec-* ]] && tasks=(encode decode encode+decode)
         for task in "${tasks[@]}"; do
@@ -294,6 +313,7 @@ LABELS = {
     "snac-32khz": "SNAC 32 kHz",
     "mimi": "Mimi (8 cb)",
     "xcodec2": "X-Codec2 decoder",
+    "lyra": "Lyra v2 16 kHz, 3.2 kbps (16 q)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",
 }
@@ -337,7 +357,8 @@ for key in cases:
 print()
 print(f"RTF = seconds of audio per second of wall time (higher is faster), best of the runs; "
       f"peak MiB = the case's own process's peak resident memory (model, input and all); "
-      f"{threads} threads everywhere; random weights at the published sizes; one fresh process per case; "
+      f"{threads} threads everywhere; random weights at the published sizes (Lyra: its published "
+      f"weights, the TFLite files); one fresh process per case; "
       f"{pause_note}; load average (1/5/15 min) when the run started {start_load}; "
       f"the last column has each case's 1-minute load average as it started.")
 
@@ -364,18 +385,26 @@ if stream:
         f = (r or {}).get("frame_compute_ms") or {}
         if "median" not in f:
             return "—"
-        return f"{f['median']:.0f} / {f['p95']:.0f} / {f['max']:.0f}"
+        nd = 0 if f["median"] >= 10 else 2  # Lyra's 20 ms frames take well under 1 ms
+        return f"{f['median']:.{nd}f} / {f['p95']:.{nd}f} / {f['max']:.{nd}f}"
+    def frame_len(d):
+        for r in d.values():
+            f = (r or {}).get("frame_compute_ms") or {}
+            if "frame_ms" in f:
+                return f"{f['frame_ms']:g} ms"
+        return "—"
     print()
-    print("Streaming, compute per 80 ms frame (ms, median / p95 / max; a frame must take less "
-          "than 80 ms to keep up; latency = one frame of audio (80 ms) + this):")
+    print("Streaming, compute per frame (ms, median / p95 / max; a frame must take less than its "
+          "own length (frame column: 80 ms for Mimi, 20 ms for Lyra) to keep up; latency = one "
+          "frame of audio + this):")
     print()
-    print("| model | task | audio | ours | reference | candle-transformers |")
-    print("|---|---|---|---:|---:|---:|")
+    print("| model | task | audio | frame | ours | reference | candle-transformers |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for key in stream:
         model, task, secs = key
         d = by[key]
         o, p, c = d.get("ours"), d.get("reference"), d.get("candle-transformers", d.get("candle"))
-        print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {frame(o)} | {frame(p)} | {frame(c)} |")
+        print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {frame_len(d)} | {frame(o)} | {frame(p)} | {frame(c)} |")
 for text, n in notes.items():
     print(f"\n[^{n}]: {text}")
 EOF

@@ -27,6 +27,14 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   ``fc_post_a = Linear(2048, 1024)``, decoded as ``XCodec2Model.decode_code`` does
                   (``quantizer.get_output_from_indices`` -> ``fc_post_a`` -> backbone -> iSTFT
                   head); decode only
+  lyra            Lyra v2 (SoundStream, 16 kHz) at 3.2 kbit/s: Google's published TFLite files
+                  (``../shared/fixtures/lyra/``, the real weights) under LiteRT (``ai-edge-litert``,
+                  default CPU kernels = XNNPACK, ``Interpreter(num_threads=--threads)``), one
+                  320-sample frame per call as Lyra runs: encode = encoder + ``quantizer.encode``
+                  (16 quantizers), decode = ``quantizer.decode`` + generator, on random codes in
+                  [0, 16); ``encode-stream`` / ``decode-stream`` are the same loops with the
+                  per-frame compute time (median, p95, max) reported. Needs numpy and
+                  ai-edge-litert only (no torch)
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -48,9 +56,9 @@ import sys
 import time
 
 RESULT_TAG = "REF_RESULT "
-MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2",
+MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
           "wavtokenizer"]
-STREAMING_MODELS = {"mimi"}
+STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
 SNAC_CONFIGS = {
@@ -75,7 +83,13 @@ DAC_44KHZ = dict(
 )
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
-                "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000}
+                "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000}
+
+# Lyra v2's published TFLite files (google/lyra lyra/model_coeffs, v1.3.2), in the shared folder
+# beside the repository; 16 quantizers = 3.2 kbit/s, Lyra's lowest bitrate.
+LYRA_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                         "..", "shared", "fixtures", "lyra"))
+LYRA_QUANTIZERS = 16
 
 
 def proc_status_mib(field):
@@ -126,7 +140,99 @@ def speech_like(samples, sample_rate, seed=7):
     return x.astype("float32")
 
 
+def tflite_params(path):
+    """Elements of the constant tensors of a TFLite file (each distinct buffer once), read with
+    the flatbuffer schema that ships in ai-edge-litert; None if it cannot be read."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+        with open(path, "rb") as f:
+            model = schema.Model.GetRootAs(bytearray(f.read()), 0)
+        seen, total = set(), 0
+        for g in range(model.SubgraphsLength()):
+            sub = model.Subgraphs(g)
+            for t in range(sub.TensorsLength()):
+                tensor = sub.Tensors(t)
+                b = tensor.Buffer()
+                if b == 0 or b in seen:
+                    continue
+                buf = model.Buffers(b)
+                if buf.DataLength() == 0 and buf.Size() == 0:
+                    continue
+                seen.add(b)
+                total += math.prod(tensor.ShapeAsNumpy().tolist()) if tensor.ShapeLength() else 1
+        return total
+    except Exception:  # noqa: BLE001 - the count is informative only
+        return None
+
+
+def run_case_lyra(task, seconds, runs, threads):
+    """Lyra v2 under LiteRT, frame by frame as Lyra runs it (no torch involved)."""
+    import numpy as np
+    import ai_edge_litert
+    from ai_edge_litert.interpreter import Interpreter
+    sr, hop, n_q = SAMPLE_RATES["lyra"], 320, LYRA_QUANTIZERS
+    samples = int(round(seconds * sr))
+    frames = math.ceil(samples / hop)
+    t0 = time.perf_counter()
+    paths = {m: os.path.join(LYRA_DIR, m + ".tflite")
+             for m in ("soundstream_encoder", "quantizer", "lyragan")}
+    interp = {m: Interpreter(model_path=p, num_threads=threads) for m, p in paths.items()}
+    encoder = interp["soundstream_encoder"].get_signature_runner("serving_default")
+    q_encode = interp["quantizer"].get_signature_runner("encode")
+    q_decode = interp["quantizer"].get_signature_runner("decode")
+    generator = interp["lyragan"].get_signature_runner("serving_default")
+    nq = np.array(n_q, np.int32)
+    x = np.zeros(frames * hop, np.float32)
+    x[:samples] = speech_like(samples, sr)
+    x = x.reshape(frames, 1, hop)
+    rng = np.random.default_rng(11)
+    codes = np.full((frames, 46, 1, 1), -1, np.int32)  # rows >= n_q unused, as Lyra sends them
+    codes[:, :n_q] = rng.integers(0, 16, (frames, n_q, 1, 1), dtype=np.int32)
+    # One untimed frame through each model (its first invoke runs CALL_ONCE, which zeroes the
+    # streaming state, and sets up the XNNPACK delegate), like the load of the other models.
+    q_decode(encoding_indices=q_encode(input_frames=encoder(input_audio=x[0])["output_0"],
+                                       num_quantizers=nq)["output_0"])
+    generator(input_audio=np.zeros((1, 1, 64), np.float32))
+    frame_times = []
+    timed = task.endswith("-stream")
+
+    if task in ("encode", "encode-stream"):
+        def step():
+            frame_times.clear()
+            for f in x:
+                t = time.perf_counter() if timed else 0.0
+                c = q_encode(input_frames=encoder(input_audio=f)["output_0"],
+                             num_quantizers=nq)["output_0"]
+                if timed:
+                    frame_times.append(time.perf_counter() - t)
+            assert c.shape == (46, 1, 1) and c[n_q - 1, 0, 0] >= 0 and c[n_q, 0, 0] == -1, c
+    elif task in ("decode", "decode-stream"):
+        def step():
+            frame_times.clear()
+            for c in codes:
+                t = time.perf_counter() if timed else 0.0
+                y = generator(input_audio=q_decode(encoding_indices=c)["output_0"])["output_0"]
+                if timed:
+                    frame_times.append(time.perf_counter() - t)
+            assert y.shape == (1, hop), y.shape
+    else:
+        raise ValueError(f"unknown task {task}")
+
+    result, frame_ms = measure("lyra", task, seconds, runs, step, t0, frame_times, hop / sr)
+    return {"samples": samples, "frames": frames,
+            "params": sum(tflite_params(p) or 0 for p in paths.values()) or None, **result,
+            "litert_threads": threads,
+            "versions": {"ai-edge-litert": getattr(ai_edge_litert, "__version__", "?"),
+                         "numpy": np.__version__},
+            "note": f"LiteRT default CPU kernels (XNNPACK delegate), {n_q} quantizers "
+                    f"({n_q * 4 * sr // hop / 1000:g} kbit/s), one Interpreter per model; "
+                    "the stream state carries on from run to run",
+            "frame_compute_ms": frame_ms}
+
+
 def run_case(key, task, seconds, runs, threads):
+    if key == "lyra":
+        return run_case_lyra(task, seconds, runs, threads)
     note = import_torchaudio_leniently()
     import torch
     torch.set_num_threads(threads)
@@ -136,6 +242,7 @@ def run_case(key, task, seconds, runs, threads):
     gen = torch.Generator().manual_seed(11)
     t0 = time.perf_counter()
     versions = {"torch": torch.__version__}
+    frame_times, hop = [], None  # set by the streaming models
 
     if key in ("encodec", "encodec-24kbps"):
         import encodec
@@ -274,33 +381,42 @@ def run_case(key, task, seconds, runs, threads):
         raise ValueError(f"unknown model {key}")
 
     params = sum(p.numel() for p in model.parameters())
+    with torch.inference_mode():
+        timed, frame_ms = measure(key, task, seconds, runs, step, t0, frame_times,
+                                  hop / sr if hop else None)
+    return {"samples": samples, "frames": frames, "params": params, **timed,
+            "torch_threads": torch.get_num_threads(), "versions": versions, "note": note,
+            "frame_compute_ms": frame_ms}
+
+
+def measure(key, task, seconds, runs, step, t0, frame_times=None, frame_s=None):
+    """Times `step` (best of `runs`; `t0` = when loading began) and reads the process's CPU
+    time, faults and peak memory. `frame_times` (seconds, filled by a streaming `step`) give
+    the per-frame compute (median, p95, max, of the last run; `frame_s` = one frame of audio)
+    for the -stream tasks. Returns (the result's timing fields, the per-frame compute or None)."""
     load_s = time.perf_counter() - t0
     after_load = proc_status_mib("VmRSS")
     walls = []
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    with torch.inference_mode():
-        for i in range(runs):
-            t = time.perf_counter()
-            step()
-            wall = time.perf_counter() - t
-            print(f"  reference {key} {task} {seconds} s run {i + 1}/{runs}: {wall:.2f} s",
-                  file=sys.stderr, flush=True)
-            walls.append(wall)
+    for i in range(runs):
+        t = time.perf_counter()
+        step()
+        wall = time.perf_counter() - t
+        print(f"  reference {key} {task} {seconds} s run {i + 1}/{runs}: {wall:.2f} s",
+              file=sys.stderr, flush=True)
+        walls.append(wall)
     best = min(walls)
     frame_ms = None
     if key in STREAMING_MODELS and task.endswith("-stream") and frame_times:
         ms = sorted(t * 1000.0 for t in frame_times)  # of the last run
         frame_ms = {"median": ms[len(ms) // 2], "p95": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
-                    "max": ms[-1], "frame_ms": 1000.0 * hop / sr}
+                    "max": ms[-1], "frame_ms": 1000.0 * frame_s}
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = {"user_s_per_run": (ru1.ru_utime - ru0.ru_utime) / runs,
            "sys_s_per_run": (ru1.ru_stime - ru0.ru_stime) / runs,
            "minor_faults_per_run": (ru1.ru_minflt - ru0.ru_minflt) // runs}
     maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
-        "samples": samples,
-        "frames": frames,
-        "params": params,
         "runs": runs,
         "wall_s": best,
         "walls_s": walls,
@@ -310,11 +426,7 @@ def run_case(key, task, seconds, runs, threads):
         "after_load_rss_mib": after_load,
         "load_s": load_s,
         "cpu": cpu,
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions,
-        "note": note,
-        "frame_compute_ms": frame_ms,
-    }
+    }, frame_ms
 
 
 def child(args):

@@ -108,7 +108,7 @@ fn sizes_read_from_token_files_are_bounded() {
     assert!(std::fs::metadata(&p).unwrap().len() < 1_100_000);
     assert_fails_with(
         &codec(&[&"decode", &"--force", &p, &out]),
-        &["2 entries", "3125"],
+        &["2 entries", "has 16"],
     );
     assert!(!out.exists());
 }
@@ -287,7 +287,8 @@ fn a_fifo_output_is_written_through_not_replaced() {
     assert_ok(&codec(&[&"decode", &tok, &fifo]));
     let bytes = reader.join().unwrap();
     assert!(
-        bytes.starts_with(b"RIFF") && bytes.len() > 48_000,
+        // One second at the default model's 16 kHz, 16-bit.
+        bytes.starts_with(b"RIFF") && bytes.len() > 32_000,
         "{}",
         bytes.len()
     );

@@ -206,7 +206,10 @@ fn bad_streams_fail_cleanly() {
     let wav = std::fs::read(dir.join("speech_a.wav")).unwrap();
 
     // A model that looks ahead cannot stream.
-    let (_, err, ok) = codec_piped(&["encode", "--stream", "-", "-"], &wav);
+    let (_, err, ok) = codec_piped(
+        &["encode", "--stream", "-m", "tinycodec-24khz", "-", "-"],
+        &wav,
+    );
     assert!(!ok && err.contains("cannot stream"), "{err}");
 
     // Raw input at another rate.

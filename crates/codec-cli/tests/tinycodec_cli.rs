@@ -68,15 +68,23 @@ fn decoded(path: &Path) -> AudioClip {
 }
 
 #[test]
-fn default_model_round_trip_meets_the_quality_floor() {
+fn embedded_tinycodec_round_trip_meets_the_quality_floor() {
     let tmp = tempfile::tempdir().unwrap();
     let reference = reference_24k();
     for (stages, floor_db) in [(1usize, LSD_FLOOR_1_STAGE), (4, LSD_FLOOR_4_STAGES)] {
         let tok = tmp.path().join(format!("jfk{stages}.tok"));
         let wav = tmp.path().join(format!("jfk{stages}.wav"));
         let n = stages.to_string();
-        // No --model: the embedded default model, offline.
-        run(&[&"encode", &"--codebooks", &n, &example_clip(), &tok]);
+        // The embedded model, offline.
+        run(&[
+            &"encode",
+            &"--model",
+            &"tinycodec-24khz",
+            &"--codebooks",
+            &n,
+            &example_clip(),
+            &tok,
+        ]);
         let t = TokenFile::read(&tok).unwrap();
         assert_eq!(t.header.model, "tinycodec-24khz");
         assert_eq!(t.streams.len(), stages);

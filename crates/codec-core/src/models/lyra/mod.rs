@@ -17,6 +17,10 @@
 //!
 //! Bitrates: 16 stages = 3.2 kbit/s (the default), 30 = 6 kbit/s, 46 = 9.2 kbit/s.
 //!
+//! The graphs run on the CPU whatever the device (their int8 blocks are integer arithmetic,
+//! and a 20 ms frame is far too little work to pay for a GPU round trip); codes and audio come
+//! back as tensors on the model's device.
+//!
 //! ```no_run
 //! use codec_core::{load_model, Codec, ModelSpec};
 //! # fn main() -> codec_core::Result<()> {
