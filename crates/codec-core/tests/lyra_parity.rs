@@ -231,3 +231,61 @@ fn streaming_in_any_piece_size_equals_batch() {
     }
     let _ = FEATURES;
 }
+
+#[test]
+fn a_clip_split_over_threads_equals_one_pass() {
+    let Some((dir, model, _)) = setup() else {
+        return;
+    };
+    // All five clips end to end: about 1300 frames, enough for four runs with their warm-up.
+    let x: Vec<f32> = CASES.iter().flat_map(|name| samples(&dir, name)).collect();
+    let input = Tensor::from_slice(&x, (1, 1, x.len()), &Device::Cpu).unwrap();
+    let options = EncodeOptions {
+        num_codebooks: Some(46),
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let codes = model
+                .encode_with(&input, &options)
+                .unwrap()
+                .stacked()
+                .unwrap();
+            let audio = model
+                .decode(&codes)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            (
+                codes.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
+                audio,
+            )
+        })
+    };
+    // The receptive fields (summed contexts of the causal layers) are about half a second;
+    // four runs need 8x that per run, so this clip is split four ways.
+    let (enc, gen) = model.receptive_frames();
+    eprintln!("receptive fields: encoder {enc} frames, generator {gen} frames");
+    assert!(
+        (20..=40).contains(&enc) && (20..=40).contains(&gen),
+        "{enc} / {gen} frames"
+    );
+    assert!(x.len() / FRAME >= 4 * 8 * enc.max(gen));
+    let (one_codes, one_audio) = run(1);
+    for threads in [2, 4] {
+        let (codes, audio) = run(threads);
+        assert_eq!(
+            codes, one_codes,
+            "{threads} threads: codes differ from one pass"
+        );
+        assert_eq!(
+            audio, one_audio,
+            "{threads} threads: audio differs from one pass"
+        );
+    }
+}

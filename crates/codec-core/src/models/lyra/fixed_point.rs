@@ -97,12 +97,109 @@ fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     (x >> exponent) + i32::from(remainder > threshold)
 }
 
+/// `std::round` (half away from zero) written so that it vectorises on any x86-64 (SSE2's
+/// truncating conversion; floats of magnitude 2^23 and up are integers already, NaN stays NaN):
+/// `x − trunc(x)` is exact.
+#[inline(always)]
+fn round_half_away(x: f32) -> f32 {
+    if !(x.abs() < 8_388_608.0) {
+        return x;
+    }
+    let t = (x as i32) as f32;
+    if (x - t).abs() >= 0.5 {
+        t + 1f32.copysign(x)
+    } else {
+        t
+    }
+}
+
 /// `QUANTIZE` float32 → int8: `round(x / scale) + zero_point` with a float32 division (a
 /// float64 one rounds some exact halves the other way) and rounding half away from zero.
-#[inline]
+#[inline(always)]
 pub(crate) fn quantize(x: f32, scale: f32, zero_point: i32) -> f32 {
-    let q = (x / scale).round();
+    let q = round_half_away(x / scale);
     (q + zero_point as f32).clamp(-128.0, 127.0)
+}
+
+/// Per-channel requantisation of int32 accumulators (held exactly in f32) to int8 values:
+/// `clamp(MultiplyByQuantizedMultiplier(acc + bias[c], m[c]) + zero_out)`, as arrays so the
+/// loop vectorises.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChannelRequant {
+    significand: Vec<i64>,
+    left: Vec<u32>,
+    right: Vec<u32>,
+    bias: Vec<i32>,
+    zero_out: i32,
+}
+
+impl ChannelRequant {
+    pub fn new(multipliers: &[Multiplier], bias: &[i32], zero_out: i32) -> Self {
+        ChannelRequant {
+            significand: multipliers.iter().map(|m| m.significand as i64).collect(),
+            left: multipliers.iter().map(|m| m.shift.max(0) as u32).collect(),
+            right: multipliers
+                .iter()
+                .map(|m| (-m.shift).max(0) as u32)
+                .collect(),
+            bias: bias.to_vec(),
+            zero_out,
+        }
+    }
+
+    /// Requantise `data` (rows of `bias.len()` channels) in place.
+    pub fn apply(&self, data: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512dq") {
+                // SAFETY: the CPU has AVX-512F/DQ (checked just above).
+                return unsafe { self.apply_avx512(data) };
+            }
+        }
+        self.apply_plain(data)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    unsafe fn apply_avx512(&self, data: &mut [f32]) {
+        self.apply_plain(data)
+    }
+
+    #[inline(always)]
+    fn apply_plain(&self, data: &mut [f32]) {
+        let c = self.bias.len();
+        for row in data.chunks_exact_mut(c) {
+            for o in 0..c {
+                let x = (row[o] as i32).wrapping_add(self.bias[o]);
+                let h = high_mul_branchless((x as i64) << self.left[o], self.significand[o]);
+                let q = divide_by_pot_branchless(h, self.right[o]);
+                row[o] = (q + self.zero_out).clamp(-128, 127) as f32;
+            }
+        }
+    }
+}
+
+/// [`rounding_doubling_high_mul`] without branches (the multiplier is positive, so the
+/// saturating case cannot occur); `a` is the (shifted) int32 value widened.
+#[inline(always)]
+fn high_mul_branchless(a: i64, b: i64) -> i32 {
+    let ab = (a as i32 as i64) * b;
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    let v = ab + nudge;
+    // Division by 2^31 truncating toward zero.
+    ((v + ((v >> 63) & ((1i64 << 31) - 1))) >> 31) as i32
+}
+
+#[inline(always)]
+fn divide_by_pot_branchless(x: i32, exponent: u32) -> i32 {
+    let mask = ((1i64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
 }
 
 /// `DEQUANTIZE` int8 → float32: `scale · (q − zero_point)` rounded once from float64.
@@ -164,6 +261,39 @@ mod tests {
         // where one rounding of 1.25 would give 1. LiteRT's reference kernels do this.
         assert_eq!(quarter.apply(5), 2);
         assert_eq!(Multiplier::new(3.0).apply(7), 21);
+    }
+
+    #[test]
+    fn vectorised_requantisation_equals_the_scalar_one() {
+        let ms: Vec<Multiplier> = [0.0123, 0.5, 0.75, 1.7, 0.000931, 3.0]
+            .iter()
+            .map(|&m| Multiplier::new(m))
+            .collect();
+        let bias = [5, -7, 0, 1000, -3, 2];
+        let rq = ChannelRequant::new(&ms, &bias, -9);
+        let mut values: Vec<f32> = (0..600)
+            .map(|i| ((i * 7919) % 20001 - 10000) as f32)
+            .collect();
+        let want: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let o = i % 6;
+                (ms[o].apply(v as i32 + bias[o]) - 9).clamp(-128, 127) as f32
+            })
+            .collect();
+        rq.apply(&mut values);
+        assert_eq!(values, want);
+    }
+
+    #[test]
+    fn round_half_away_is_std_round() {
+        for x in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 8388607.5, -8388608.0, 1e9, 0.0, -0.0,
+            3.2, -7.7,
+        ] {
+            assert_eq!(round_half_away(x), x.round(), "{x}");
+        }
     }
 
     #[test]

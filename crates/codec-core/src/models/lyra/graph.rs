@@ -8,8 +8,8 @@ use codec_tflite::{DType, Model, Op, Options, Subgraph, Tensor};
 use super::fixed_point::Multiplier;
 use super::kernels::{pack_conv_filter, pack_transpose_filter, ConvGeometry};
 use super::layers::{
-    Add, AddInt8, Conv, Depthwise, Dequantize, LeakyRelu, LeakyReluInt8, Quantize, Requant,
-    TransposeConv,
+    Add, AddInt8, AddInt8Params, Conv, Depthwise, Dequantize, LeakyRelu, LeakyReluInt8, Quantize,
+    Requant, TransposeConv,
 };
 use crate::{Error, Result};
 
@@ -208,18 +208,13 @@ impl Graph {
                 })?,
             None => vec![0; channels],
         };
-        let multipliers = scales
+        let multipliers: Vec<Multiplier> = scales
             .iter()
             .map(|&s_w| Multiplier::new(s_in as f64 * s_w as f64 / s_out as f64))
             .collect();
         Ok((
             w.into_iter().map(f32::from).collect(),
-            Requant {
-                zero_in,
-                zero_out,
-                multipliers,
-                bias,
-            },
+            Requant::new(zero_in, zero_out, &multipliers, &bias),
         ))
     }
 
@@ -493,12 +488,12 @@ impl Graph {
                 let (s_in, zero_in) = self.int8(op, i, input)?;
                 let (s_out, zero_out) = self.int8(op, i, output)?;
                 // TFLite's LeakyReluPrepare computes both ratios in float32, then widens.
-                Some(LeakyReluInt8 {
+                Some(LeakyReluInt8::new(
                     zero_in,
                     zero_out,
-                    positive: Multiplier::new((s_in / s_out) as f64),
-                    negative: Multiplier::new((s_in * alpha / s_out) as f64),
-                })
+                    Multiplier::new((s_in / s_out) as f64),
+                    Multiplier::new((s_in * alpha / s_out) as f64),
+                ))
             }
             other => return Err(self.mismatch(op, i, format!("{other} input"))),
         };
@@ -527,7 +522,7 @@ impl Graph {
                 let (so, zero_out) = self.int8(op, i, output)?;
                 let left_shift = 20;
                 let twice_max = 2.0 * s1.max(s2) as f64;
-                Some(AddInt8 {
+                Some(AddInt8::new(&AddInt8Params {
                     zero_a,
                     zero_b,
                     zero_out,
@@ -535,7 +530,7 @@ impl Graph {
                     a: Multiplier::new(s1 as f64 / twice_max),
                     b: Multiplier::new(s2 as f64 / twice_max),
                     out: Multiplier::new(twice_max / ((1u32 << left_shift) as f32 * so) as f64),
-                })
+                }))
             }
             (x, y) => return Err(self.mismatch(op, i, format!("{x} + {y}"))),
         };
@@ -558,7 +553,7 @@ impl Graph {
         let op = self.op(i, "DEQUANTIZE")?;
         let input = self.input(op, i, 0)?;
         let (scale, zero_point) = self.int8(op, i, input)?;
-        Ok(Dequantize { scale, zero_point })
+        Ok(Dequantize::new(scale, zero_point))
     }
 
     /// The float constant a `SUB` op at `i` subtracts (the transposed convolutions' bias, taken

@@ -4,21 +4,25 @@
 //! int8 tensors are held as float32 rows of their integer values `q` (exact), so the int8 and
 //! float layers share the kernels and the plumbing.
 
-use super::fixed_point::{dequantize, quantize, Multiplier};
+use super::fixed_point::{dequantize, quantize, ChannelRequant, Multiplier};
 use super::kernels::{self, ConvGeometry, Rows};
 
 /// int8 parameters of an op's input and output and its per-channel requantisation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Requant {
     pub zero_in: i32,
-    pub zero_out: i32,
-    /// One per output channel: `s_in · s_w[c] / s_out`.
-    pub multipliers: Vec<Multiplier>,
-    /// int32 bias, one per output channel.
-    pub bias: Vec<i32>,
+    /// Per output channel: multiplier `s_in · s_w[c] / s_out`, int32 bias, output zero point.
+    pub channels: ChannelRequant,
 }
 
 impl Requant {
+    pub fn new(zero_in: i32, zero_out: i32, multipliers: &[Multiplier], bias: &[i32]) -> Self {
+        Requant {
+            zero_in,
+            channels: ChannelRequant::new(multipliers, bias, zero_out),
+        }
+    }
+
     /// Subtract the input zero point (exact in float32 for int8 values).
     fn center(&self, x: &Rows) -> Rows {
         let zp = self.zero_in as f32;
@@ -27,16 +31,7 @@ impl Requant {
 
     /// int32 accumulators (exact integers held in f32) → int8 output values.
     fn finish(&self, mut acc: Rows) -> Rows {
-        let c = acc.cols;
-        for row in acc.data.chunks_exact_mut(c) {
-            for (o, v) in row.iter_mut().enumerate() {
-                let total = (*v as i32).wrapping_add(self.bias[o]);
-                let q = self.multipliers[o]
-                    .apply(total)
-                    .saturating_add(self.zero_out);
-                *v = q.clamp(-128, 127) as f32;
-            }
-        }
+        self.channels.apply(&mut acc.data);
         acc
     }
 }
@@ -159,12 +154,30 @@ pub(crate) struct LeakyRelu {
     pub int8: Option<LeakyReluInt8>,
 }
 
+/// int8 `LEAKY_RELU`: an int8 input has 256 values, so the op is a table of its outputs,
+/// filled once with TFLite's fixed-point arithmetic.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LeakyReluInt8 {
-    pub zero_in: i32,
-    pub zero_out: i32,
-    pub positive: Multiplier,
-    pub negative: Multiplier,
+    table: Vec<f32>,
+}
+
+impl LeakyReluInt8 {
+    pub fn new(zero_in: i32, zero_out: i32, positive: Multiplier, negative: Multiplier) -> Self {
+        let table = (-128..=127)
+            .map(|q: i32| {
+                let v = q - zero_in;
+                let m = if v >= 0 { positive } else { negative };
+                (m.apply(v) + zero_out).clamp(-128, 127) as f32
+            })
+            .collect();
+        LeakyReluInt8 { table }
+    }
+}
+
+/// The int8 value a float holds (its integer value, in [-128, 127]) as a table index.
+#[inline(always)]
+fn int8_index(q: f32) -> usize {
+    (q as i32 + 128).clamp(0, 255) as usize
 }
 
 impl LeakyRelu {
@@ -174,11 +187,7 @@ impl LeakyRelu {
                 let alpha = self.alpha;
                 x.map(|v| if v > 0.0 { v } else { v * alpha })
             }
-            Some(p) => x.map(|q| {
-                let v = q as i32 - p.zero_in;
-                let m = if v >= 0 { p.positive } else { p.negative };
-                (m.apply(v) + p.zero_out).clamp(-128, 127) as f32
-            }),
+            Some(p) => x.map(|q| p.table[int8_index(q)]),
         }
     }
 }
@@ -189,8 +198,15 @@ pub(crate) struct Add {
     pub int8: Option<AddInt8>,
 }
 
+/// int8 `ADD`: two int8 inputs have 65536 value pairs, so the op is a table of its outputs
+/// (64 KiB), filled once with TFLite's fixed-point arithmetic.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AddInt8 {
+    table: Vec<i8>,
+}
+
+/// The parameters of an int8 `ADD` (TFLite's `left_shift` of 20 and three multipliers).
+pub(crate) struct AddInt8Params {
     pub zero_a: i32,
     pub zero_b: i32,
     pub zero_out: i32,
@@ -200,16 +216,28 @@ pub(crate) struct AddInt8 {
     pub out: Multiplier,
 }
 
+impl AddInt8 {
+    pub fn new(p: &AddInt8Params) -> Self {
+        let mut table = Vec::with_capacity(256 * 256);
+        for qa in -128..=127i32 {
+            for qb in -128..=127i32 {
+                let va = (qa - p.zero_a) << p.left_shift;
+                let vb = (qb - p.zero_b) << p.left_shift;
+                let sum = p.a.apply(va) + p.b.apply(vb);
+                table.push((p.out.apply(sum) + p.zero_out).clamp(-128, 127) as i8);
+            }
+        }
+        AddInt8 { table }
+    }
+}
+
 impl Add {
     pub fn forward(&self, mut a: Rows, b: &Rows) -> Rows {
         debug_assert_eq!((a.rows, a.cols), (b.rows, b.cols));
         match &self.int8 {
             None => a.data.iter_mut().zip(&b.data).for_each(|(x, y)| *x += *y),
             Some(p) => a.data.iter_mut().zip(&b.data).for_each(|(x, y)| {
-                let va = (*x as i32 - p.zero_a) << p.left_shift;
-                let vb = (*y as i32 - p.zero_b) << p.left_shift;
-                let sum = p.a.apply(va) + p.b.apply(vb);
-                *x = (p.out.apply(sum) + p.zero_out).clamp(-128, 127) as f32;
+                *x = f32::from(p.table[int8_index(*x) * 256 + int8_index(*y)]);
             }),
         }
         a
@@ -230,16 +258,22 @@ impl Quantize {
     }
 }
 
-/// `DEQUANTIZE` int8 → float32.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `DEQUANTIZE` int8 → float32, as a table of the 256 values.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Dequantize {
-    pub scale: f32,
-    pub zero_point: i32,
+    table: Vec<f32>,
 }
 
 impl Dequantize {
+    pub fn new(scale: f32, zero_point: i32) -> Self {
+        Dequantize {
+            table: (-128..=127)
+                .map(|q| dequantize(q as f32, scale, zero_point))
+                .collect(),
+        }
+    }
+
     pub fn forward(&self, x: Rows) -> Rows {
-        let (s, z) = (self.scale, self.zero_point);
-        x.map(|q| dequantize(q, s, z))
+        x.map(|q| self.table[int8_index(q)])
     }
 }

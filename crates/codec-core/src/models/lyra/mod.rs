@@ -99,6 +99,9 @@ pub struct Lyra {
     encoder: Encoder,
     quantizer: Quantizer,
     generator: Generator,
+    /// Receptive fields in frames (see [`StreamState::receptive_frames`]).
+    encoder_reach: usize,
+    generator_reach: usize,
 }
 
 impl Lyra {
@@ -149,6 +152,13 @@ impl Lyra {
                 ));
             }
         }
+        // One silent frame through each network sizes their state and receptive fields.
+        let mut probe = StreamState::default();
+        enc.forward(&[0.0; FRAME], &mut probe.walk(1));
+        let encoder_reach = probe.receptive_frames();
+        let mut probe = StreamState::default();
+        gen.forward(Rows::filled(1, FEATURES, 0.0), &mut probe.walk(1));
+        let generator_reach = probe.receptive_frames();
         Ok(Lyra {
             info,
             config: config.clone(),
@@ -156,7 +166,69 @@ impl Lyra {
             encoder: enc,
             quantizer: quant,
             generator: gen,
+            encoder_reach,
+            generator_reach,
         })
+    }
+
+    /// How many past frames an encoder output and a generator output depend on (their
+    /// receptive fields, measured from the graphs' state when the model loads).
+    pub fn receptive_frames(&self) -> (usize, usize) {
+        (self.encoder_reach, self.generator_reach)
+    }
+
+    /// Split `frames` into runs for the threads: each run restarts the stream `reach` frames
+    /// before its first frame (those outputs are thrown away), which gives exactly the outputs
+    /// of one pass, since nothing older reaches a frame. `(warm-up start, first kept, end)`.
+    fn segments(frames: usize, reach: usize) -> Vec<(usize, usize, usize)> {
+        let threads = rayon::current_num_threads();
+        // Worth it when the warm-up costs at most an eighth of each run.
+        let n = threads.min(frames / (8 * reach.max(1))).max(1);
+        (0..n)
+            .map(|i| {
+                let (start, end) = (i * frames / n, (i + 1) * frames / n);
+                (start.saturating_sub(reach), start, end)
+            })
+            .collect()
+    }
+
+    /// Codes of a whole clip (whole frames), its runs on parallel threads.
+    fn encode_clip(&self, samples: &[f32], stages: usize) -> Vec<Vec<u32>> {
+        use rayon::prelude::*;
+        let frames = samples.len() / FRAME;
+        let parts: Vec<Vec<Vec<u32>>> = Self::segments(frames, self.encoder_reach)
+            .into_par_iter()
+            .map(|(warm, start, end)| {
+                let run = &samples[warm * FRAME..end * FRAME];
+                let codes = self.encode_frames(run, stages, &mut StreamState::default());
+                codes
+                    .into_iter()
+                    .map(|row| row[start - warm..].to_vec())
+                    .collect()
+            })
+            .collect();
+        let mut codes = vec![Vec::with_capacity(frames); stages];
+        for part in parts {
+            for (row, p) in codes.iter_mut().zip(part) {
+                row.extend(p);
+            }
+        }
+        codes
+    }
+
+    /// Samples of a whole clip's codes, its runs on parallel threads.
+    fn decode_clip(&self, codes: &[Vec<u32>]) -> Vec<f32> {
+        use rayon::prelude::*;
+        let frames = codes.first().map_or(0, Vec::len);
+        let parts: Vec<Vec<f32>> = Self::segments(frames, self.generator_reach)
+            .into_par_iter()
+            .map(|(warm, start, end)| {
+                let run: Vec<Vec<u32>> = codes.iter().map(|row| row[warm..end].to_vec()).collect();
+                let audio = self.decode_frames(&run, &mut StreamState::default());
+                audio[(start - warm) * FRAME..].to_vec()
+            })
+            .collect();
+        parts.concat()
     }
 
     /// Load the three files from a folder.
@@ -198,7 +270,9 @@ impl Lyra {
         let mut codes = vec![Vec::with_capacity(frames); stages];
         let mut frame_codes = Vec::with_capacity(stages);
         for window in samples.chunks(WINDOW_FRAMES * FRAME) {
-            let features = self.encoder.forward(window, &mut state.walk());
+            let features = self
+                .encoder
+                .forward(window, &mut state.walk(window.len() / FRAME));
             for f in features.data.chunks_exact(FEATURES) {
                 frame_codes.clear();
                 self.quantizer.encode(f, stages, &mut frame_codes);
@@ -227,7 +301,7 @@ impl Lyra {
             }
             out.extend(
                 self.generator
-                    .forward(Rows::new(n, FEATURES, features), &mut state.walk()),
+                    .forward(Rows::new(n, FEATURES, features), &mut state.walk(n)),
             );
             start += n;
         }
@@ -240,7 +314,11 @@ impl Lyra {
         let whole = samples.len() / FRAME * FRAME;
         let mut out = Vec::new();
         for window in samples[..whole].chunks(WINDOW_FRAMES * FRAME) {
-            out.extend(self.encoder.forward(window, &mut state.walk()).data);
+            out.extend(
+                self.encoder
+                    .forward(window, &mut state.walk(window.len() / FRAME))
+                    .data,
+            );
         }
         out
     }
@@ -338,7 +416,7 @@ impl Codec for Lyra {
         let items = self
             .audio_items(audio)?
             .into_iter()
-            .map(|x| self.encode_frames(&whole_frames(x), stages, &mut StreamState::default()))
+            .map(|x| self.encode_clip(&whole_frames(x), stages))
             .collect();
         CodeStreams::from_stacked(&self.codes_tensor(items)?)
     }
@@ -346,10 +424,7 @@ impl Codec for Lyra {
     fn decode(&self, codes: &Tensor) -> Result<Tensor> {
         let items = self.code_items(codes)?;
         let b = items.len();
-        let audio: Vec<f32> = items
-            .iter()
-            .flat_map(|c| self.decode_frames(c, &mut StreamState::default()))
-            .collect();
+        let audio: Vec<f32> = items.iter().flat_map(|c| self.decode_clip(c)).collect();
         let n = audio.len() / b.max(1);
         Ok(Tensor::from_vec(audio, (b, 1, n), &self.device)?)
     }

@@ -12,6 +12,8 @@ use crate::Result;
 pub(crate) struct Quantizer {
     /// `[stage][entry][dim]`, flattened.
     codebooks: Vec<f32>,
+    /// The same, `[stage][dim][entry]`: the distance loop runs over entries in SIMD lanes.
+    transposed: Vec<f32>,
     pub stages: usize,
     pub entries: usize,
 }
@@ -66,7 +68,7 @@ impl Quantizer {
             );
         }
         let stages = codebooks.len() / (entries * FEATURES).max(1);
-        if stages == 0 || !entries.is_power_of_two() {
+        if stages == 0 || !entries.is_power_of_two() || entries > 64 {
             return Err(g.error(format!(
                 "{stages} codebooks of {entries} entries: is this the quantizer?"
             )));
@@ -99,8 +101,18 @@ impl Quantizer {
                 "decode gathers from {gathered} tables, encode has {stages}"
             )));
         }
+        let mut transposed = vec![0f32; codebooks.len()];
+        for stage in 0..stages {
+            for i in 0..entries {
+                for d in 0..FEATURES {
+                    transposed[(stage * FEATURES + d) * entries + i] =
+                        codebooks[(stage * entries + i) * FEATURES + d];
+                }
+            }
+        }
         Ok(Quantizer {
             codebooks,
+            transposed,
             stages,
             entries,
         })
@@ -116,15 +128,22 @@ impl Quantizer {
         let mut r = [0f32; FEATURES];
         r.copy_from_slice(feature);
         for stage in 0..n.min(self.stages) {
-            let mut best = (f32::INFINITY, 0usize);
-            for i in 0..self.entries {
-                let mut dist = 0f32;
-                for (x, c) in r.iter().zip(self.entry(stage, i)) {
+            // Each entry's distance sums its 64 squared differences in order, as the graph's
+            // SUM does; entries sit side by side so the sums run in parallel lanes.
+            let mut dist = [0f32; 64];
+            let dist = &mut dist[..self.entries.min(64)];
+            let table =
+                &self.transposed[stage * FEATURES * self.entries..][..FEATURES * self.entries];
+            for (x, column) in r.iter().zip(table.chunks_exact(self.entries)) {
+                for (acc, c) in dist.iter_mut().zip(column) {
                     let d = x - c;
-                    dist += d * d;
+                    *acc += d * d;
                 }
-                if dist < best.0 {
-                    best = (dist, i);
+            }
+            let mut best = (f32::INFINITY, 0usize);
+            for (i, &d) in dist.iter().enumerate() {
+                if d < best.0 {
+                    best = (d, i);
                 }
             }
             codes.push(best.1 as u32);

@@ -12,19 +12,31 @@ use super::kernels::Rows;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StreamState {
     slots: Vec<Rows>,
+    /// How many frames back each slot's contents reach.
+    reach: Vec<usize>,
 }
 
 impl StreamState {
-    /// Start walking the network over the next run of frames.
-    pub fn walk(&mut self) -> Walk<'_> {
+    /// Start walking the network over the next run of `frames` frames.
+    pub fn walk(&mut self, frames: usize) -> Walk<'_> {
         Walk {
             state: self,
             next: 0,
+            frames: frames.max(1),
         }
     }
 
     pub fn reset(&mut self) {
         self.slots.clear();
+        self.reach.clear();
+    }
+
+    /// The network's receptive field in frames, once a run has gone through it: the frames
+    /// before a frame that its output can depend on (each causal layer adds its context,
+    /// each overlap-add one frame). The state holds nothing older, so a stream started that
+    /// many frames early computes the same outputs from then on.
+    pub fn receptive_frames(&self) -> usize {
+        self.reach.iter().sum()
     }
 }
 
@@ -32,14 +44,16 @@ impl StreamState {
 pub(crate) struct Walk<'a> {
     state: &'a mut StreamState,
     next: usize,
+    frames: usize,
 }
 
 impl Walk<'_> {
-    fn slot(&mut self, rows: usize, cols: usize) -> &mut Rows {
+    fn slot(&mut self, rows: usize, cols: usize, reach: usize) -> &mut Rows {
         if self.next == self.state.slots.len() {
             // Zero-initialised, as the graph's CALL_ONCE init does (for int8 tensors the
             // state holds dequantised values, so 0.0 quantises to the zero point).
             self.state.slots.push(Rows::filled(rows, cols, 0.0));
+            self.state.reach.push(reach);
         }
         self.next += 1;
         &mut self.state.slots[self.next - 1]
@@ -51,7 +65,8 @@ impl Walk<'_> {
             return x;
         }
         let cols = x.cols;
-        let past = self.slot(context, cols);
+        let rows_per_frame = (x.rows / self.frames).max(1);
+        let past = self.slot(context, cols, context.div_ceil(rows_per_frame));
         let mut data = Vec::with_capacity((context + x.rows) * cols);
         data.extend_from_slice(&past.data);
         data.extend_from_slice(&x.data);
@@ -69,7 +84,7 @@ impl Walk<'_> {
         let block_rows = blocks.rows / frames.max(1);
         let tail_rows = block_rows - emit;
         let mut out = Vec::with_capacity(frames * emit * cols);
-        let tail = self.slot(tail_rows, cols);
+        let tail = self.slot(tail_rows, cols, 1);
         for f in 0..frames {
             let block = &blocks.data[f * block_rows * cols..][..block_rows * cols];
             let start = out.len();
