@@ -6,7 +6,7 @@
 use codec_tflite::{DType, Model, Op, Options, Subgraph, Tensor};
 
 use super::fixed_point::Multiplier;
-use super::kernels::{pack_conv_filter, pack_transpose_filter, ConvGeometry};
+use super::kernels::{pack_conv_filter, pack_transpose_filter, ConvGeometry, PolyphaseTranspose};
 use super::layers::{
     Add, AddInt8, AddInt8Params, Conv, Depthwise, Dequantize, LeakyRelu, LeakyReluInt8, Quantize,
     Requant, TransposeConv,
@@ -468,6 +468,7 @@ impl Graph {
                 in_channels: cin,
                 out_channels: cout,
                 packed: pack_transpose_filter(&filter_values, kernel, cin, cout),
+                polyphase: PolyphaseTranspose::new(&filter_values, kernel, stride, cin, cout),
                 bias,
                 int8,
             },

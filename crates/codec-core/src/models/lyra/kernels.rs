@@ -112,10 +112,61 @@ pub(crate) fn pack_conv_filter(filter: &[f32], g: &ConvGeometry) -> Vec<f32> {
     packed
 }
 
+/// Which input row an output row starts at: plain (`row · stride`), or in independent blocks
+/// of `in_block` input rows that give `out_block` output rows each (frames of a transposed
+/// convolution, each zero-padded on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowMap {
+    in_block: usize,
+    out_block: usize,
+}
+
+impl RowMap {
+    pub const PLAIN: RowMap = RowMap {
+        in_block: 0,
+        out_block: usize::MAX,
+    };
+
+    pub fn blocks(in_block: usize, out_block: usize) -> Self {
+        RowMap {
+            in_block,
+            out_block,
+        }
+    }
+
+    #[inline(always)]
+    fn start(&self, row: usize, stride: usize) -> usize {
+        (row / self.out_block) * self.in_block + (row % self.out_block) * stride
+    }
+}
+
+/// How a convolution accumulates its products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sum {
+    /// Multiply, round, add, round: TFLite's reference float kernels (no FMA).
+    Reference,
+    /// Fused multiply-add: for int8 values, whose products and sums are exact integers in
+    /// float32, so any rounding mode gives the same (exact) result, and FMA does it in half
+    /// the instructions.
+    ExactIntegers,
+}
+
 /// `out = conv(x)` without bias: `[out_rows(x.rows), out_channels]`.
-pub(crate) fn conv(x: &Rows, g: &ConvGeometry, packed: &[f32]) -> Rows {
-    debug_assert_eq!(x.cols, g.in_channels);
+pub(crate) fn conv(x: &Rows, g: &ConvGeometry, packed: &[f32], sum: Sum) -> Rows {
     let rows = g.out_rows(x.rows);
+    conv_mapped(x, g, packed, RowMap::PLAIN, rows, sum)
+}
+
+/// [`conv`] of `rows` output rows placed by `map`.
+pub(crate) fn conv_mapped(
+    x: &Rows,
+    g: &ConvGeometry,
+    packed: &[f32],
+    map: RowMap,
+    rows: usize,
+    sum: Sum,
+) -> Rows {
+    debug_assert_eq!(x.cols, g.in_channels);
     let mut out = vec![0f32; rows * g.out_channels];
     let macs = rows * g.out_channels * g.kernel * g.in_per_group();
     let task_rows = if macs >= PARALLEL_MACS {
@@ -126,7 +177,18 @@ pub(crate) fn conv(x: &Rows, g: &ConvGeometry, packed: &[f32]) -> Rows {
     let work = |(t, chunk): (usize, &mut [f32])| {
         let row0 = t * task_rows;
         let n = chunk.len() / g.out_channels;
-        conv_rows_dispatch(x, g, packed, row0, n, chunk);
+        let job = Job {
+            x,
+            g,
+            packed,
+            map,
+            row0,
+            n,
+        };
+        match sum {
+            Sum::Reference => conv_rows_dispatch::<false>(&job, chunk),
+            Sum::ExactIntegers => conv_rows_dispatch::<true>(&job, chunk),
+        }
     };
     if macs >= PARALLEL_MACS && rows > task_rows {
         out.par_chunks_mut(task_rows * g.out_channels)
@@ -138,57 +200,55 @@ pub(crate) fn conv(x: &Rows, g: &ConvGeometry, packed: &[f32]) -> Rows {
     Rows::new(rows, g.out_channels, out)
 }
 
-fn conv_rows_dispatch(
-    x: &Rows,
-    g: &ConvGeometry,
-    packed: &[f32],
+/// Output rows `[row0, row0 + n)` of a convolution.
+struct Job<'a> {
+    x: &'a Rows,
+    g: &'a ConvGeometry,
+    packed: &'a [f32],
+    map: RowMap,
     row0: usize,
     n: usize,
-    out: &mut [f32],
-) {
+}
+
+fn conv_rows_dispatch<const FUSED: bool>(job: &Job<'_>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { conv_rows_avx512(x, g, packed, row0, n, out) };
+            return unsafe { conv_rows_avx512::<FUSED>(job, out) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { conv_rows_avx2(x, g, packed, row0, n, out) };
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { conv_rows_avx2::<FUSED>(job, out) };
         }
     }
-    conv_rows(x, g, packed, row0, n, out)
+    conv_rows::<FUSED>(job, out)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn conv_rows_avx512(
-    x: &Rows,
-    g: &ConvGeometry,
-    packed: &[f32],
-    row0: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    conv_rows(x, g, packed, row0, n, out)
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn conv_rows_avx512<const FUSED: bool>(job: &Job<'_>, out: &mut [f32]) {
+    conv_rows::<FUSED>(job, out)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn conv_rows_avx2(
-    x: &Rows,
-    g: &ConvGeometry,
-    packed: &[f32],
-    row0: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    conv_rows(x, g, packed, row0, n, out)
+#[target_feature(enable = "avx2,fma")]
+unsafe fn conv_rows_avx2<const FUSED: bool>(job: &Job<'_>, out: &mut [f32]) {
+    conv_rows::<FUSED>(job, out)
 }
 
 /// Output rows `[row0, row0 + n)` into `out` (`n × out_channels`).
 #[inline(always)]
-fn conv_rows(x: &Rows, g: &ConvGeometry, packed: &[f32], row0: usize, n: usize, out: &mut [f32]) {
+fn conv_rows<const FUSED: bool>(job: &Job<'_>, out: &mut [f32]) {
+    let Job {
+        x,
+        g,
+        packed,
+        map,
+        row0,
+        n,
+    } = *job;
     let (cg, og) = (g.in_per_group(), g.out_per_group());
     let group_len = g.kernel * cg * og;
     for group in 0..g.groups {
@@ -196,44 +256,83 @@ fn conv_rows(x: &Rows, g: &ConvGeometry, packed: &[f32], row0: usize, n: usize, 
         let mut o0 = 0;
         while o0 < og {
             let width = og - o0;
-            let mut r = 0;
             if width >= 64 {
-                while r + 4 <= n {
-                    block::<4, 64>(x, g, w, group, row0 + r, o0, &mut out[r * g.out_channels..]);
-                    r += 4;
-                }
-                while r < n {
-                    block::<1, 64>(x, g, w, group, row0 + r, o0, &mut out[r * g.out_channels..]);
-                    r += 1;
-                }
+                rows_of::<64, FUSED>(x, g, w, map, group, row0, n, o0, out);
                 o0 += 64;
             } else if width >= 16 {
-                while r + 4 <= n {
-                    block::<4, 16>(x, g, w, group, row0 + r, o0, &mut out[r * g.out_channels..]);
-                    r += 4;
-                }
-                while r < n {
-                    block::<1, 16>(x, g, w, group, row0 + r, o0, &mut out[r * g.out_channels..]);
-                    r += 1;
-                }
+                rows_of::<16, FUSED>(x, g, w, map, group, row0, n, o0, out);
                 o0 += 16;
             } else {
-                while r < n {
-                    block::<1, 1>(x, g, w, group, row0 + r, o0, &mut out[r * g.out_channels..]);
-                    r += 1;
-                }
+                rows_of::<1, FUSED>(x, g, w, map, group, row0, n, o0, out);
                 o0 += 1;
             }
         }
     }
 }
 
-/// `R` output rows × `W` output channels of one group, accumulated in registers.
+/// `n` output rows of `W` channels from `o0`: four rows at a time, then two, then one.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn block<const R: usize, const W: usize>(
+fn rows_of<const W: usize, const FUSED: bool>(
     x: &Rows,
     g: &ConvGeometry,
     w: &[f32],
+    map: RowMap,
+    group: usize,
+    row0: usize,
+    n: usize,
+    o0: usize,
+    out: &mut [f32],
+) {
+    let mut r = 0;
+    while r + 4 <= n {
+        block::<4, W, FUSED>(
+            x,
+            g,
+            w,
+            map,
+            group,
+            row0 + r,
+            o0,
+            &mut out[r * g.out_channels..],
+        );
+        r += 4;
+    }
+    if r + 2 <= n {
+        block::<2, W, FUSED>(
+            x,
+            g,
+            w,
+            map,
+            group,
+            row0 + r,
+            o0,
+            &mut out[r * g.out_channels..],
+        );
+        r += 2;
+    }
+    if r < n {
+        block::<1, W, FUSED>(
+            x,
+            g,
+            w,
+            map,
+            group,
+            row0 + r,
+            o0,
+            &mut out[r * g.out_channels..],
+        );
+    }
+}
+
+/// `R` output rows × `W` output channels of one group, accumulated in registers.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn block<const R: usize, const W: usize, const FUSED: bool>(
+    x: &Rows,
+    g: &ConvGeometry,
+    w: &[f32],
+    map: RowMap,
     group: usize,
     row: usize,
     o0: usize,
@@ -241,20 +340,33 @@ fn block<const R: usize, const W: usize>(
 ) {
     let (cg, og) = (g.in_per_group(), g.out_per_group());
     let in_off = group * cg;
+    let mut starts = [0usize; R];
+    for (r, b) in starts.iter_mut().enumerate() {
+        *b = map.start(row + r, g.stride) * x.cols + in_off;
+    }
+    // Every index below stays under these bounds (checked once, not per product).
+    let last_x = starts[R - 1] + (g.kernel - 1) * g.dilation * x.cols + cg;
+    let last_w = ((g.kernel - 1) * cg + cg - 1) * og + o0 + W;
+    assert!(
+        last_x <= x.data.len() && last_w <= w.len(),
+        "convolution indices out of range"
+    );
+    let (xp, wp) = (x.data.as_ptr(), w.as_ptr());
     let mut acc = [[0f32; W]; R];
     for k in 0..g.kernel {
-        let mut bases = [0usize; R];
-        for (r, b) in bases.iter_mut().enumerate() {
-            *b = ((row + r) * g.stride + k * g.dilation) * x.cols + in_off;
-        }
+        let tap = k * g.dilation * x.cols;
         for c in 0..cg {
-            let wrow: &[f32; W] = w[(k * cg + c) * og + o0..][..W]
-                .try_into()
-                .expect("W weights");
+            // SAFETY: (k * cg + c) * og + o0 + W <= last_w <= w.len() (asserted above).
+            let wrow: &[f32; W] = unsafe { &*(wp.add((k * cg + c) * og + o0) as *const [f32; W]) };
             for r in 0..R {
-                let xv = x.data[bases[r] + c];
+                // SAFETY: starts[r] + tap + c < last_x <= x.data.len() (asserted above).
+                let xv = unsafe { *xp.add(starts[r] + tap + c) };
                 for j in 0..W {
-                    acc[r][j] += xv * wrow[j];
+                    acc[r][j] = if FUSED {
+                        xv.mul_add(wrow[j], acc[r][j])
+                    } else {
+                        acc[r][j] + xv * wrow[j]
+                    };
                 }
             }
         }
@@ -334,6 +446,89 @@ pub(crate) fn transpose_blocks(
         out.chunks_mut(block_rows * cout).enumerate().for_each(one);
     }
     Rows::new(frames * block_rows, cout, out)
+}
+
+/// A transposed convolution whose kernel is a multiple of its stride (`K = M · s`), as a
+/// plain convolution: output row `y = q·s + p` of a frame's block sums input rows
+/// `i = q − M + 1 .. q` with taps `k = p + (q − i)·s`, so with each frame's rows zero-padded by
+/// `M − 1` on both sides it is a `M`-tap convolution with `s · out` channels (phase-major),
+/// whose output rows *are* the block's rows in memory. Input rows ascend along the taps, so each
+/// output sums in the reference scatter order (input row, then input channel); the padding
+/// adds exact zeros.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PolyphaseTranspose {
+    taps: usize,
+    stride: usize,
+    geometry: ConvGeometry,
+    packed: Vec<f32>,
+}
+
+impl PolyphaseTranspose {
+    /// From a TFLite filter `[out, kernel, 1, in]`; `None` unless `kernel % stride == 0`.
+    pub fn new(
+        filter: &[f32],
+        kernel: usize,
+        stride: usize,
+        cin: usize,
+        cout: usize,
+    ) -> Option<Self> {
+        if stride == 0 || kernel % stride != 0 {
+            return None;
+        }
+        let taps = kernel / stride;
+        let geometry = ConvGeometry {
+            kernel: taps,
+            stride: 1,
+            dilation: 1,
+            in_channels: cin,
+            out_channels: stride * cout,
+            groups: 1,
+        };
+        let width = stride * cout;
+        let mut packed = vec![0f32; taps * cin * width];
+        for j in 0..taps {
+            for p in 0..stride {
+                let k = p + (taps - 1 - j) * stride;
+                for c in 0..cin {
+                    for o in 0..cout {
+                        packed[(j * cin + c) * width + p * cout + o] =
+                            filter[(o * kernel + k) * cin + c];
+                    }
+                }
+            }
+        }
+        Some(PolyphaseTranspose {
+            taps,
+            stride,
+            geometry,
+            packed,
+        })
+    }
+
+    /// Same result as [`transpose_blocks`].
+    pub fn blocks(&self, x: &Rows, frames: usize, sum: Sum) -> Rows {
+        let h = x.rows / frames.max(1);
+        let pad = self.taps - 1;
+        let in_block = h + 2 * pad;
+        let cin = x.cols;
+        let mut padded = vec![0f32; frames * in_block * cin];
+        for f in 0..frames {
+            padded[(f * in_block + pad) * cin..][..h * cin]
+                .copy_from_slice(&x.data[f * h * cin..][..h * cin]);
+        }
+        let padded = Rows::new(frames * in_block, cin, padded);
+        let out_block = h + pad;
+        let y = conv_mapped(
+            &padded,
+            &self.geometry,
+            &self.packed,
+            RowMap::blocks(in_block, out_block),
+            frames * out_block,
+            sum,
+        );
+        let cout = self.geometry.out_channels / self.stride;
+        Rows::new(y.rows * self.stride, cout, y.data)
+    }
 }
 
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
@@ -451,9 +646,54 @@ mod tests {
                     noise(in_rows * g.in_channels, frames as u32),
                 );
                 assert_eq!(
-                    conv(&x, &g, &packed),
+                    conv(&x, &g, &packed, Sum::Reference),
                     conv_reference(&x, &g, &filter),
                     "{g:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_sums_of_int8_values_are_exact() {
+        let g = ConvGeometry {
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            in_channels: 512,
+            out_channels: 64,
+            groups: 4,
+        };
+        let int = |n: usize, seed: u32, m: f32| {
+            noise(n, seed)
+                .into_iter()
+                .map(|v| (v * m).round())
+                .collect::<Vec<f32>>()
+        };
+        let filter = int(g.out_channels * g.kernel * 128, 4, 127.0);
+        let x = Rows::new(40, 512, int(40 * 512, 8, 255.0));
+        let got = conv(&x, &g, &pack_conv_filter(&filter, &g), Sum::ExactIntegers);
+        assert_eq!(got, conv_reference(&x, &g, &filter));
+    }
+
+    #[test]
+    fn polyphase_transpose_is_bit_exact_with_the_scatter() {
+        for (kernel, stride, cin, cout, h) in [
+            (4, 2, 128, 64, 1),
+            (4, 2, 128, 64, 2),
+            (10, 5, 128, 64, 4),
+            (64, 16, 64, 1, 20),
+        ] {
+            let filter = noise(cout * kernel * cin, 5);
+            let scatter = pack_transpose_filter(&filter, kernel, cin, cout);
+            let poly = PolyphaseTranspose::new(&filter, kernel, stride, cin, cout).unwrap();
+            for frames in [1usize, 3, 7] {
+                let x = Rows::new(frames * h, cin, noise(frames * h * cin, frames as u32 + 11));
+                let want = transpose_blocks(&x, frames, kernel, stride, cout, &scatter);
+                assert_eq!(
+                    poly.blocks(&x, frames, Sum::Reference),
+                    want,
+                    "K{kernel} s{stride} h{h} x{frames}"
                 );
             }
         }

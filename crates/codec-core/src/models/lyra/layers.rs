@@ -5,7 +5,7 @@
 //! float layers share the kernels and the plumbing.
 
 use super::fixed_point::{dequantize, quantize, ChannelRequant, Multiplier};
-use super::kernels::{self, ConvGeometry, Rows};
+use super::kernels::{self, ConvGeometry, Rows, Sum};
 
 /// int8 parameters of an op's input and output and its per-channel requantisation.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,11 +49,16 @@ impl Conv {
     pub fn forward(&self, x: &Rows) -> Rows {
         match &self.int8 {
             None => {
-                let mut y = kernels::conv(x, &self.geometry, &self.packed);
+                let mut y = kernels::conv(x, &self.geometry, &self.packed, Sum::Reference);
                 add_bias(&mut y, &self.bias);
                 y
             }
-            Some(rq) => rq.finish(kernels::conv(&rq.center(x), &self.geometry, &self.packed)),
+            Some(rq) => rq.finish(kernels::conv(
+                &rq.center(x),
+                &self.geometry,
+                &self.packed,
+                Sum::ExactIntegers,
+            )),
         }
     }
 }
@@ -101,6 +106,8 @@ pub(crate) struct TransposeConv {
     pub out_channels: usize,
     /// `[in][kernel][out]`.
     pub packed: Vec<f32>,
+    /// The same as a convolution over phases, when the kernel is a multiple of the stride.
+    pub polyphase: Option<kernels::PolyphaseTranspose>,
     /// Float bias (float ops only; int8 ops carry theirs in `int8`).
     pub bias: Vec<f32>,
     pub int8: Option<Requant>,
@@ -114,6 +121,16 @@ impl TransposeConv {
 
     /// `frames` independent blocks, `[frames · block_rows, out]` (int8 values for int8 ops).
     pub fn forward_blocks(&self, x: &Rows, frames: usize) -> Rows {
+        if let Some(poly) = &self.polyphase {
+            return match &self.int8 {
+                None => {
+                    let mut y = poly.blocks(x, frames, Sum::Reference);
+                    add_bias(&mut y, &self.bias);
+                    y
+                }
+                Some(rq) => rq.finish(poly.blocks(&rq.center(x), frames, Sum::ExactIntegers)),
+            };
+        }
         match &self.int8 {
             None => {
                 let mut y = kernels::transpose_blocks(

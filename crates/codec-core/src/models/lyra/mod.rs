@@ -182,8 +182,8 @@ impl Lyra {
     /// of one pass, since nothing older reaches a frame. `(warm-up start, first kept, end)`.
     fn segments(frames: usize, reach: usize) -> Vec<(usize, usize, usize)> {
         let threads = rayon::current_num_threads();
-        // Worth it when the warm-up costs at most an eighth of each run.
-        let n = threads.min(frames / (8 * reach.max(1))).max(1);
+        // Worth it when the warm-up costs at most a quarter of each run.
+        let n = threads.min(frames / (4 * reach.max(1))).max(1);
         (0..n)
             .map(|i| {
                 let (start, end) = (i * frames / n, (i + 1) * frames / n);
