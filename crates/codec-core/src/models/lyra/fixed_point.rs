@@ -102,7 +102,8 @@ fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
 /// `x − trunc(x)` is exact.
 #[inline(always)]
 fn round_half_away(x: f32) -> f32 {
-    if !(x.abs() < 8_388_608.0) {
+    // NaN fails the comparison too, and comes back unchanged.
+    if x.is_nan() || x.abs() >= 8_388_608.0 {
         return x;
     }
     let t = (x as i32) as f32;
@@ -169,11 +170,11 @@ impl ChannelRequant {
     fn apply_plain(&self, data: &mut [f32]) {
         let c = self.bias.len();
         for row in data.chunks_exact_mut(c) {
-            for o in 0..c {
-                let x = (row[o] as i32).wrapping_add(self.bias[o]);
+            for (o, v) in row.iter_mut().enumerate() {
+                let x = (*v as i32).wrapping_add(self.bias[o]);
                 let h = high_mul_branchless((x as i64) << self.left[o], self.significand[o]);
                 let q = divide_by_pot_branchless(h, self.right[o]);
-                row[o] = (q + self.zero_out).clamp(-128, 127) as f32;
+                *v = (q + self.zero_out).clamp(-128, 127) as f32;
             }
         }
     }

@@ -108,7 +108,7 @@ impl Graph {
         match (&t.quantization, t.dtype) {
             (Some(q), DType::I8) if q.scale.len() == 1 && q.zero_point.len() == 1 => {
                 let zp = q.zero_point[0];
-                if !(-128..=127).contains(&zp) || !(q.scale[0] > 0.0) {
+                if !(-128..=127).contains(&zp) || q.scale[0].is_nan() || q.scale[0] <= 0.0 {
                     return Err(self.mismatch(
                         op,
                         i,
@@ -158,6 +158,7 @@ impl Graph {
     }
 
     /// int8 weights, their per-channel (or per-tensor) scales, and the requantisation.
+    #[allow(clippy::too_many_arguments)]
     fn requant(
         &self,
         op: &Op,

@@ -472,7 +472,7 @@ impl PolyphaseTranspose {
         cin: usize,
         cout: usize,
     ) -> Option<Self> {
-        if stride == 0 || kernel % stride != 0 {
+        if stride == 0 || !kernel.is_multiple_of(stride) {
             return None;
         }
         let taps = kernel / stride;
@@ -706,7 +706,8 @@ mod tests {
         let packed = pack_transpose_filter(&filter, kernel, cin, cout);
         let x = Rows::new(4, cin, noise(4 * cin, 1)); // 2 frames of 2 rows
         let out = transpose_blocks(&x, 2, kernel, stride, cout, &packed);
-        assert_eq!(out.rows, 2 * ((2 - 1) * stride + kernel));
+        let h = 2; // input rows per frame
+        assert_eq!(out.rows, 2 * ((h - 1) * stride + kernel));
         let block_rows = 6;
         for f in 0..2 {
             for y in 0..block_rows {
