@@ -152,13 +152,23 @@ impl Lyra {
                 ));
             }
         }
-        // One silent frame through each network sizes their state and receptive fields.
-        let mut probe = StreamState::default();
-        enc.forward(&[0.0; FRAME], &mut probe.walk(1));
-        let encoder_reach = probe.receptive_frames();
-        let mut probe = StreamState::default();
-        gen.forward(Rows::filled(1, FEATURES, 0.0), &mut probe.walk(1));
-        let generator_reach = probe.receptive_frames();
+        // One silent frame through each network sizes their state and receptive fields, and
+        // proves that the layers fit together (every op was checked on its own; a file whose
+        // ops are each well formed but do not chain is refused here, not while encoding).
+        let probe = |file: &str, run: &dyn Fn(&mut StreamState)| {
+            let mut state = StreamState::default();
+            crate::guard::contain(|| run(&mut state)).map_err(|reason| Error::Graph {
+                file: file.to_string(),
+                problem: format!("its layers do not fit together: {reason}"),
+            })?;
+            Ok::<usize, Error>(state.receptive_frames())
+        };
+        let encoder_reach = probe(FILES[0], &|st| {
+            enc.forward(&[0.0; FRAME], &mut st.walk(1));
+        })?;
+        let generator_reach = probe(FILES[2], &|st| {
+            gen.forward(Rows::filled(1, FEATURES, 0.0), &mut st.walk(1));
+        })?;
         Ok(Lyra {
             info,
             config: config.clone(),
