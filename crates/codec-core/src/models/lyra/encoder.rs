@@ -26,8 +26,9 @@ pub(crate) const KNOWN_OPS: &[&str] = &[
     "DEQUANTIZE",
 ];
 
-/// Float residual unit: `h + conv_b(lrelu(pw(dw(lrelu(h)))))`.
-struct FloatUnit {
+/// Float residual unit: `h + conv_b(lrelu(pw(dw(lrelu(h)))))` (the generator's too, where the
+/// first activation is the previous stage's).
+pub(crate) struct FloatUnit {
     act: LeakyRelu,
     dw: Depthwise,
     pw: Conv,
@@ -38,7 +39,7 @@ struct FloatUnit {
 
 impl FloatUnit {
     /// Ops: activation, depthwise, pointwise, activation, second conv, residual add.
-    fn build(g: &Graph, [a, dw, pw, a2, cb, add]: [usize; 6]) -> Result<Self> {
+    pub fn build(g: &Graph, [a, dw, pw, a2, cb, add]: [usize; 6]) -> Result<Self> {
         Ok(FloatUnit {
             act: g.leaky_relu(a)?,
             dw: g.depthwise(dw)?,
@@ -49,7 +50,7 @@ impl FloatUnit {
         })
     }
 
-    fn forward(&self, h: Rows, w: &mut Walk<'_>) -> Rows {
+    pub fn forward(&self, h: Rows, w: &mut Walk<'_>) -> Rows {
         let x = self.act.forward(h.clone());
         let x = self.dw.forward(&w.causal(x, self.dw.context()));
         let x = self.act2.forward(self.pw.forward(&x));

@@ -1,7 +1,7 @@
 //! The LyraGAN generator (`lyragan.tflite`): one 64-d feature vector → 320 samples per frame.
 //! Op numbers are the graph's; `tools/lyra-study/SPEC.md` section 5 has the layer table.
 
-use super::encoder::Int8Unit;
+use super::encoder::{FloatUnit, Int8Unit};
 use super::graph::Graph;
 use super::kernels::Rows;
 use super::layers::{Add, Conv, Depthwise, Dequantize, LeakyRelu, Quantize, TransposeConv};
@@ -64,36 +64,6 @@ impl Upsample {
             self.rows_in * self.tconv.stride,
             &self.tail_bias,
         )
-    }
-}
-
-/// Float residual unit entered by the previous stage's activation (as in the encoder).
-struct FloatUnit {
-    act: LeakyRelu,
-    dw: Depthwise,
-    pw: Conv,
-    act2: LeakyRelu,
-    conv_b: Conv,
-    add: Add,
-}
-
-impl FloatUnit {
-    fn build(g: &Graph, [a, dw, pw, a2, cb, add]: [usize; 6]) -> Result<Self> {
-        Ok(FloatUnit {
-            act: g.leaky_relu(a)?,
-            dw: g.depthwise(dw)?,
-            pw: g.conv(pw)?,
-            act2: g.leaky_relu(a2)?,
-            conv_b: g.conv(cb)?,
-            add: g.add(add)?,
-        })
-    }
-
-    fn forward(&self, h: Rows, w: &mut Walk<'_>) -> Rows {
-        let x = self.act.forward(h.clone());
-        let x = self.dw.forward(&w.causal(x, self.dw.context()));
-        let x = self.act2.forward(self.pw.forward(&x));
-        self.add.forward(self.conv_b.forward(&x), &h)
     }
 }
 

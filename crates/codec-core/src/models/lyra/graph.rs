@@ -231,6 +231,38 @@ impl Graph {
         Ok(())
     }
 
+    /// A convolution's weights: int8 ones (as f32 integers) with their requantisation, or
+    /// float ones with their bias (zeros when absent); `terms` products per output.
+    #[allow(clippy::type_complexity)]
+    fn weights(
+        &self,
+        op: &Op,
+        i: usize,
+        [input, filter, output]: [&Tensor; 3],
+        bias: Option<&Tensor>,
+        channels: usize,
+        terms: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>, Option<Requant>)> {
+        if input.dtype == DType::I8 {
+            self.check_exact(op, i, terms)?;
+            let (w, rq) = self.requant(op, i, input, filter, bias, output, channels)?;
+            return Ok((w, Vec::new(), Some(rq)));
+        }
+        let w = self.f32_const(op, i, filter)?;
+        let b = match bias {
+            Some(b) => self.f32_const(op, i, b)?,
+            None => vec![0.0; channels],
+        };
+        if b.len() != channels || input.dtype != DType::F32 || output.dtype != DType::F32 {
+            return Err(self.mismatch(
+                op,
+                i,
+                "float op with a misshaped bias or non-float tensors",
+            ));
+        }
+        Ok((w, b, None))
+    }
+
     /// `CONV_2D` at op `i`.
     pub fn conv(&self, i: usize) -> Result<Conv> {
         let op = self.op(i, "CONV_2D")?;
@@ -299,25 +331,8 @@ impl Graph {
                 ),
             ));
         }
-        let (filter_values, bias, int8) = if input.dtype == DType::I8 {
-            self.check_exact(op, i, kernel * cg)?;
-            let (w, rq) = self.requant(op, i, input, filter, bias, output, cout)?;
-            (w, Vec::new(), Some(rq))
-        } else {
-            let w = self.f32_const(op, i, filter)?;
-            let b = match bias {
-                Some(b) => self.f32_const(op, i, b)?,
-                None => vec![0.0; cout],
-            };
-            if b.len() != cout || input.dtype != DType::F32 || output.dtype != DType::F32 {
-                return Err(self.mismatch(
-                    op,
-                    i,
-                    "float convolution with a misshaped bias or non-float tensors",
-                ));
-            }
-            (w, b, None)
-        };
+        let (filter_values, bias, int8) =
+            self.weights(op, i, [input, filter, output], bias, cout, kernel * cg)?;
         Ok(Conv {
             packed: pack_conv_filter(&filter_values, &geometry),
             geometry,
@@ -380,21 +395,7 @@ impl Graph {
         {
             return Err(self.mismatch(op, i, format!("{in_rows} rows in, {out_rows} out")));
         }
-        let (filter, bias, int8) = if input.dtype == DType::I8 {
-            self.check_exact(op, i, kernel)?;
-            let (w, rq) = self.requant(op, i, input, filter, bias, output, c)?;
-            (w, Vec::new(), Some(rq))
-        } else {
-            let w = self.f32_const(op, i, filter)?;
-            let b = match bias {
-                Some(b) => self.f32_const(op, i, b)?,
-                None => vec![0.0; c],
-            };
-            if b.len() != c {
-                return Err(self.mismatch(op, i, "misshaped bias"));
-            }
-            (w, b, None)
-        };
+        let (filter, bias, int8) = self.weights(op, i, [input, filter, output], bias, c, kernel)?;
         Ok(Depthwise {
             kernel,
             dilation,
@@ -447,21 +448,14 @@ impl Graph {
         if (h - 1) * stride + kernel != ho {
             return Err(self.mismatch(op, i, format!("{h} rows in give {ho} out")));
         }
-        let (filter_values, bias, int8) = if input.dtype == DType::I8 {
-            self.check_exact(op, i, kernel.div_ceil(stride) * cin)?;
-            let (w, rq) = self.requant(op, i, input, filter, bias, output, cout)?;
-            (w, Vec::new(), Some(rq))
-        } else {
-            let w = self.f32_const(op, i, filter)?;
-            let b = match bias {
-                Some(b) => self.f32_const(op, i, b)?,
-                None => vec![0.0; cout],
-            };
-            if b.len() != cout {
-                return Err(self.mismatch(op, i, "misshaped bias"));
-            }
-            (w, b, None)
-        };
+        let (filter_values, bias, int8) = self.weights(
+            op,
+            i,
+            [input, filter, output],
+            bias,
+            cout,
+            kernel.div_ceil(stride) * cin,
+        )?;
         Ok((
             TransposeConv {
                 kernel,
