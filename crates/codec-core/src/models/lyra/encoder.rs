@@ -58,12 +58,34 @@ impl FloatUnit {
     }
 }
 
-/// int8 residual unit: the activation leaves int8, the causal state holds its dequantised
-/// values, which are quantised again with the same parameters; the residual add is int8.
-pub(crate) struct Int8Unit {
+/// An int8 activation whose output feeds a causal int8 layer: the state holds the activation's
+/// dequantised values, which are quantised again with the same parameters (SPEC.md pattern A').
+struct Int8Causal {
     act: LeakyRelu,
     to_float: Dequantize,
     requantize: Quantize,
+}
+
+impl Int8Causal {
+    /// Ops: activation, dequantize, quantize.
+    fn build(g: &Graph, [a, dq, q]: [usize; 3]) -> Result<Self> {
+        Ok(Int8Causal {
+            act: g.leaky_relu(a)?,
+            to_float: g.dequantize(dq)?,
+            requantize: g.quantize(q)?,
+        })
+    }
+
+    /// The activation of `h`, after the past `context` rows of it.
+    fn forward(&self, h: Rows, context: usize, w: &mut Walk<'_>) -> Rows {
+        let x = self.to_float.forward(self.act.forward(h));
+        self.requantize.forward(w.causal(x, context))
+    }
+}
+
+/// int8 residual unit; the residual add is int8.
+pub(crate) struct Int8Unit {
+    input: Int8Causal,
     dw: Depthwise,
     pw: Conv,
     act2: LeakyRelu,
@@ -75,9 +97,7 @@ impl Int8Unit {
     /// Ops: activation, dequantize, quantize, depthwise, pointwise, activation, conv, add.
     pub fn build(g: &Graph, [a, dq, q, dw, pw, a2, cb, add]: [usize; 8]) -> Result<Self> {
         Ok(Int8Unit {
-            act: g.leaky_relu(a)?,
-            to_float: g.dequantize(dq)?,
-            requantize: g.quantize(q)?,
+            input: Int8Causal::build(g, [a, dq, q])?,
             dw: g.depthwise(dw)?,
             pw: g.conv(pw)?,
             act2: g.leaky_relu(a2)?,
@@ -87,8 +107,7 @@ impl Int8Unit {
     }
 
     pub fn forward(&self, h: Rows, w: &mut Walk<'_>) -> Rows {
-        let x = self.to_float.forward(self.act.forward(h.clone()));
-        let x = self.requantize.forward(w.causal(x, self.dw.context()));
+        let x = self.input.forward(h.clone(), self.dw.context(), w);
         let x = self
             .conv_b
             .forward(&self.act2.forward(self.pw.forward(&self.dw.forward(&x))));
@@ -96,11 +115,9 @@ impl Int8Unit {
     }
 }
 
-/// An int8 strided (or plain) conv whose causal state is kept dequantised.
+/// An int8 strided (or plain) conv after an int8 activation.
 pub(crate) struct Int8Down {
-    act: LeakyRelu,
-    to_float: Dequantize,
-    requantize: Quantize,
+    input: Int8Causal,
     conv: Conv,
 }
 
@@ -108,18 +125,13 @@ impl Int8Down {
     /// Ops: activation, dequantize, quantize, conv.
     pub fn build(g: &Graph, [a, dq, q, c]: [usize; 4]) -> Result<Self> {
         Ok(Int8Down {
-            act: g.leaky_relu(a)?,
-            to_float: g.dequantize(dq)?,
-            requantize: g.quantize(q)?,
+            input: Int8Causal::build(g, [a, dq, q])?,
             conv: g.conv(c)?,
         })
     }
 
     pub fn forward(&self, h: Rows, w: &mut Walk<'_>) -> Rows {
-        let x = self.to_float.forward(self.act.forward(h));
-        let x = self
-            .requantize
-            .forward(w.causal(x, self.conv.geometry.context()));
+        let x = self.input.forward(h, self.conv.geometry.context(), w);
         self.conv.forward(&x)
     }
 }

@@ -94,6 +94,14 @@ impl Graph {
         self.tensor(op, i, &format!("input {k}"), index)
     }
 
+    /// Input `k` if the op has it (TFLite marks an absent optional input, e.g. a bias, -1).
+    fn optional_input(&self, op: &Op, i: usize, k: usize) -> Result<Option<&Tensor>> {
+        match op.inputs.get(k) {
+            Some(&t) if t >= 0 => self.input(op, i, k).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     fn output(&self, op: &Op, i: usize) -> Result<&Tensor> {
         let index = op.outputs.first().copied().unwrap_or(-1);
         self.tensor(op, i, "output", index)
@@ -286,12 +294,7 @@ impl Graph {
             self.input(op, i, 1)?,
             self.output(op, i)?,
         );
-        let bias = op
-            .inputs
-            .get(2)
-            .filter(|&&b| b >= 0)
-            .map(|_| self.input(op, i, 2))
-            .transpose()?;
+        let bias = self.optional_input(op, i, 2)?;
         let (in_rows, cin) = self.rows_channels(op, i, input)?;
         let (out_rows, cout) = self.rows_channels(op, i, output)?;
         let (kernel, cg) = match filter.shape.as_slice() {
@@ -371,12 +374,7 @@ impl Graph {
             self.input(op, i, 1)?,
             self.output(op, i)?,
         );
-        let bias = op
-            .inputs
-            .get(2)
-            .filter(|&&b| b >= 0)
-            .map(|_| self.input(op, i, 2))
-            .transpose()?;
+        let bias = self.optional_input(op, i, 2)?;
         let (in_rows, c) = self.rows_channels(op, i, input)?;
         let (out_rows, c_out) = self.rows_channels(op, i, output)?;
         let kernel = match filter.shape.as_slice() {
@@ -426,12 +424,7 @@ impl Graph {
             self.input(op, i, 2)?,
             self.output(op, i)?,
         );
-        let bias = op
-            .inputs
-            .get(3)
-            .filter(|&&b| b >= 0)
-            .map(|_| self.input(op, i, 3))
-            .transpose()?;
+        let bias = self.optional_input(op, i, 3)?;
         let (h, cin) = self.rows_channels(op, i, input)?;
         let (ho, cout) = self.rows_channels(op, i, output)?;
         let kernel = match filter.shape.as_slice() {
