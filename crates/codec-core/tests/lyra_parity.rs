@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use codec_core::models::lyra::{Lyra, LyraConfig, FEATURES, FRAME};
+use codec_core::models::lyra::{Lyra, LyraConfig, FRAME};
 use codec_core::npy::read_npy;
 use codec_core::{audio, Codec, Device, EncodeOptions, Tensor};
 
@@ -229,7 +229,6 @@ fn streaming_in_any_piece_size_equals_batch() {
         // Measured: bit-identical (same layers, same summation order for any run length).
         assert_eq!(got_audio, batch_audio, "pieces of {piece}: audio differs");
     }
-    let _ = FEATURES;
 }
 
 #[test]
