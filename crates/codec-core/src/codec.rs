@@ -144,6 +144,16 @@ pub trait Codec: Send + Sync {
         self.decode(&codes.stacked()?)
     }
 
+    /// Whether a batch of equal-length items gives every item bit for bit what it gets alone.
+    /// Only then does [`crate::batch`] put several items in one call; other models run them
+    /// one at a time. Not true by default: candle's matmul stacks a batch into the rows of one
+    /// GEMM, whose summation order can change with the row count (LSTM steps, Mimi's and DAC's
+    /// decoders differ in the last bits, and EnCodec's deep residual codes then differ).
+    /// `tests/batch_identity.rs` holds every model that says yes to it.
+    fn batch_invariant(&self) -> bool {
+        false
+    }
+
     /// Whether [`streaming_encoder`](Self::streaming_encoder) and
     /// [`streaming_decoder`](Self::streaming_decoder) work (causal models).
     fn supports_streaming(&self) -> bool {

@@ -113,6 +113,14 @@ pub enum Error {
     Device(String, String),
 
     /// Error from a tensor operation.
+    /// Item `index` of a batch failed; `source` says why.
+    #[error("batch item {index}: {source}")]
+    BatchItem {
+        index: usize,
+        #[source]
+        source: Box<Error>,
+    },
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

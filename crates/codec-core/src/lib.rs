@@ -15,6 +15,7 @@
 //! ```
 
 pub mod audio;
+pub mod batch;
 pub mod card;
 pub mod codec;
 pub mod dsp;

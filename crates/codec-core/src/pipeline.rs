@@ -67,36 +67,74 @@ pub fn encode_audio_with(
     clip: &AudioClip,
     options: &EncodeOptions,
 ) -> Result<Encoded> {
-    let info = model.info();
-    let (channels, prepared) = prepare_channels(clip, info)?;
-    let n = prepared.samples.len();
-    let input = Tensor::from_vec(channels.concat(), (1, channels.len(), n), model.device())?;
-    let codes = model.encode_with(&input, options)?;
-    let streams = code_streams_to_file(&codes, info)?;
-    let scales = match &codes.scales {
-        Some(s) => s
-            .flatten_all()?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1::<f32>()?,
-        None => Vec::new(),
-    };
-    let tokens = TokenFile {
-        header: TokenHeader {
-            model: info.name.clone(),
-            fingerprint: info.fingerprint,
-            sample_rate: info.sample_rate,
-            frame_rate: info.frame_rate,
+    let input = PreparedInput::new(model.info(), clip)?;
+    let codes = model.encode_with(&input.to_tensor(model.device())?, options)?;
+    input.encoded(model.info(), &codes, 0)
+}
+
+/// A clip made ready for a model (its channels at its rate), with the record of what was done.
+pub(crate) struct PreparedInput {
+    /// The model's channels, each at the model's rate.
+    pub channels: Vec<Vec<f32>>,
+    pub original_sample_rate: u32,
+    pub original_length: usize,
+    pub notes: Vec<String>,
+}
+
+impl PreparedInput {
+    pub fn new(info: &CodecInfo, clip: &AudioClip) -> Result<Self> {
+        let (channels, prepared) = prepare_channels(clip, info)?;
+        Ok(Self {
+            channels,
             original_sample_rate: prepared.original_sample_rate,
-            original_length: prepared.original_length as u64,
-            channels: info.channels,
-        },
-        streams,
-        scales,
-    };
-    Ok(Encoded {
-        tokens,
-        notes: prepared.notes,
-    })
+            original_length: prepared.original_length,
+            notes: prepared.notes,
+        })
+    }
+
+    /// Samples per channel.
+    pub fn len(&self) -> usize {
+        self.channels.first().map_or(0, Vec::len)
+    }
+
+    /// As a batch of one, `[1, channels, samples]`.
+    pub fn to_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
+        Ok(Tensor::from_vec(
+            self.channels.concat(),
+            (1, self.channels.len(), self.len()),
+            device,
+        )?)
+    }
+
+    /// The token file of item `item` of a batch's codes, for this input.
+    pub fn encoded(self, info: &CodecInfo, codes: &CodeStreams, item: usize) -> Result<Encoded> {
+        let streams = item_streams(codes, info, item)?;
+        let scales = match &codes.scales {
+            Some(s) => s
+                .get(item)?
+                .flatten_all()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?,
+            None => Vec::new(),
+        };
+        let tokens = TokenFile {
+            header: TokenHeader {
+                model: info.name.clone(),
+                fingerprint: info.fingerprint,
+                sample_rate: info.sample_rate,
+                frame_rate: info.frame_rate,
+                original_sample_rate: self.original_sample_rate,
+                original_length: self.original_length as u64,
+                channels: info.channels,
+            },
+            streams,
+            scales,
+        };
+        Ok(Encoded {
+            tokens,
+            notes: self.notes,
+        })
+    }
 }
 
 /// The clip as the model's channels at the model's rate, and the preparation's record (its
@@ -139,6 +177,11 @@ fn prepare_channels(
 
 /// The first item of a batch of code streams, as token-file streams.
 pub fn code_streams_to_file(codes: &CodeStreams, info: &CodecInfo) -> Result<Vec<CodeStream>> {
+    item_streams(codes, info, 0)
+}
+
+/// Item `item` of a batch of code streams, as token-file streams.
+fn item_streams(codes: &CodeStreams, info: &CodecInfo, item: usize) -> Result<Vec<CodeStream>> {
     codes
         .streams
         .iter()
@@ -148,7 +191,7 @@ pub fn code_streams_to_file(codes: &CodeStreams, info: &CodecInfo) -> Result<Vec
                 codebook_size: info.codebook_sizes[i],
                 frame_rate: info.codebook_frame_rates[i],
                 codes: s
-                    .get(0)?
+                    .get(item)?
                     .to_dtype(candle_core::DType::U32)?
                     .to_vec1::<u32>()?,
             })
@@ -258,6 +301,23 @@ pub fn decode_tokens(
     tokens: &TokenFile,
     options: &DecodeOptions,
 ) -> Result<AudioClip> {
+    check_decodable(model, tokens, options)?;
+    let codes = file_to_code_streams(tokens, model.device())?;
+    let audio = model.decode_streams(&codes)?;
+    let channels: Vec<Vec<f32>> = audio
+        .squeeze(0)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2()?;
+    finish_decoded(model.info(), tokens, channels, options)
+}
+
+/// Everything [`decode_tokens`] checks before decoding: the file fits the model, and what it
+/// decodes to is bounded.
+pub(crate) fn check_decodable(
+    model: &dyn Codec,
+    tokens: &TokenFile,
+    options: &DecodeOptions,
+) -> Result<()> {
     check_compatible(model, tokens, options.force)?;
     let info = model.info();
     if tokens.streams.iter().any(|s| s.codes.is_empty()) {
@@ -288,13 +348,18 @@ pub fn decode_tokens(
             tokens.num_frames()
         )));
     }
-    let codes = file_to_code_streams(tokens, model.device())?;
-    let audio = model.decode_streams(&codes)?;
-    let channels: Vec<Vec<f32>> = audio
-        .squeeze(0)?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec2()?;
+    Ok(())
+}
 
+/// Decoded channels (at the model's rate) back to the original length, at the rate `options`
+/// asks for.
+pub(crate) fn finish_decoded(
+    info: &CodecInfo,
+    tokens: &TokenFile,
+    channels: Vec<Vec<f32>>,
+    options: &DecodeOptions,
+) -> Result<AudioClip> {
+    let h = &tokens.header;
     // Back to the original length: at the model's rate, or resampled to the original rate.
     let original_rate = h.original_sample_rate;
     let decoded_len = channels.first().map_or(0, Vec::len);

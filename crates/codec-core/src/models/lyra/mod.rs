@@ -408,6 +408,11 @@ fn whole_frames(mut samples: Vec<f32>) -> Vec<f32> {
 }
 
 impl Codec for Lyra {
+    // Items run apart through the same kernels: a batch changes nothing by construction.
+    fn batch_invariant(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> &CodecInfo {
         &self.info
     }

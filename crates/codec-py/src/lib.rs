@@ -1,0 +1,660 @@
+//! The native half of the `codec` Python package (`codec._codec`).
+//!
+//! The Python half (`python/codec/__init__.py`) gives the API its Python shape (defaults, mono
+//! arrays, lists); this module moves numpy arrays in and out of `codec_core` and releases the
+//! GIL while a model runs. Every library error becomes `codec.CodecError` with the library's
+//! message; a panic becomes pyo3's `PanicException`, never an abort.
+
+use std::sync::{Arc, Mutex};
+
+use codec_core::audio::AudioClip;
+use codec_core::batch;
+use codec_core::pipeline::{DecodeOptions, OutputRate};
+use codec_core::tokfile::{CodeStream, TokenFile, TokenHeader};
+use codec_core::{
+    load_model, Codec, Device, EncodeOptions, ModelSpec, StreamingDecoder, StreamingEncoder, Tensor,
+};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+create_exception!(
+    _codec,
+    CodecError,
+    PyException,
+    "A codec error: unreadable or invalid input, a model that cannot be loaded, codes that do \
+     not fit the model. The message says what and where."
+);
+
+fn err(e: codec_core::Error) -> PyErr {
+    // The whole chain: a batch item's error names the item, then the cause.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text = format!("{text}: {s_text}");
+        }
+        source = s.source();
+    }
+    CodecError::new_err(text)
+}
+
+fn candle_err(e: candle_core::Error) -> PyErr {
+    err(codec_core::Error::from(e))
+}
+
+/// A loaded model.
+#[pyclass(frozen, module = "codec._codec")]
+struct Model {
+    inner: Arc<dyn Codec>,
+}
+
+#[pymethods]
+impl Model {
+    /// Facts about the model, as a dict.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let i = self.inner.info();
+        let d = PyDict::new(py);
+        d.set_item("name", &i.name)?;
+        d.set_item("family", &i.family)?;
+        d.set_item("sample_rate", i.sample_rate)?;
+        d.set_item("channels", i.channels)?;
+        d.set_item("frame_rate", i.frame_rate)?;
+        d.set_item("hop_length", i.hop_length())?;
+        d.set_item("codebook_sizes", i.codebook_sizes.clone())?;
+        d.set_item("codebook_frame_rates", i.codebook_frame_rates.clone())?;
+        d.set_item("bandwidths_kbps", i.bandwidths_kbps.clone())?;
+        d.set_item("bitrate", i.bitrate())?;
+        d.set_item("fingerprint", format!("{:016x}", i.fingerprint))?;
+        d.set_item("supports_streaming", self.inner.supports_streaming())?;
+        d.set_item("batch_invariant", self.inner.batch_invariant())?;
+        Ok(d)
+    }
+
+    /// How many codebooks `codebooks` / `bandwidth` select (the CLI's rule).
+    #[pyo3(signature = (codebooks=None, bandwidth=None))]
+    fn codebooks_for(&self, codebooks: Option<usize>, bandwidth: Option<f64>) -> PyResult<usize> {
+        Ok(options(self.inner.as_ref(), codebooks, bandwidth)?
+            .num_codebooks
+            .unwrap_or(self.inner.info().codebook_sizes.len()))
+    }
+
+    /// Encode clips (each `[channels, samples]` float32 at its rate) into token files.
+    #[pyo3(signature = (clips, sample_rates, codebooks=None, bandwidth=None))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        clips: Vec<PyReadonlyArray2<'_, f32>>,
+        sample_rates: Vec<u32>,
+        codebooks: Option<usize>,
+        bandwidth: Option<f64>,
+    ) -> PyResult<Vec<Tokens>> {
+        if clips.len() != sample_rates.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} clips but {} sample rates",
+                clips.len(),
+                sample_rates.len()
+            )));
+        }
+        let clips: Vec<AudioClip> = clips
+            .iter()
+            .zip(&sample_rates)
+            .map(|(a, &rate)| {
+                let a = a.as_array();
+                AudioClip {
+                    sample_rate: rate,
+                    channels: a.outer_iter().map(|c| c.to_vec()).collect(),
+                }
+            })
+            .collect();
+        let model = self.inner.clone();
+        let options = options(model.as_ref(), codebooks, bandwidth)?;
+        let encoded = py
+            .allow_threads(move || batch::encode_batch(model.as_ref(), &clips, &options))
+            .map_err(err)?;
+        Ok(encoded
+            .into_iter()
+            .map(|e| Tokens {
+                inner: e.tokens,
+                notes: e.notes,
+            })
+            .collect())
+    }
+
+    /// Decode token files; each item is `(audio [channels, samples] float32, sample_rate)`.
+    #[pyo3(signature = (tokens, original_rate=false, force=false))]
+    fn decode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: Vec<PyRef<'py, Tokens>>,
+        original_rate: bool,
+        force: bool,
+    ) -> PyResult<Vec<(Bound<'py, PyArray2<f32>>, u32)>> {
+        let files: Vec<TokenFile> = tokens.iter().map(|t| t.inner.clone()).collect();
+        let model = self.inner.clone();
+        let options = DecodeOptions {
+            output_rate: if original_rate {
+                OutputRate::Original
+            } else {
+                OutputRate::Model
+            },
+            force,
+        };
+        let clips = py
+            .allow_threads(move || batch::decode_batch(model.as_ref(), &files, &options))
+            .map_err(err)?;
+        clips
+            .into_iter()
+            .map(|c| Ok((planar_to_array(py, c.channels)?, c.sample_rate)))
+            .collect()
+    }
+
+    /// A token file for codes made elsewhere: one int array per codebook stream, the audio
+    /// taken to be `frames * hop` samples at the model's rate.
+    fn tokens_from_codes(&self, streams: Vec<PyReadonlyArray1<'_, i64>>) -> PyResult<Tokens> {
+        let info = self.inner.info();
+        let available = info.codebook_sizes.len();
+        if streams.is_empty() || streams.len() > available {
+            return Err(CodecError::new_err(format!(
+                "invalid codes: {} codebooks, model {} takes 1 to {available}",
+                streams.len(),
+                info.name
+            )));
+        }
+        let streams = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let size = info.codebook_sizes[i];
+                let codes = s
+                    .as_array()
+                    .iter()
+                    .enumerate()
+                    .map(|(t, &v)| {
+                        u32::try_from(v).ok().filter(|&c| c < size).ok_or_else(|| {
+                            CodecError::new_err(format!(
+                                "invalid codes: codebook {i}, frame {t}: code {v} is out of \
+                                 range for model {}'s codebook of {size} entries",
+                                info.name
+                            ))
+                        })
+                    })
+                    .collect::<PyResult<Vec<u32>>>()?;
+                Ok(CodeStream {
+                    codebook_size: size,
+                    frame_rate: info.codebook_frame_rates[i],
+                    codes,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let frames = streams[0].codes.len();
+        let seconds = frames as f64 / streams[0].frame_rate;
+        let length = (seconds * f64::from(info.sample_rate)).round() as u64;
+        Ok(Tokens {
+            inner: TokenFile {
+                header: TokenHeader {
+                    model: info.name.clone(),
+                    fingerprint: info.fingerprint,
+                    sample_rate: info.sample_rate,
+                    frame_rate: info.frame_rate,
+                    original_sample_rate: info.sample_rate,
+                    original_length: length,
+                    channels: info.channels,
+                },
+                streams,
+                scales: Vec::new(),
+            },
+            notes: Vec::new(),
+        })
+    }
+
+    /// A streaming encoder (causal models).
+    #[pyo3(signature = (codebooks=None, bandwidth=None))]
+    fn stream_encoder(
+        &self,
+        codebooks: Option<usize>,
+        bandwidth: Option<f64>,
+    ) -> PyResult<StreamEncoder> {
+        let options = options(self.inner.as_ref(), codebooks, bandwidth)?;
+        let model = self.inner.clone();
+        let inner = model.streaming_encoder(1, &options).map_err(err)?;
+        // SAFETY: the encoder borrows the model, which lives in an `Arc` the stream object
+        // keeps (field `_model`, dropped after `inner`): the borrow never outlives it.
+        let inner: Box<dyn StreamingEncoder + 'static> = unsafe { std::mem::transmute(inner) };
+        Ok(StreamEncoder {
+            state: Mutex::new(EncoderState {
+                frame_size: inner.frame_size(),
+                inner,
+                pending: 0,
+            }),
+            channels: self.inner.info().channels as usize,
+            _model: model,
+        })
+    }
+
+    /// A streaming decoder (causal models).
+    fn stream_decoder(&self) -> PyResult<StreamDecoder> {
+        let model = self.inner.clone();
+        let inner = model.streaming_decoder(1).map_err(err)?;
+        // SAFETY: as in `stream_encoder`.
+        let inner: Box<dyn StreamingDecoder + 'static> = unsafe { std::mem::transmute(inner) };
+        Ok(StreamDecoder {
+            inner: Mutex::new(inner),
+            _model: model,
+        })
+    }
+}
+
+fn options(
+    model: &dyn Codec,
+    codebooks: Option<usize>,
+    bandwidth: Option<f64>,
+) -> PyResult<EncodeOptions> {
+    let info = model.info();
+    let available = info.codebook_sizes.len();
+    let num_codebooks = match (codebooks, bandwidth) {
+        (Some(_), Some(_)) => {
+            return Err(PyValueError::new_err(
+                "give codebooks or bandwidth, not both",
+            ))
+        }
+        (Some(n), None) if n == 0 || n > available => {
+            return Err(PyValueError::new_err(format!(
+                "codebooks={n}: model {} has {available} (use 1 to {available})",
+                info.name
+            )))
+        }
+        (Some(n), None) => Some(n),
+        (None, Some(kbps)) => Some(info.codebooks_for_bandwidth(kbps).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "bandwidth={kbps}: model {} defines {:?} kbit/s",
+                info.name, info.bandwidths_kbps
+            ))
+        })?),
+        (None, None) => None,
+    };
+    Ok(EncodeOptions { num_codebooks })
+}
+
+fn planar_to_array(py: Python<'_>, channels: Vec<Vec<f32>>) -> PyResult<Bound<'_, PyArray2<f32>>> {
+    let rows = channels.len();
+    let cols = channels.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = channels.concat();
+    let array = numpy::ndarray::Array2::from_shape_vec((rows, cols), flat)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py))
+}
+
+fn tensor_to_array<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    // [1, channels, samples] -> [channels, samples]
+    let planar: Vec<Vec<f32>> = t
+        .squeeze(0)
+        .and_then(|t| t.to_dtype(codec_core::DType::F32))
+        .and_then(|t| t.to_vec2())
+        .map_err(candle_err)?;
+    planar_to_array(py, planar)
+}
+
+/// A token file: codes plus what is needed to decode them (model, rates, original length).
+#[pyclass(module = "codec._codec")]
+struct Tokens {
+    inner: TokenFile,
+    notes: Vec<String>,
+}
+
+#[pymethods]
+impl Tokens {
+    /// Read a `.tok` file.
+    #[staticmethod]
+    fn read(path: std::path::PathBuf) -> PyResult<Self> {
+        Ok(Self {
+            inner: TokenFile::read(&path).map_err(err)?,
+            notes: Vec::new(),
+        })
+    }
+
+    /// A token file from the bytes of one.
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<Self> {
+        Ok(Self {
+            inner: TokenFile::from_bytes(data)
+                .map_err(|kind| err(codec_core::Error::TokenFile { path: None, kind }))?,
+            notes: Vec::new(),
+        })
+    }
+
+    /// Write it as a `.tok` file (atomically: an existing file is replaced only on success).
+    fn write(&self, path: std::path::PathBuf) -> PyResult<()> {
+        self.inner.write(&path).map_err(err)
+    }
+
+    /// The file's bytes.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let bytes = self
+            .inner
+            .to_bytes()
+            .map_err(|kind| err(codec_core::Error::TokenFile { path: None, kind }))?;
+        Ok(pyo3::types::PyBytes::new(py, &bytes))
+    }
+
+    /// One int64 array per codebook stream.
+    fn streams<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyArray1<i64>>> {
+        self.inner
+            .streams
+            .iter()
+            .map(|s| {
+                s.codes
+                    .iter()
+                    .map(|&c| i64::from(c))
+                    .collect::<Vec<_>>()
+                    .into_pyarray(py)
+            })
+            .collect()
+    }
+
+    /// What was done to the input on the way in (mixdown, resampling).
+    #[getter]
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    #[getter]
+    fn model(&self) -> String {
+        self.inner.header.model.clone()
+    }
+
+    #[getter]
+    fn fingerprint(&self) -> String {
+        format!("{:016x}", self.inner.header.fingerprint)
+    }
+
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.inner.header.sample_rate
+    }
+
+    #[getter]
+    fn frame_rate(&self) -> f64 {
+        self.inner.header.frame_rate
+    }
+
+    #[getter]
+    fn original_sample_rate(&self) -> u32 {
+        self.inner.header.original_sample_rate
+    }
+
+    #[getter]
+    fn original_length(&self) -> u64 {
+        self.inner.header.original_length
+    }
+
+    #[getter]
+    fn num_frames(&self) -> usize {
+        self.inner.num_frames()
+    }
+
+    #[getter]
+    fn duration(&self) -> f64 {
+        self.inner.duration_seconds()
+    }
+
+    #[getter]
+    fn bitrate(&self) -> f64 {
+        self.inner.bitrate()
+    }
+
+    fn __eq__(&self, other: PyRef<'_, Tokens>) -> bool {
+        self.inner == other.inner
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Tokens(model={:?}, codebooks={}, frames={}, duration={:.2} s)",
+            self.inner.header.model,
+            self.inner.streams.len(),
+            self.inner.num_frames(),
+            self.inner.duration_seconds()
+        )
+    }
+}
+
+struct EncoderState {
+    inner: Box<dyn StreamingEncoder + 'static>,
+    frame_size: usize,
+    /// Samples pushed that do not yet make a whole frame.
+    pending: usize,
+}
+
+/// Push audio as it arrives, get the codes of every frame it completes.
+#[pyclass(module = "codec._codec")]
+struct StreamEncoder {
+    // Field order matters: `state` borrows `_model` and must drop first.
+    state: Mutex<EncoderState>,
+    channels: usize,
+    _model: Arc<dyn Codec>,
+}
+
+#[pymethods]
+impl StreamEncoder {
+    /// Push samples `[channels, n]` (float32, at the model's rate); returns the codes
+    /// `[codebooks, frames]` (int64) of the frames they complete, possibly none.
+    fn push<'py>(
+        &self,
+        py: Python<'py>,
+        audio: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<i64>>> {
+        let a = audio.as_array();
+        if a.nrows() != self.channels {
+            return Err(PyValueError::new_err(format!(
+                "the model takes {} channel(s), got {}",
+                self.channels,
+                a.nrows()
+            )));
+        }
+        let flat: Vec<f32> = a.iter().copied().collect();
+        let mut state = self
+            .state
+            .lock()
+            .expect("a push never panics while holding it");
+        push_samples(py, &mut state, flat, a.nrows(), a.ncols())
+    }
+
+    /// End the stream: complete the last partial frame with silence and return its codes
+    /// (as the CLI does); the encoder is then ready for a new stream.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
+        let mut state = self
+            .state
+            .lock()
+            .expect("a push never panics while holding it");
+        let fill = (state.frame_size - state.pending) % state.frame_size;
+        let out = push_samples(
+            py,
+            &mut state,
+            vec![0.0; fill * self.channels],
+            self.channels,
+            fill,
+        );
+        state.inner.reset();
+        state.pending = 0;
+        out
+    }
+
+    /// Samples per code frame.
+    #[getter]
+    fn frame_size(&self) -> usize {
+        self.state.lock().expect("never poisoned").frame_size
+    }
+
+    /// Frames held back at the start of a stream.
+    #[getter]
+    fn startup_frames(&self) -> usize {
+        self.state
+            .lock()
+            .expect("never poisoned")
+            .inner
+            .startup_frames()
+    }
+
+    /// Forget the stream.
+    fn reset(&self) {
+        let mut state = self.state.lock().expect("never poisoned");
+        state.inner.reset();
+        state.pending = 0;
+    }
+}
+
+fn push_samples<'py>(
+    py: Python<'py>,
+    state: &mut EncoderState,
+    flat: Vec<f32>,
+    channels: usize,
+    n: usize,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let codebooks_empty = || numpy::ndarray::Array2::<i64>::zeros((0, 0)).into_pyarray(py);
+    if n == 0 {
+        return Ok(codebooks_empty());
+    }
+    let t = Tensor::from_vec(flat, (1, channels, n), &Device::Cpu).map_err(candle_err)?;
+    let out = state.inner.push_audio(&t).map_err(err)?;
+    state.pending = (state.pending + n) % state.frame_size;
+    match out {
+        None => Ok(codebooks_empty()),
+        Some(codes) => {
+            let rows: Vec<Vec<u32>> = codes
+                .squeeze(0)
+                .and_then(|c| c.to_dtype(codec_core::DType::U32))
+                .and_then(|c| c.to_vec2())
+                .map_err(candle_err)?;
+            let (r, c) = (rows.len(), rows.first().map_or(0, Vec::len));
+            let flat: Vec<i64> = rows.concat().into_iter().map(i64::from).collect();
+            Ok(numpy::ndarray::Array2::from_shape_vec((r, c), flat)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+                .into_pyarray(py))
+        }
+    }
+}
+
+/// Push codes as they arrive, get the audio of every frame.
+#[pyclass(module = "codec._codec")]
+struct StreamDecoder {
+    // Field order matters: `inner` borrows `_model` and must drop first.
+    inner: Mutex<Box<dyn StreamingDecoder + 'static>>,
+    _model: Arc<dyn Codec>,
+}
+
+#[pymethods]
+impl StreamDecoder {
+    /// Push codes `[codebooks, frames]` (int); returns audio `[channels, frames * frame_size]`
+    /// (float32), possibly empty.
+    fn push<'py>(
+        &self,
+        py: Python<'py>,
+        codes: PyReadonlyArray2<'_, i64>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let a = codes.as_array();
+        let (rows, frames) = (a.nrows(), a.ncols());
+        let flat = a
+            .iter()
+            .map(|&v| {
+                u32::try_from(v).map_err(|_| {
+                    CodecError::new_err(format!("invalid codes: code {v} is negative or too large"))
+                })
+            })
+            .collect::<PyResult<Vec<u32>>>()?;
+        if frames == 0 {
+            return planar_to_array(py, Vec::new());
+        }
+        let t = Tensor::from_vec(flat, (1, rows, frames), &Device::Cpu).map_err(candle_err)?;
+        let mut inner = self.inner.lock().expect("never poisoned");
+        match inner.push_codes(&t).map_err(err)? {
+            None => planar_to_array(py, Vec::new()),
+            Some(audio) => tensor_to_array(py, &audio),
+        }
+    }
+
+    /// Samples produced per code frame.
+    #[getter]
+    fn frame_size(&self) -> usize {
+        self.inner.lock().expect("never poisoned").frame_size()
+    }
+
+    /// Forget the stream.
+    fn reset(&self) {
+        self.inner.lock().expect("never poisoned").reset();
+    }
+}
+
+/// Load a model by card name, hub repo id, folder or weight file (as the CLI's `--model`).
+#[pyfunction]
+#[pyo3(signature = (spec, device="cpu"))]
+fn load(py: Python<'_>, spec: &str, device: &str) -> PyResult<Model> {
+    let device = match device {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(0).map_err(candle_err)?,
+        "metal" => Device::new_metal(0).map_err(candle_err)?,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown device {other:?} (expected \"cpu\", \"cuda\" or \"metal\")"
+            )))
+        }
+    };
+    let spec = ModelSpec::parse(spec).map_err(err)?;
+    let model = py
+        .allow_threads(move || load_model(&spec, &device))
+        .map_err(err)?;
+    Ok(Model {
+        inner: Arc::from(model),
+    })
+}
+
+/// Use `threads` worker threads for tensor math; only before the first model runs.
+#[pyfunction]
+fn set_threads(threads: usize) -> PyResult<()> {
+    if threads == 0 || threads > 256 {
+        return Err(PyValueError::new_err(format!(
+            "threads must be between 1 and 256 (got {threads})"
+        )));
+    }
+    // candle sizes its GEMMs by the variable rayon reads; the pool itself must agree.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+    {
+        Ok(()) => Ok(()),
+        Err(_) if rayon::current_num_threads() == threads => Ok(()),
+        Err(_) => Err(CodecError::new_err(format!(
+            "the thread pool already runs {} threads: set threads before the first model \
+             is loaded or run",
+            rayon::current_num_threads()
+        ))),
+    }
+}
+
+/// The model cards this build knows, as (name, family, built_in) tuples.
+#[pyfunction]
+fn models() -> Vec<(String, String, bool)> {
+    codec_core::ModelCard::builtin()
+        .into_iter()
+        .map(|c| {
+            let built_in = c.is_built_in();
+            (c.name, c.family, built_in)
+        })
+        .collect()
+}
+
+#[pymodule]
+fn _codec(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("CodecError", m.py().get_type::<CodecError>())?;
+    m.add_class::<Model>()?;
+    m.add_class::<Tokens>()?;
+    m.add_class::<StreamEncoder>()?;
+    m.add_class::<StreamDecoder>()?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(set_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(models, m)?)?;
+    Ok(())
+}
