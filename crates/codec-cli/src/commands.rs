@@ -11,6 +11,7 @@ use codec_core::tokfile::TokenFile;
 use codec_core::weights::StateDict;
 use codec_core::{load_model, Codec, EncodeOptions, ModelCard, ModelSpec};
 
+use crate::corpus;
 use crate::device::parse_device;
 use crate::progress::with_spinner;
 use crate::stream;
@@ -56,6 +57,20 @@ pub enum Command {
         /// With --stream: interleaved channels of headerless input (mixed down to mono).
         #[arg(long, value_name = "N", default_value_t = 1, requires = "stream")]
         raw_channels: u16,
+        /// Corpus mode: INPUT is a manifest (one audio path per line, or TSV with `id` and
+        /// `path` columns) and OUTPUT a folder. A folder or a glob as INPUT is corpus mode too.
+        #[arg(long, conflicts_with = "stream")]
+        manifest: bool,
+        /// Corpus mode: write tar shards (per item `ID.codes.npy` + `ID.json`) and a JSONL index
+        /// per shard, instead of one output file per input.
+        #[arg(long, conflicts_with = "stream")]
+        shards: bool,
+        /// Corpus mode with --shards: items per shard.
+        #[arg(long, value_name = "N", default_value_t = 1000, requires = "shards")]
+        shard_size: usize,
+        /// Corpus mode: run job I of N (0-based) of a split; N jobs write what one job would.
+        #[arg(long, value_name = "I/N", conflicts_with = "stream")]
+        shard: Option<crate::corpus::ShardSpec>,
     },
     /// Decode a token file back to a WAV file.
     ///
@@ -132,6 +147,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             stream: true,
             raw_rate,
             raw_channels,
+            ..
         } => {
             ensure_distinct(&input, &output)?;
             let spec = ModelSpec::parse(&model)?;
@@ -147,6 +163,56 @@ pub fn run(command: Command, device: &str) -> Result<()> {
                     },
                     raw_rate,
                     raw_channels,
+                },
+            )
+        }
+        Command::Encode {
+            input,
+            output,
+            model,
+            format,
+            codebooks,
+            bandwidth,
+            manifest,
+            shards,
+            shard_size,
+            shard,
+            ..
+        } if manifest
+            || shards
+            || shard.is_some()
+            || corpus::Source::from_arg(&input, false).is_some() =>
+        {
+            let Some(source) = corpus::Source::from_arg(&input, manifest) else {
+                bail!(
+                    "--shards and --shard need a corpus input: a folder, a glob, or a manifest with --manifest"
+                );
+            };
+            if output.exists() && !output.is_dir() {
+                bail!(
+                    "corpus mode writes into a folder; {} is a file",
+                    output.display()
+                );
+            }
+            let spec = ModelSpec::parse(&model)?;
+            let model = load(&spec, device)?;
+            let options = CodebookChoice {
+                codebooks,
+                bandwidth,
+            }
+            .options(model.as_ref())?;
+            corpus::run(
+                model.as_ref(),
+                corpus::CorpusRun {
+                    source,
+                    output: &output,
+                    layout: if shards {
+                        corpus::Layout::Shards(shard_size)
+                    } else {
+                        corpus::Layout::Mirror(format)
+                    },
+                    shard,
+                    options,
                 },
             )
         }

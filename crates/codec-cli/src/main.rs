@@ -1,6 +1,7 @@
 //! `codec`: encode audio to discrete tokens and decode them back, with neural audio codecs.
 
 mod commands;
+mod corpus;
 mod device;
 mod progress;
 mod stream;

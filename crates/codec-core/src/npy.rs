@@ -8,6 +8,16 @@ use crate::{Error, Result};
 
 /// Write codes `[codebooks][frames]` as an int64 array shaped `[codebooks, frames]`.
 pub fn write_codes_npy(path: &Path, codes: &[Vec<u32>]) -> Result<()> {
+    let out = codes_npy_bytes(codes).map_err(|e| match e {
+        Error::Io { cause, .. } => Error::io(path, cause),
+        other => other,
+    })?;
+    crate::output::write_file(path, &out)
+}
+
+/// The bytes of the `.npy` file [`write_codes_npy`] writes (for archives, e.g. tar shards).
+pub fn codes_npy_bytes(codes: &[Vec<u32>]) -> Result<Vec<u8>> {
+    let path = Path::new("<memory>");
     let frames = codes.first().map_or(0, Vec::len);
     if codes.iter().any(|c| c.len() != frames) {
         return Err(Error::InvalidCodes(
@@ -31,7 +41,7 @@ pub fn write_codes_npy(path: &Path, codes: &[Vec<u32>]) -> Result<()> {
         }
         writer.finish().map_err(|e| Error::io(path, e))?;
     }
-    crate::output::write_file(path, &out)
+    Ok(out)
 }
 
 /// A numeric array read from a `.npy` file, as f64 values with its shape.

@@ -67,13 +67,23 @@ pub fn encode_audio_with(
     clip: &AudioClip,
     options: &EncodeOptions,
 ) -> Result<Encoded> {
-    let input = PreparedInput::new(model.info(), clip)?;
+    encode_prepared(model, PreparedInput::new(model.info(), clip)?, options)
+}
+
+/// [`encode_audio_with`] on a clip already prepared (e.g. on another thread, so that decoding
+/// and resampling the next file overlaps with the model).
+pub fn encode_prepared(
+    model: &dyn Codec,
+    input: PreparedInput,
+    options: &EncodeOptions,
+) -> Result<Encoded> {
     let codes = model.encode_with(&input.to_tensor(model.device())?, options)?;
     input.encoded(model.info(), &codes, 0)
 }
 
 /// A clip made ready for a model (its channels at its rate), with the record of what was done.
-pub(crate) struct PreparedInput {
+#[derive(Debug, Clone)]
+pub struct PreparedInput {
     /// The model's channels, each at the model's rate.
     pub channels: Vec<Vec<f32>>,
     pub original_sample_rate: u32,
@@ -82,6 +92,7 @@ pub(crate) struct PreparedInput {
 }
 
 impl PreparedInput {
+    /// Mix and resample `clip` for the model `info` describes.
     pub fn new(info: &CodecInfo, clip: &AudioClip) -> Result<Self> {
         let (channels, prepared) = prepare_channels(clip, info)?;
         Ok(Self {
@@ -98,7 +109,7 @@ impl PreparedInput {
     }
 
     /// As a batch of one, `[1, channels, samples]`.
-    pub fn to_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
+    pub(crate) fn to_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
         Ok(Tensor::from_vec(
             self.channels.concat(),
             (1, self.channels.len(), self.len()),
@@ -107,7 +118,12 @@ impl PreparedInput {
     }
 
     /// The token file of item `item` of a batch's codes, for this input.
-    pub fn encoded(self, info: &CodecInfo, codes: &CodeStreams, item: usize) -> Result<Encoded> {
+    pub(crate) fn encoded(
+        self,
+        info: &CodecInfo,
+        codes: &CodeStreams,
+        item: usize,
+    ) -> Result<Encoded> {
         let streams = item_streams(codes, info, item)?;
         let scales = match &codes.scales {
             Some(s) => s
