@@ -634,6 +634,37 @@ fn set_threads(threads: usize) -> PyResult<()> {
     }
 }
 
+/// Read an audio file (WAV, FLAC, MP3, OGG, ... as the CLI reads them): `([channels, n], rate)`.
+#[pyfunction]
+fn read_audio(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+) -> PyResult<(Bound<'_, PyArray2<f32>>, u32)> {
+    let clip = py
+        .allow_threads(move || codec_core::audio::read_audio(&path))
+        .map_err(err)?;
+    Ok((planar_to_array(py, clip.channels)?, clip.sample_rate))
+}
+
+/// Decode audio from the bytes of a file; `name` (e.g. `a.flac`) hints the format and names the
+/// input in errors.
+#[pyfunction]
+#[pyo3(signature = (data, name="<bytes>"))]
+fn read_audio_bytes<'py>(
+    py: Python<'py>,
+    data: Vec<u8>,
+    name: &str,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, u32)> {
+    let path = std::path::PathBuf::from(name);
+    let clip = py
+        .allow_threads(move || {
+            let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
+            codec_core::audio::read_audio_from_bytes(data, ext.as_deref(), &path)
+        })
+        .map_err(err)?;
+    Ok((planar_to_array(py, clip.channels)?, clip.sample_rate))
+}
+
 /// The model cards this build knows, as (name, family, built_in) tuples.
 #[pyfunction]
 fn models() -> Vec<(String, String, bool)> {
@@ -656,5 +687,7 @@ fn _codec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(set_threads, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
+    m.add_function(wrap_pyfunction!(read_audio, m)?)?;
+    m.add_function(wrap_pyfunction!(read_audio_bytes, m)?)?;
     Ok(())
 }

@@ -179,3 +179,33 @@ def test_errors_are_python_exceptions(lyra, tiny):
     with pytest.raises(codec.CodecError, match="stream"):
         tiny_dac = codec.load(str(fixture("dac")))
         tiny_dac.stream_encoder()
+
+
+def test_cli_shards_read_with_tarfile_and_numpy(tmp_path, lyra):
+    import io
+    import tarfile
+
+    folder = SHARED / "audio" / "eval"
+    if not folder.is_dir():
+        pytest.fail(f"{folder} is absent")
+    out = tmp_path / "shards"
+    pattern = str(folder / "*.flac")
+    subprocess.run([cli(), "encode", pattern, str(out), "--shards", "--shard-size", "3"],
+                   check=True, capture_output=True)
+    index = [json.loads(line) for p in sorted(out.glob("shard-*.jsonl")) for line in p.read_text().splitlines()]
+    assert index and all(r["model"] == "lyra-v2" for r in index)
+    seen = 0
+    for shard in sorted(out.glob("shard-*.tar")):
+        with tarfile.open(shard) as tar:
+            names = tar.getnames()
+            for name in names:
+                if not name.endswith(".codes.npy"):
+                    continue
+                key = name[: -len(".codes.npy")]
+                codes = np.load(io.BytesIO(tar.extractfile(name).read()))
+                meta = json.loads(tar.extractfile(f"{key}.json").read())
+                assert codes.shape == (16, meta["frames"]) and codes.dtype == np.int64
+                audio, rate = codec.read_audio(meta["path"])
+                np.testing.assert_array_equal(codes, lyra.encode(audio, rate))
+                seen += 1
+    assert seen == len(index) == len(list(folder.glob("*.flac")))

@@ -32,6 +32,7 @@ __all__ = [
     "Tokens",
     "load",
     "models",
+    "read_audio",
     "read_tokens",
     "set_threads",
 ]
@@ -63,6 +64,14 @@ def load(model: str = DEFAULT_MODEL, device: str = "cpu", threads: Optional[int]
 def models() -> List[dict]:
     """The model cards this build knows: name, family, and whether its weights are built in."""
     return [{"name": n, "family": f, "built_in": b} for n, f, b in _codec.models()]
+
+
+def read_audio(source, name: str = "<bytes>"):
+    """Read audio (WAV, FLAC, MP3, OGG, ...) from a path or from a file's bytes, as the CLI
+    does: ``(float32 [channels, samples], sample_rate)``."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _codec.read_audio_bytes(bytes(source), name)
+    return _codec.read_audio(str(source))
 
 
 def read_tokens(path) -> Tokens:
