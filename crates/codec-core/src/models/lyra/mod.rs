@@ -190,8 +190,7 @@ impl Lyra {
     /// Split `frames` into runs for the threads: each run restarts the stream `reach` frames
     /// before its first frame (those outputs are thrown away), which gives exactly the outputs
     /// of one pass, since nothing older reaches a frame. `(warm-up start, first kept, end)`.
-    fn segments(frames: usize, reach: usize) -> Vec<(usize, usize, usize)> {
-        let threads = rayon::current_num_threads();
+    fn segments(frames: usize, reach: usize, threads: usize) -> Vec<(usize, usize, usize)> {
         // Worth it when the warm-up costs at most a quarter of each run.
         let n = threads.min(frames / (4 * reach.max(1))).max(1);
         (0..n)
@@ -202,11 +201,22 @@ impl Lyra {
             .collect()
     }
 
-    /// Codes of a whole clip (whole frames), its runs on parallel threads.
-    fn encode_clip(&self, samples: &[f32], stages: usize) -> Vec<Vec<u32>> {
+    /// Threads for each of `items` clips: a batch of at least as many clips as threads runs
+    /// one clip per thread, with no warm-up spent; fewer clips split each over the threads.
+    fn threads_per_item(items: usize) -> usize {
+        let threads = rayon::current_num_threads();
+        if items >= threads {
+            1
+        } else {
+            threads
+        }
+    }
+
+    /// Codes of a whole clip (whole frames), its runs on up to `threads` parallel threads.
+    fn encode_clip(&self, samples: &[f32], stages: usize, threads: usize) -> Vec<Vec<u32>> {
         use rayon::prelude::*;
         let frames = samples.len() / FRAME;
-        let parts: Vec<Vec<Vec<u32>>> = Self::segments(frames, self.encoder_reach)
+        let parts: Vec<Vec<Vec<u32>>> = Self::segments(frames, self.encoder_reach, threads)
             .into_par_iter()
             .map(|(warm, start, end)| {
                 let run = &samples[warm * FRAME..end * FRAME];
@@ -226,11 +236,11 @@ impl Lyra {
         codes
     }
 
-    /// Samples of a whole clip's codes, its runs on parallel threads.
-    fn decode_clip(&self, codes: &[Vec<u32>]) -> Vec<f32> {
+    /// Samples of a whole clip's codes, its runs on up to `threads` parallel threads.
+    fn decode_clip(&self, codes: &[Vec<u32>], threads: usize) -> Vec<f32> {
         use rayon::prelude::*;
         let frames = codes.first().map_or(0, Vec::len);
-        let parts: Vec<Vec<f32>> = Self::segments(frames, self.generator_reach)
+        let parts: Vec<Vec<f32>> = Self::segments(frames, self.generator_reach, threads)
             .into_par_iter()
             .map(|(warm, start, end)| {
                 let run: Vec<Vec<u32>> = codes.iter().map(|row| row[warm..end].to_vec()).collect();
@@ -427,19 +437,27 @@ impl Codec for Lyra {
     }
 
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
+        use rayon::prelude::*;
         let stages = self.stages_for(options)?;
-        let items = self
-            .audio_items(audio)?
-            .into_iter()
-            .map(|x| self.encode_clip(&whole_frames(x), stages))
+        let items = self.audio_items(audio)?;
+        let threads = Self::threads_per_item(items.len());
+        let items = items
+            .into_par_iter()
+            .map(|x| self.encode_clip(&whole_frames(x), stages, threads))
             .collect();
         CodeStreams::from_stacked(&self.codes_tensor(items)?)
     }
 
     fn decode(&self, codes: &Tensor) -> Result<Tensor> {
+        use rayon::prelude::*;
         let items = self.code_items(codes)?;
         let b = items.len();
-        let audio: Vec<f32> = items.iter().flat_map(|c| self.decode_clip(c)).collect();
+        let threads = Self::threads_per_item(b);
+        let audio: Vec<f32> = items
+            .par_iter()
+            .map(|c| self.decode_clip(c, threads))
+            .collect::<Vec<_>>()
+            .concat();
         let n = audio.len() / b.max(1);
         Ok(Tensor::from_vec(audio, (b, 1, n), &self.device)?)
     }
