@@ -108,6 +108,11 @@ impl PreparedInput {
         self.channels.first().map_or(0, Vec::len)
     }
 
+    /// Whether it holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// As a batch of one, `[1, channels, samples]`.
     pub(crate) fn to_tensor(&self, device: &candle_core::Device) -> Result<Tensor> {
         Ok(Tensor::from_vec(
