@@ -305,47 +305,21 @@ pub struct CodebookChoice {
 }
 
 impl CodebookChoice {
-    /// The encode options for `model`; errors say what the model offers.
+    /// The encode options for `model`; errors name the flag and say what the model offers.
     pub fn options(self, model: &dyn Codec) -> Result<EncodeOptions> {
-        let info = model.info();
-        let available = info.codebook_sizes.len();
-        let num_codebooks = match (self.codebooks, self.bandwidth) {
-            (Some(n), _) => {
-                if n == 0 || n > available {
-                    bail!(
-                        "--codebooks {n}: model {} has {available} codebook{} (use 1 to {available})",
-                        info.name,
-                        if available == 1 { "" } else { "s" }
-                    );
+        EncodeOptions::choose(model.info(), self.codebooks, self.bandwidth).map_err(|e| {
+            let flag = match (self.codebooks, self.bandwidth) {
+                (Some(n), _) => format!("--codebooks {n}"),
+                (None, Some(kbps)) => format!("--bandwidth {kbps}"),
+                (None, None) => String::new(),
+            };
+            match &e {
+                codec_core::Error::Bandwidth { offered, .. } if offered.is_empty() => {
+                    anyhow::anyhow!("{flag}: {e}; use --codebooks N")
                 }
-                Some(n)
+                _ => anyhow::anyhow!("{flag}: {e}"),
             }
-            (None, Some(kbps)) => {
-                let list = || {
-                    info.bandwidths_kbps
-                        .iter()
-                        .map(|b| format!("{b}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                if info.bandwidths_kbps.is_empty() {
-                    bail!(
-                        "--bandwidth {kbps}: model {} defines no bandwidths; use --codebooks N (1 to {available})",
-                        info.name
-                    );
-                }
-                match info.codebooks_for_bandwidth(kbps) {
-                    Some(n) => Some(n),
-                    None => bail!(
-                        "--bandwidth {kbps}: not one of model {}'s bandwidths ({} kbit/s)",
-                        info.name,
-                        list()
-                    ),
-                }
-            }
-            (None, None) => None,
-        };
-        Ok(EncodeOptions { num_codebooks })
+        })
     }
 }
 

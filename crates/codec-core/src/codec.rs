@@ -104,6 +104,52 @@ pub struct EncodeOptions {
     pub num_codebooks: Option<usize>,
 }
 
+impl EncodeOptions {
+    /// The options that keep the first `codebooks` codebooks, or the number that `bandwidth`
+    /// (kbit/s, one the model defines) selects; neither: the model's default. Errors say what
+    /// the model offers.
+    ///
+    /// ```
+    /// # use codec_core::{CodecInfo, EncodeOptions};
+    /// # let info = CodecInfo { name: "m".into(), family: "f".into(), sample_rate: 24_000,
+    /// #     channels: 1, frame_rate: 75.0, codebook_sizes: vec![1024; 8],
+    /// #     codebook_frame_rates: vec![75.0; 8], bandwidths_kbps: vec![1.5, 3.0, 6.0],
+    /// #     fingerprint: 0 };
+    /// assert_eq!(EncodeOptions::choose(&info, None, Some(3.0))?.num_codebooks, Some(4));
+    /// assert!(EncodeOptions::choose(&info, Some(9), None).is_err());
+    /// # Ok::<(), codec_core::Error>(())
+    /// ```
+    pub fn choose(
+        info: &CodecInfo,
+        codebooks: Option<usize>,
+        bandwidth: Option<f64>,
+    ) -> Result<Self> {
+        let available = info.codebook_sizes.len();
+        let num_codebooks = match (codebooks, bandwidth) {
+            (Some(n), _) if n == 0 || n > available => {
+                return Err(crate::Error::CodebookCount {
+                    model: info.name.clone(),
+                    requested: n,
+                    available,
+                })
+            }
+            (Some(n), _) => Some(n),
+            (None, Some(kbps)) => Some(
+                info.codebooks_for_bandwidth(kbps)
+                    .filter(|_| kbps > 0.0 && kbps.is_finite())
+                    .ok_or_else(|| crate::Error::Bandwidth {
+                        model: info.name.clone(),
+                        kbps,
+                        offered: info.bandwidths_kbps.clone(),
+                        codebooks: available,
+                    })?,
+            ),
+            (None, None) => None,
+        };
+        Ok(Self { num_codebooks })
+    }
+}
+
 /// A neural audio codec: audio to discrete codes and back.
 ///
 /// Shapes are batch-first:

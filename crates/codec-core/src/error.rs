@@ -113,6 +113,24 @@ pub enum Error {
     Device(String, String),
 
     /// Error from a tensor operation.
+    /// A codebook count the model does not have.
+    #[error("model {model} has {available} codebook{} (use 1 to {available}), not {requested}", if *available == 1 { "" } else { "s" })]
+    CodebookCount {
+        model: String,
+        requested: usize,
+        available: usize,
+    },
+
+    /// A bandwidth the model does not define (`offered` is empty when it defines none).
+    #[error("{}", bandwidth_message(model, *kbps, offered, *codebooks))]
+    Bandwidth {
+        model: String,
+        kbps: f64,
+        offered: Vec<f64>,
+        /// How many codebooks the model has (to say what to use instead).
+        codebooks: usize,
+    },
+
     /// Item `index` of a batch failed; `source` says why.
     #[error("batch item {index}: {source}")]
     BatchItem {
@@ -151,6 +169,23 @@ pub enum TokenFileError {
     /// The in-memory contents cannot be written (code out of range, bad rate, ...).
     #[error("cannot write token file: {0}")]
     Invalid(String),
+}
+
+fn bandwidth_message(model: &str, kbps: f64, offered: &[f64], codebooks: usize) -> String {
+    if !(kbps > 0.0 && kbps.is_finite()) {
+        return format!("a bandwidth must be a positive number of kbit/s, not {kbps}");
+    }
+    if offered.is_empty() {
+        return format!(
+            "model {model} defines no bandwidths; choose a number of codebooks instead (1 to \
+             {codebooks})"
+        );
+    }
+    let list: Vec<String> = offered.iter().map(|b| format!("{b}")).collect();
+    format!(
+        "{kbps} kbit/s is not one of model {model}'s bandwidths ({} kbit/s)",
+        list.join(", ")
+    )
 }
 
 impl Error {

@@ -488,11 +488,9 @@ pub fn import_codes(
     if frames == 0 {
         return Err(bad("the array holds no frames".into()));
     }
-    let streams = (0..n)
+    let rows = (0..n)
         .map(|i| {
-            let size = info.codebook_sizes[i];
-            let row = &codes.values[i * frames..(i + 1) * frames];
-            let codes = row
+            codes.values[i * frames..(i + 1) * frames]
                 .iter()
                 .enumerate()
                 .map(|(t, &v)| {
@@ -500,16 +498,51 @@ pub fn import_codes(
                         Err(bad(format!(
                             "codebook {i}, frame {t}: {v} is not an integer"
                         )))
-                    } else if v < 0.0 || v >= size as f64 {
-                        Err(bad(format!(
+                    } else {
+                        // Saturating: out-of-range values stay out of range.
+                        Ok(v as i64)
+                    }
+                })
+                .collect::<Result<Vec<i64>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    tokens_from_codes(info, &rows, source)
+}
+
+/// A token file for `model`'s codes made elsewhere, one row of codes per codebook stream (a
+/// prefix of the codebooks; multi-scale models' streams at their own rates). The original audio
+/// is taken to be what the first stream's frames span at the model's rate. Every code is
+/// checked against its codebook; errors name `source`, the codebook, the frame and the value.
+pub fn tokens_from_codes(info: &CodecInfo, rows: &[Vec<i64>], source: &str) -> Result<TokenFile> {
+    let bad = |m: String| Error::InvalidCodes(format!("{source}: {m}"));
+    let available = info.codebook_sizes.len();
+    if rows.is_empty() || rows.len() > available {
+        return Err(bad(format!(
+            "{} codebooks, model {} takes 1 to {available}",
+            rows.len(),
+            info.name
+        )));
+    }
+    if rows.iter().any(Vec::is_empty) {
+        return Err(bad("the codes hold no frames".into()));
+    }
+    let streams = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let size = info.codebook_sizes[i];
+            let codes = row
+                .iter()
+                .enumerate()
+                .map(|(t, &v)| {
+                    u32::try_from(v).ok().filter(|&c| c < size).ok_or_else(|| {
+                        bad(format!(
                             "codebook {i}, frame {t}: code {v} is out of range for model {}'s \
                              codebook of {size} entries (0 to {})",
                             info.name,
                             size - 1
-                        )))
-                    } else {
-                        Ok(v as u32)
-                    }
+                        ))
+                    })
                 })
                 .collect::<Result<Vec<u32>>>()?;
             Ok(CodeStream {
@@ -519,6 +552,7 @@ pub fn import_codes(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let seconds = rows[0].len() as f64 / info.codebook_frame_rates[0];
     Ok(TokenFile {
         header: TokenHeader {
             model: info.name.clone(),
@@ -526,7 +560,7 @@ pub fn import_codes(
             sample_rate: info.sample_rate,
             frame_rate: info.frame_rate,
             original_sample_rate: info.sample_rate,
-            original_length: (frames * info.hop_length()) as u64,
+            original_length: (seconds * f64::from(info.sample_rate)).round() as u64,
             channels: info.channels,
         },
         streams,

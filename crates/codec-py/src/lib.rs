@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use codec_core::audio::AudioClip;
 use codec_core::batch;
-use codec_core::pipeline::{DecodeOptions, OutputRate};
-use codec_core::tokfile::{CodeStream, TokenFile, TokenHeader};
+use codec_core::pipeline::{self, DecodeOptions, OutputRate};
+use codec_core::tokfile::TokenFile;
 use codec_core::{
     load_model, Codec, Device, EncodeOptions, ModelSpec, StreamingDecoder, StreamingEncoder, Tensor,
 };
@@ -155,58 +155,9 @@ impl Model {
     /// A token file for codes made elsewhere: one int array per codebook stream, the audio
     /// taken to be `frames * hop` samples at the model's rate.
     fn tokens_from_codes(&self, streams: Vec<PyReadonlyArray1<'_, i64>>) -> PyResult<Tokens> {
-        let info = self.inner.info();
-        let available = info.codebook_sizes.len();
-        if streams.is_empty() || streams.len() > available {
-            return Err(CodecError::new_err(format!(
-                "invalid codes: {} codebooks, model {} takes 1 to {available}",
-                streams.len(),
-                info.name
-            )));
-        }
-        let streams = streams
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let size = info.codebook_sizes[i];
-                let codes = s
-                    .as_array()
-                    .iter()
-                    .enumerate()
-                    .map(|(t, &v)| {
-                        u32::try_from(v).ok().filter(|&c| c < size).ok_or_else(|| {
-                            CodecError::new_err(format!(
-                                "invalid codes: codebook {i}, frame {t}: code {v} is out of \
-                                 range for model {}'s codebook of {size} entries",
-                                info.name
-                            ))
-                        })
-                    })
-                    .collect::<PyResult<Vec<u32>>>()?;
-                Ok(CodeStream {
-                    codebook_size: size,
-                    frame_rate: info.codebook_frame_rates[i],
-                    codes,
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        let frames = streams[0].codes.len();
-        let seconds = frames as f64 / streams[0].frame_rate;
-        let length = (seconds * f64::from(info.sample_rate)).round() as u64;
+        let rows: Vec<Vec<i64>> = streams.iter().map(|s| s.as_array().to_vec()).collect();
         Ok(Tokens {
-            inner: TokenFile {
-                header: TokenHeader {
-                    model: info.name.clone(),
-                    fingerprint: info.fingerprint,
-                    sample_rate: info.sample_rate,
-                    frame_rate: info.frame_rate,
-                    original_sample_rate: info.sample_rate,
-                    original_length: length,
-                    channels: info.channels,
-                },
-                streams,
-                scales: Vec::new(),
-            },
+            inner: pipeline::tokens_from_codes(self.inner.info(), &rows, "codes").map_err(err)?,
             notes: Vec::new(),
         })
     }
@@ -253,30 +204,14 @@ fn options(
     codebooks: Option<usize>,
     bandwidth: Option<f64>,
 ) -> PyResult<EncodeOptions> {
-    let info = model.info();
-    let available = info.codebook_sizes.len();
-    let num_codebooks = match (codebooks, bandwidth) {
-        (Some(_), Some(_)) => {
-            return Err(PyValueError::new_err(
-                "give codebooks or bandwidth, not both",
-            ))
-        }
-        (Some(n), None) if n == 0 || n > available => {
-            return Err(PyValueError::new_err(format!(
-                "codebooks={n}: model {} has {available} (use 1 to {available})",
-                info.name
-            )))
-        }
-        (Some(n), None) => Some(n),
-        (None, Some(kbps)) => Some(info.codebooks_for_bandwidth(kbps).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "bandwidth={kbps}: model {} defines {:?} kbit/s",
-                info.name, info.bandwidths_kbps
-            ))
-        })?),
-        (None, None) => None,
-    };
-    Ok(EncodeOptions { num_codebooks })
+    if codebooks.is_some() && bandwidth.is_some() {
+        return Err(PyValueError::new_err(
+            "give codebooks or bandwidth, not both",
+        ));
+    }
+    // A choice the model does not offer is the caller's mistake: ValueError, as Python has it.
+    EncodeOptions::choose(model.info(), codebooks, bandwidth)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 fn planar_to_array(py: Python<'_>, channels: Vec<Vec<f32>>) -> PyResult<Bound<'_, PyArray2<f32>>> {
