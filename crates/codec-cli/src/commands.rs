@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use codec_core::audio::{self, WavSampleFormat};
 use codec_core::output::ensure_distinct;
-use codec_core::pipeline::{self, DecodeOptions, OutputRate};
+use codec_core::pipeline::{self, DecodeOptions};
 use codec_core::tokfile::TokenFile;
 use codec_core::weights::StateDict;
 use codec_core::{load_model, Codec, EncodeOptions, ModelCard, ModelSpec};
@@ -392,14 +392,7 @@ fn decode(
         None => model_of_tokens(&tokens.header.model)?,
     };
     let model = load(&ModelSpec::parse(&model_name)?, device)?;
-    let options = DecodeOptions {
-        output_rate: if original_rate {
-            OutputRate::Original
-        } else {
-            OutputRate::Model
-        },
-        force,
-    };
+    let options = DecodeOptions::new(original_rate, force);
     let clip = with_spinner("decoding", || {
         pipeline::decode_tokens(model.as_ref(), &tokens, &options)
     })?;

@@ -55,6 +55,20 @@ pub struct DecodeOptions {
     pub force: bool,
 }
 
+impl DecodeOptions {
+    /// At the original rate (or the model's), decoding even another model's codes if `force`.
+    pub fn new(original_rate: bool, force: bool) -> Self {
+        Self {
+            output_rate: if original_rate {
+                OutputRate::Original
+            } else {
+                OutputRate::Model
+            },
+            force,
+        }
+    }
+}
+
 /// Encode a clip of any rate and channel count: mixed down to the model's channels, resampled
 /// to its rate, encoded, and wrapped in a token file that remembers the original rate and length.
 pub fn encode_audio(model: &dyn Codec, clip: &AudioClip) -> Result<Encoded> {

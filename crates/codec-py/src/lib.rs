@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use codec_core::audio::AudioClip;
 use codec_core::batch;
-use codec_core::pipeline::{self, DecodeOptions, OutputRate};
+use codec_core::pipeline::{self, DecodeOptions};
 use codec_core::tokfile::TokenFile;
 use codec_core::{
     load_model, Codec, Device, EncodeOptions, ModelSpec, StreamingDecoder, StreamingEncoder, Tensor,
@@ -135,14 +135,7 @@ impl Model {
     ) -> PyResult<Vec<(Bound<'py, PyArray2<f32>>, u32)>> {
         let files: Vec<TokenFile> = tokens.iter().map(|t| t.inner.clone()).collect();
         let model = self.inner.clone();
-        let options = DecodeOptions {
-            output_rate: if original_rate {
-                OutputRate::Original
-            } else {
-                OutputRate::Model
-            },
-            force,
-        };
+        let options = DecodeOptions::new(original_rate, force);
         let clips = py
             .allow_threads(move || batch::decode_batch(model.as_ref(), &files, &options))
             .map_err(err)?;
