@@ -5,8 +5,9 @@
     RAY_ADDRESS=head:6379 python examples/ray_tokenize.py ...        # on a running cluster
 
 Writes `tokens/ID.tok` for every item (what `codec encode corpus/ tokens/` writes) and
-`tokens/_index/*.json` with id, path, frames, duration, model, fingerprint and error per item.
-Exits non-zero if any item failed.
+`tokens/_index/*.json` with id, path, frames, duration, model, fingerprint and error per item;
+with `--shards`, Parquet shards instead (`tokens/*.parquet`: those columns plus `tokens`, the
+`.tok` bytes, which `codec.Tokens.from_bytes` reads). Exits non-zero if any item failed.
 """
 
 import argparse
@@ -25,6 +26,7 @@ def main() -> int:
     p.add_argument("--model", default=codec.DEFAULT_MODEL)
     p.add_argument("--workers", type=int, default=2, help="model-holding workers (one CPU each)")
     p.add_argument("--codebooks", type=int)
+    p.add_argument("--shards", action="store_true", help="write Parquet shards with the token bytes")
     args = p.parse_args()
 
     ray.init()  # RAY_ADDRESS selects a cluster; without it a local instance starts
@@ -34,9 +36,13 @@ def main() -> int:
         ds = ray.data.read_json(args.source)
     else:
         ds = codec.ray.dataset_from_folder(args.source)
-    results = codec.ray.tokenize(ds, args.output, model=args.model, concurrency=args.workers,
-                                 codebooks=args.codebooks).materialize()
-    results.write_json(f"{args.output}/_index")
+    results = codec.ray.tokenize(ds, None if args.shards else args.output, model=args.model,
+                                 concurrency=args.workers, codebooks=args.codebooks,
+                                 return_tokens=args.shards).materialize()
+    if args.shards:
+        results.write_parquet(args.output)
+    else:
+        results.write_json(f"{args.output}/_index")
     failed = results.filter(lambda r: r["error"] != "").take_all()
     for r in failed:
         print(f"failed: {r['path']}: {r['error']}", file=sys.stderr)
