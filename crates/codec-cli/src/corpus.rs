@@ -492,7 +492,14 @@ fn for_each_prepared(
 struct Progress {
     bar: Option<ProgressBar>,
     total: usize,
-    state: std::cell::RefCell<(usize, f64, Instant, Instant)>,
+    counts: std::cell::RefCell<Counts>,
+}
+
+struct Counts {
+    files: usize,
+    audio_seconds: f64,
+    started: Instant,
+    last_line: Instant,
 }
 
 impl Progress {
@@ -509,35 +516,40 @@ impl Progress {
         Progress {
             bar,
             total,
-            state: std::cell::RefCell::new((0, 0.0, now, now)),
+            counts: std::cell::RefCell::new(Counts {
+                files: 0,
+                audio_seconds: 0.0,
+                started: now,
+                last_line: now,
+            }),
         }
     }
 
     fn done(&self, seconds: f64) {
-        let mut s = self.state.borrow_mut();
-        s.0 += 1;
-        s.1 += seconds;
-        let elapsed = s.2.elapsed().as_secs_f64().max(1e-9);
+        let mut c = self.counts.borrow_mut();
+        c.files += 1;
+        c.audio_seconds += seconds;
+        let elapsed = c.started.elapsed().as_secs_f64().max(1e-9);
         let msg = format!(
             "{:.2} h audio, {:.0}x real time",
-            s.1 / 3600.0,
-            s.1 / elapsed
+            c.audio_seconds / 3600.0,
+            c.audio_seconds / elapsed
         );
         match &self.bar {
             Some(bar) => {
                 bar.set_message(msg);
                 bar.inc(1);
             }
-            None if s.3.elapsed() >= Duration::from_secs(10) || s.0 == self.total => {
-                eprintln!("progress: {}/{} files, {msg}", s.0, self.total);
-                s.3 = Instant::now();
+            None if c.last_line.elapsed() >= Duration::from_secs(10) || c.files == self.total => {
+                eprintln!("progress: {}/{} files, {msg}", c.files, self.total);
+                c.last_line = Instant::now();
             }
             None => {}
         }
     }
 
     fn skip(&self, n: usize) {
-        self.state.borrow_mut().0 += n;
+        self.counts.borrow_mut().files += n;
         if let Some(bar) = &self.bar {
             bar.inc(n as u64);
         }

@@ -50,15 +50,14 @@ pub fn encode_batch(
     options: &EncodeOptions,
 ) -> Result<Vec<Encoded>> {
     let info = model.info();
-    let mut inputs = clips
+    let prepared = clips
         .iter()
         .enumerate()
         .map(|(i, clip)| PreparedInput::new(info, clip).map_err(|e| item_error(i, e)))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
-    let lengths: Vec<usize> = inputs.iter().flatten().map(PreparedInput::len).collect();
+        .collect::<Result<Vec<_>>>()?;
+    let lengths: Vec<usize> = prepared.iter().map(PreparedInput::len).collect();
+    // Each input is taken out once its group has run.
+    let mut inputs: Vec<Option<PreparedInput>> = prepared.into_iter().map(Some).collect();
     let mut out: Vec<Option<Encoded>> = (0..clips.len()).map(|_| None).collect();
     for group in groups(&lengths, info.channels as usize, model.batch_invariant()) {
         let run = || -> Result<CodeStreams> {

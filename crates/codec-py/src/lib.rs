@@ -74,14 +74,6 @@ impl Model {
         Ok(d)
     }
 
-    /// How many codebooks `codebooks` / `bandwidth` select (the CLI's rule).
-    #[pyo3(signature = (codebooks=None, bandwidth=None))]
-    fn codebooks_for(&self, codebooks: Option<usize>, bandwidth: Option<f64>) -> PyResult<usize> {
-        Ok(options(self.inner.as_ref(), codebooks, bandwidth)?
-            .num_codebooks
-            .unwrap_or(self.inner.info().codebook_sizes.len()))
-    }
-
     /// Encode clips (each `[channels, samples]` float32 at its rate) into token files.
     #[pyo3(signature = (clips, sample_rates, codebooks=None, bandwidth=None))]
     fn encode_batch(

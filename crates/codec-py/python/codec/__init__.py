@@ -79,7 +79,7 @@ def read_tokens(path) -> Tokens:
     return Tokens.read(str(path))
 
 
-def _planar(audio, channels: int) -> np.ndarray:
+def _planar(audio) -> np.ndarray:
     """Audio as float32 ``[channels, samples]``: mono arrays may be 1-D."""
     a = np.asarray(audio)
     if a.dtype.kind not in "fiu":
@@ -144,7 +144,7 @@ class Model:
         """Encode clips into :class:`Tokens` (token files), one per clip."""
         audios = list(audios)
         rates = [sample_rate] * len(audios) if np.isscalar(sample_rate) else list(sample_rate)
-        clips = [_planar(a, self.channels) for a in audios]
+        clips = [_planar(a) for a in audios]
         return self._native.encode_batch(
             clips, [int(r) for r in rates], codebooks, bandwidth
         )
@@ -231,7 +231,7 @@ class Model:
     def stream_encoder(self, codebooks=None, bandwidth=None) -> "StreamEncoder":
         """A streaming encoder (causal models): ``push(samples)`` returns the codes of each
         frame it completes, ``finish()`` completes the last frame with silence."""
-        return _MonoStreamEncoder(self._native.stream_encoder(codebooks, bandwidth), self.channels)
+        return _MonoStreamEncoder(self._native.stream_encoder(codebooks, bandwidth))
 
     def stream_decoder(self) -> "StreamDecoder":
         """A streaming decoder (causal models): ``push(codes)`` returns their audio."""
@@ -241,14 +241,13 @@ class Model:
 class _MonoStreamEncoder:
     """Accepts 1-D arrays for mono models; otherwise as :class:`StreamEncoder`."""
 
-    def __init__(self, native: StreamEncoder, channels: int):
+    def __init__(self, native: StreamEncoder):
         self._native = native
-        self._channels = channels
         self.frame_size: int = native.frame_size
         self.startup_frames: int = native.startup_frames
 
     def push(self, audio) -> np.ndarray:
-        return self._native.push(_planar(audio, self._channels))
+        return self._native.push(_planar(audio))
 
     def finish(self) -> np.ndarray:
         return self._native.finish()
