@@ -530,7 +530,7 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
             } else {
                 config.quantizer.stages
             };
-            let model = TinyCodec::load(&config, state, label, &Device::Cpu)?;
+            let (model, _unused) = TinyCodec::load(&config, state, label, &Device::Cpu)?;
             let frames = samples.div_ceil(config.hop_length);
             Built {
                 model: Box::new(model),

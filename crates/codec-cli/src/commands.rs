@@ -9,7 +9,7 @@ use codec_core::output::ensure_distinct;
 use codec_core::pipeline::{self, DecodeOptions};
 use codec_core::tokfile::TokenFile;
 use codec_core::weights::StateDict;
-use codec_core::{load_model, Codec, EncodeOptions, ModelCard, ModelSpec};
+use codec_core::{load_model_with_report, Codec, EncodeOptions, ModelCard, ModelSpec};
 
 use crate::corpus;
 use crate::device::parse_device;
@@ -293,8 +293,29 @@ pub fn run(command: Command, device: &str) -> Result<()> {
 
 fn load(spec: &ModelSpec, device: &str) -> Result<Box<dyn Codec>> {
     let device = parse_device(device)?;
-    let loaded = with_spinner("loading model", || load_model(spec, &device))?;
-    Ok(loaded)
+    let loaded = with_spinner("loading model", || load_model_with_report(spec, &device))?;
+    if !loaded.unused_keys.is_empty() {
+        // Not an error: the model is complete. But keys no layer reads may mean the checkpoint
+        // is another variant than the config says, so say so.
+        let shown: Vec<&str> = loaded
+            .unused_keys
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        eprintln!(
+            "warning: {} of the checkpoint's tensors are not used by model {} ({}{})",
+            loaded.unused_keys.len(),
+            loaded.model.info().name,
+            shown.join(", "),
+            if loaded.unused_keys.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(loaded.model)
 }
 
 /// How many codebooks `codec encode` was asked to use.

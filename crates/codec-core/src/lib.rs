@@ -33,7 +33,7 @@ pub mod tokstream;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor};
-pub use card::{load_model, ModelCard, ModelSpec};
+pub use card::{load_model, load_model_with_report, ModelCard, ModelSpec};
 pub use codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 pub use error::{Error, Result, TokenFileError};
 pub use streaming::{StreamingDecoder, StreamingEncoder, StreamingModule};

@@ -10,14 +10,15 @@ fn model(window_frames: usize) -> TinyCodec {
     let card = ModelCard::find("tinycodec-24khz").expect("card");
     let bytes = card.embedded_weights().expect("embedded weights");
     let state = StateDict::from_safetensors_bytes(bytes, "embedded").unwrap();
-    TinyCodec::load(
+    let (model, unused) = TinyCodec::load(
         &TinyCodecConfig::tinycodec_24khz(),
         state,
         &card.name,
         &Device::Cpu,
     )
-    .unwrap()
-    .with_window_frames(window_frames)
+    .unwrap();
+    assert!(unused.is_empty(), "{unused:?}");
+    model.with_window_frames(window_frames)
 }
 
 #[test]

@@ -21,6 +21,8 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::nn::dac_blocks::{Conv, ConvSpec, DecoderBlock, DecoderBlockSpec, EncoderBlock};
 use crate::nn::snake::Snake1d;
@@ -703,23 +705,56 @@ impl Codec for Dac {
     }
 }
 
-impl super::FamilyConfig for DacConfig {
-    fn from_reference(text: &str, source: &str) -> Result<Self> {
-        DacConfig::from_reference_json(text, source)
+/// The dac family.
+pub struct DacFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: DacFamily = DacFamily;
+
+impl Family for DacFamily {
+    fn name(&self) -> &'static str {
+        "dac"
     }
 
-    fn infer(weights: &StateDict) -> Result<Self> {
-        infer_config(weights)
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        if looks_like_dac(weights) {
+            Score::SHARED_LAYOUT
+        } else {
+            Score::NONE
+        }
     }
 
-    fn build(
+    fn config_score(&self, text: &str) -> Score {
+        Score::distinctive_if(is_reference_config(text))
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    fn load(
         &self,
+        arch: ArchSource<'_>,
         weights: StateDict,
         name: &str,
         device: &Device,
-    ) -> Result<Box<dyn crate::Codec>> {
-        let (model, _unused) = Dac::load(self, weights, name, device)?;
-        Ok(Box::new(model))
+    ) -> Result<Loaded> {
+        let config: DacConfig =
+            arch.read(name, &weights, DacConfig::from_reference_json, infer_config)?;
+        let (model, unused) = Dac::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: DacConfig = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate(),
+            codebooks: Some(vec![cfg.codebook_size as u32; cfg.n_codebooks]),
+            codebook_frame_rates: None,
+        }
+        .check(card)
     }
 }
 
@@ -803,5 +838,27 @@ mod tests {
             None
         );
         assert_eq!(hf_key_to_original("something.else", 4, 4), None);
+    }
+
+    #[test]
+    fn published_dac_cards_match_named_configs() {
+        let cfg =
+            |n: &str| -> DacConfig { ModelCard::find(n).unwrap().architecture.try_into().unwrap() };
+        assert_eq!(cfg("dac-16khz"), DacConfig::dac_16khz());
+        assert_eq!(cfg("dac-24khz"), DacConfig::dac_24khz());
+        assert_eq!(cfg("dac-44khz"), DacConfig::dac_44khz());
+        for (name, repo) in [
+            ("dac-16khz", "descript/dac_16khz"),
+            ("dac-24khz", "descript/dac_24khz"),
+            ("dac-44khz", "descript/dac_44khz"),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            let hub = card.hub.unwrap();
+            assert_eq!(
+                (hub.repo.as_str(), hub.weights.as_str()),
+                (repo, "model.safetensors")
+            );
+            assert_eq!(card.license, "MIT");
+        }
     }
 }

@@ -35,6 +35,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 pub use crate::nn::seanet::hf_decoder_upsampling_layers;
 use crate::nn::seanet::{hf_seanet_key_to_original, SeanetConfig, SeanetDecoder, SeanetEncoder};
@@ -1071,23 +1073,75 @@ impl Codec for Encodec {
     }
 }
 
-impl super::FamilyConfig for EncodecConfig {
-    fn from_reference(text: &str, source: &str) -> Result<Self> {
-        EncodecConfig::from_reference_json(text, source)
+/// The encodec family.
+pub struct EncodecFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: EncodecFamily = EncodecFamily;
+
+impl Family for EncodecFamily {
+    fn name(&self) -> &'static str {
+        "encodec"
     }
 
-    fn infer(weights: &StateDict) -> Result<Self> {
-        infer_config(weights)
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        if looks_like_encodec(weights) {
+            Score::SHARED_LAYOUT
+        } else {
+            Score::NONE
+        }
     }
 
-    fn build(
+    fn config_score(&self, text: &str) -> Score {
+        if is_reference_config(text) {
+            Score::SHARED_LAYOUT
+        } else {
+            Score::NONE
+        }
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    fn load(
         &self,
+        arch: ArchSource<'_>,
         weights: StateDict,
         name: &str,
         device: &Device,
-    ) -> Result<Box<dyn crate::Codec>> {
-        let (model, _unused) = Encodec::load(self, weights, name, device)?;
-        Ok(Box::new(model))
+    ) -> Result<Loaded> {
+        let config: EncodecConfig = arch.read(
+            name,
+            &weights,
+            EncodecConfig::from_reference_json,
+            infer_config,
+        )?;
+        let (model, unused) = Encodec::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: EncodecConfig = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        // Every bandwidth is the bitrate of a prefix of the codebooks.
+        for &kbps in &cfg.bandwidths {
+            let n = cfg.codebooks_for_bandwidth(kbps);
+            let bits = cfg.frame_rate() * n as f64 * (cfg.codebook_size as f64).log2();
+            if (bits - kbps * 1000.0).abs() > 1e-6 {
+                return Err(Error::config(
+                    &card.name,
+                    format!("{kbps} kbit/s is not the bitrate of a whole number of codebooks"),
+                ));
+            }
+        }
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate(),
+            codebooks: Some(vec![cfg.codebook_size as u32; cfg.num_quantizers]),
+            codebook_frame_rates: None,
+        }
+        .check(card)
     }
 }
 
@@ -1264,5 +1318,26 @@ mod tests {
             hf_key_to_original("encoder.model.0.conv.conv.bias", &up),
             None
         );
+    }
+
+    #[test]
+    fn published_encodec_cards_match_named_configs() {
+        let cfg = |n: &str| -> EncodecConfig {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(cfg("encodec-24khz"), EncodecConfig::encodec_24khz());
+        assert_eq!(cfg("encodec-48khz"), EncodecConfig::encodec_48khz());
+        for (name, repo) in [
+            ("encodec-24khz", "facebook/encodec_24khz"),
+            ("encodec-48khz", "facebook/encodec_48khz"),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            let hub = card.hub.unwrap();
+            assert_eq!(
+                (hub.repo.as_str(), hub.weights.as_str()),
+                (repo, "model.safetensors")
+            );
+            assert_eq!(card.license, "MIT");
+        }
     }
 }

@@ -33,6 +33,8 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::nn::seanet::{hf_decoder_upsampling_layers, hf_seanet_key_to_original, SeanetConfig};
 use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
@@ -982,18 +984,56 @@ impl StreamCodes for Mimi {
     }
 }
 
-impl super::FamilyConfig for MimiConfig {
-    fn from_reference(text: &str, source: &str) -> Result<Self> {
-        MimiConfig::from_reference_json(text, source)
+/// The mimi family.
+pub struct MimiFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: MimiFamily = MimiFamily;
+
+impl Family for MimiFamily {
+    fn name(&self) -> &'static str {
+        "mimi"
     }
 
-    fn infer(weights: &StateDict) -> Result<Self> {
-        infer_config(weights)
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        Score::distinctive_if(looks_like_mimi(weights))
     }
 
-    fn build(&self, weights: StateDict, name: &str, device: &Device) -> Result<Box<dyn Codec>> {
-        let (model, _unused) = Mimi::load(self, weights, name, device)?;
-        Ok(Box::new(model))
+    fn config_score(&self, text: &str) -> Score {
+        Score::distinctive_if(is_reference_config(text))
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    fn load(
+        &self,
+        arch: ArchSource<'_>,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Loaded> {
+        let config: MimiConfig = arch.read(
+            name,
+            &weights,
+            MimiConfig::from_reference_json,
+            infer_config,
+        )?;
+        let (model, unused) = Mimi::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: MimiConfig = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate,
+            codebooks: Some(vec![cfg.quantizer.bins as u32; cfg.quantizer.n_q]),
+            codebook_frame_rates: None,
+        }
+        .check(card)
     }
 }
 
@@ -1079,5 +1119,19 @@ mod tests {
         let mut cfg = MimiConfig::mimi();
         cfg.frame_rate = 10.0;
         assert!(cfg.validate("cfg").is_err());
+    }
+
+    #[test]
+    fn published_mimi_card_matches_the_named_config() {
+        let card = ModelCard::find("mimi").unwrap();
+        let cfg: MimiConfig = card.architecture.clone().try_into().unwrap();
+        assert_eq!(cfg, MimiConfig::mimi());
+        assert!((card.bitrate() - 4400.0).abs() < 1e-6);
+        // kyutai/mimi's transformers-layout file (mapped at load); moshi's is the alternative.
+        let hub = card.hub.unwrap();
+        assert_eq!(
+            (hub.repo.as_str(), hub.weights.as_str()),
+            ("kyutai/mimi", "model.safetensors")
+        );
     }
 }

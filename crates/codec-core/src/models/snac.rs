@@ -18,6 +18,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::models::dac::{check_mono_audio, check_stream, pad_to_multiple};
 use crate::nn::dac_blocks::{Conv, ConvSpec, DecoderBlock, DecoderBlockSpec, EncoderBlock};
@@ -739,23 +741,56 @@ impl Codec for Snac {
     }
 }
 
-impl super::FamilyConfig for SnacConfig {
-    fn from_reference(text: &str, source: &str) -> Result<Self> {
-        SnacConfig::from_reference_json(text, source)
+/// The snac family.
+pub struct SnacFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: SnacFamily = SnacFamily;
+
+impl Family for SnacFamily {
+    fn name(&self) -> &'static str {
+        "snac"
     }
 
-    fn infer(weights: &StateDict) -> Result<Self> {
-        infer_config(weights)
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        Score::distinctive_if(looks_like_snac(weights))
     }
 
-    fn build(
+    fn config_score(&self, text: &str) -> Score {
+        Score::distinctive_if(is_reference_config(text))
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    fn load(
         &self,
+        arch: ArchSource<'_>,
         weights: StateDict,
         name: &str,
         device: &Device,
-    ) -> Result<Box<dyn crate::Codec>> {
-        let (model, _unused) = Snac::load(self, weights, name, device)?;
-        Ok(Box::new(model))
+    ) -> Result<Loaded> {
+        let config: SnacConfig = arch.read(
+            name,
+            &weights,
+            SnacConfig::from_reference_json,
+            infer_config,
+        )?;
+        let (model, unused) = Snac::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: SnacConfig = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate(),
+            codebooks: Some(vec![cfg.codebook_size as u32; cfg.vq_strides.len()]),
+            codebook_frame_rates: Some(cfg.codebook_frame_rates()),
+        }
+        .check(card)
     }
 }
 
@@ -793,5 +828,34 @@ mod tests {
         );
         let err = SnacConfig::from_reference_json(r#"{"sampling_rate": 1}"#, "t").unwrap_err();
         assert!(err.to_string().contains("SNAC"), "{err}");
+    }
+
+    #[test]
+    fn published_snac_cards_match_named_configs() {
+        let cfg = |n: &str| -> SnacConfig {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(cfg("snac-24khz"), SnacConfig::snac_24khz());
+        assert_eq!(cfg("snac-32khz"), SnacConfig::snac_32khz());
+        assert_eq!(cfg("snac-44khz"), SnacConfig::snac_44khz());
+        for (name, repo, bitrate) in [
+            ("snac-24khz", "hubertsiuzdak/snac_24khz", 984.375),
+            ("snac-32khz", "hubertsiuzdak/snac_32khz", 1875.0),
+            ("snac-44khz", "hubertsiuzdak/snac_44khz", 2583.984375),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            // Multi-scale: the bitrate sums each codebook at its own rate.
+            assert!(
+                (card.bitrate() - bitrate).abs() < 1e-6,
+                "{name}: {}",
+                card.bitrate()
+            );
+            let hub = card.hub.unwrap();
+            assert_eq!(
+                (hub.repo.as_str(), hub.weights.as_str()),
+                (repo, "pytorch_model.bin")
+            );
+            assert_eq!(card.license, "MIT");
+        }
     }
 }

@@ -4,14 +4,16 @@
 //! any prefix of the stages decodes) → Vocos decoder → iSTFT head. 24 kHz mono, 50 frames/s.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::dsp::{hann_window, IstftPadding, Stft};
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
 use crate::quant::ResidualFsq;
-use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::weights::{build_tracked, StateDict};
 use crate::{Error, Result};
 
 /// Residual FSQ settings.
@@ -153,36 +155,34 @@ pub struct TinyCodec {
 }
 
 impl TinyCodec {
-    /// Build from a state dict (the shipped float16 safetensors, loaded as float32).
+    /// Build from a state dict (the shipped float16 safetensors, loaded as float32). Returns
+    /// the model and the keys it did not use (should be empty).
     pub fn load(
         config: &TinyCodecConfig,
-        mut state: StateDict,
+        state: StateDict,
         name: &str,
         device: &Device,
-    ) -> Result<Self> {
+    ) -> Result<(Self, Vec<String>)> {
         config.validate(name)?;
-        state.to_dtype(DType::F32)?;
-        let fingerprint = fingerprint(&state.tensors)?;
-        let source = state.source.clone();
-        let (backend, _used) = TrackingBackend::new(state.tensors);
-        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
-        let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder")).map_err(wrap)?;
-        let encoder_proj = candle_nn::linear(
-            config.encoder.dim,
-            config.quantizer.dims,
-            vb.pp("encoder_proj"),
-        )
-        .map_err(wrap)?;
-        let decoder = VocosBackbone::new(&config.decoder, vb.pp("decoder")).map_err(wrap)?;
-        let head = IstftHead::new(
-            config.decoder.dim,
-            config.n_fft,
-            config.hop_length,
-            IstftPadding::Same,
-            vb.pp("head"),
-        )
-        .map_err(wrap)?;
+        let state = inference_weights(state)?;
+        let ((encoder, encoder_proj, decoder, head), fingerprint, unused) =
+            build_tracked(state, device, |vb| {
+                let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder"))?;
+                let encoder_proj = candle_nn::linear(
+                    config.encoder.dim,
+                    config.quantizer.dims,
+                    vb.pp("encoder_proj"),
+                )?;
+                let decoder = VocosBackbone::new(&config.decoder, vb.pp("decoder"))?;
+                let head = IstftHead::new(
+                    config.decoder.dim,
+                    config.n_fft,
+                    config.hop_length,
+                    IstftPadding::Same,
+                    vb.pp("head"),
+                )?;
+                Ok((encoder, encoder_proj, decoder, head))
+            })?;
         let stft = Stft::new(
             config.n_fft,
             config.hop_length,
@@ -202,7 +202,7 @@ impl TinyCodec {
             bandwidths_kbps: Vec::new(),
             fingerprint,
         };
-        Ok(Self {
+        let model = Self {
             info,
             window_frames: WINDOW_FRAMES,
             config: config.clone(),
@@ -213,7 +213,8 @@ impl TinyCodec {
             quantizer,
             decoder,
             head,
-        })
+        };
+        Ok((model, unused))
     }
 
     pub fn config(&self) -> &TinyCodecConfig {
@@ -358,17 +359,87 @@ impl Codec for TinyCodec {
     }
 }
 
-/// The project's model has no config format but its card; without one, the shipped architecture.
-impl super::FamilyConfig for TinyCodecConfig {
-    fn from_reference(_text: &str, _source: &str) -> Result<Self> {
-        Ok(Self::tinycodec_24khz())
+/// The shipped checkpoint's inference weights: its float16 tensors as float32 (it holds
+/// nothing else).
+pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
+    state.to_dtype(DType::F32)?;
+    Ok(state)
+}
+
+/// Whether a state dict holds a tinycodec model.
+pub fn looks_like_tinycodec(state: &StateDict) -> bool {
+    let has = |p: &str| state.tensors.keys().any(|k| k.starts_with(p));
+    has("encoder_proj.") && has("decoder.convnext.")
+}
+
+/// The tinycodec family (the project's own model).
+pub struct TinyCodecFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: TinyCodecFamily = TinyCodecFamily;
+
+impl Family for TinyCodecFamily {
+    fn name(&self) -> &'static str {
+        "tinycodec"
     }
 
-    fn infer(_weights: &StateDict) -> Result<Self> {
-        Ok(Self::tinycodec_24khz())
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        Score::distinctive_if(looks_like_tinycodec(weights))
     }
 
-    fn build(&self, weights: StateDict, name: &str, device: &Device) -> Result<Box<dyn Codec>> {
-        Ok(Box::new(TinyCodec::load(self, weights, name, device)?))
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    /// The model has no config format but its card; without one, the shipped architecture.
+    fn load(
+        &self,
+        arch: ArchSource<'_>,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Loaded> {
+        let shipped = || Ok(TinyCodecConfig::tinycodec_24khz());
+        let config = arch.read(name, &weights, |_, _| shipped(), |_| shipped())?;
+        let (model, unused) = TinyCodec::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: TinyCodecConfig = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        let size = ResidualFsq::new(
+            cfg.quantizer.levels,
+            cfg.quantizer.dims,
+            cfg.quantizer.stages,
+            cfg.quantizer.stage_scale,
+        )
+        .codebook_size() as u32;
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate(),
+            codebooks: Some(vec![size; cfg.quantizer.stages]),
+            codebook_frame_rates: None,
+        }
+        .check(card)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tinycodec_card_is_the_shipped_config() {
+        let card = ModelCard::find("tinycodec-24khz").unwrap();
+        let cfg: TinyCodecConfig = card.architecture.clone().try_into().unwrap();
+        assert_eq!(cfg, TinyCodecConfig::tinycodec_24khz());
+        cfg.validate("card").unwrap();
+        assert_eq!(cfg.frame_rate(), card.frame_rate);
+        assert_eq!(card.codebooks, vec![3125; 4]);
+        assert_eq!(
+            card.embedded.as_deref(),
+            Some("tinycodec-24khz.safetensors")
+        );
     }
 }

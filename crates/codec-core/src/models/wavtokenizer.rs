@@ -8,6 +8,8 @@
 use candle_core::{DType, Device, Module, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{Codec, CodecInfo};
 use crate::dsp::IstftPadding;
 use crate::nn::seanet::{SeanetConfig, SeanetEncoder};
@@ -349,6 +351,18 @@ impl Codec for WavTokenizer {
     }
 }
 
+/// Whether a state dict holds a WavTokenizer (its EnCodec-style encoder under
+/// `feature_extractor.encodec`, a Vocos backbone and head).
+pub fn looks_like_wavtokenizer(state: &StateDict) -> bool {
+    let has = |p: &str| state.tensors.keys().any(|k| k.starts_with(p));
+    has("feature_extractor.encodec.") && has("backbone.") && has("head.")
+}
+
+/// Whether a config file is WavTokenizer's training YAML.
+pub fn is_reference_config(text: &str) -> bool {
+    text.contains("decoder.experiment.WavTokenizer") || text.contains("EncodecFeatures")
+}
+
 /// Infer the architecture from the shapes of a checkpoint's tensors, for a checkpoint given
 /// without a config. The encoder follows `EncodecFeatures`; ratios come from the kernel sizes
 /// of the downsampling convolutions, sizes from the backbone and head weights.
@@ -424,22 +438,75 @@ pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
     Ok(cfg)
 }
 
-impl super::FamilyConfig for WavTokenizerConfig {
-    fn from_reference(text: &str, source: &str) -> Result<Self> {
-        WavTokenizerConfig::from_reference_yaml(text, source)
+/// The wavtokenizer family.
+pub struct WavTokenizerFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: WavTokenizerFamily = WavTokenizerFamily;
+
+impl Family for WavTokenizerFamily {
+    fn name(&self) -> &'static str {
+        "wavtokenizer"
     }
 
-    fn infer(weights: &StateDict) -> Result<Self> {
-        infer_config(weights)
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        Score::distinctive_if(looks_like_wavtokenizer(weights))
     }
 
-    fn build(
+    fn config_score(&self, text: &str) -> Score {
+        Score::distinctive_if(is_reference_config(text))
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    fn load(
         &self,
+        arch: ArchSource<'_>,
         weights: StateDict,
         name: &str,
         device: &Device,
-    ) -> Result<Box<dyn crate::Codec>> {
-        let (model, _unused) = WavTokenizer::load(self, weights, name, device)?;
-        Ok(Box::new(model))
+    ) -> Result<Loaded> {
+        let config: WavTokenizerConfig = arch.read(
+            name,
+            &weights,
+            WavTokenizerConfig::from_reference_yaml,
+            infer_config,
+        )?;
+        let (model, unused) = WavTokenizer::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: WavTokenizerConfig = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate(),
+            codebooks: None,
+            codebook_frame_rates: None,
+        }
+        .check(card)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_wavtokenizer_cards_match_named_configs() {
+        let cfg = |n: &str| -> WavTokenizerConfig {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(
+            cfg("wavtokenizer-small-speech-75"),
+            WavTokenizerConfig::frame75_24khz()
+        );
+        assert_eq!(
+            cfg("wavtokenizer-large-unify-40"),
+            WavTokenizerConfig::frame40_24khz()
+        );
     }
 }

@@ -18,6 +18,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+use crate::card::ModelCard;
 use crate::codec::{Codec, CodecInfo};
 use crate::dsp::IstftPadding;
 use crate::nn::vocos::{IstftHead, TransformerVocosBackbone, TransformerVocosConfig};
@@ -428,23 +430,56 @@ impl Codec for XCodec2 {
     }
 }
 
-impl super::FamilyConfig for XCodec2Config {
-    fn from_reference(text: &str, source: &str) -> Result<Self> {
-        XCodec2Config::from_reference_json(text, source)
+/// The xcodec2 family.
+pub struct XCodec2Family;
+
+/// The registry's entry for this family.
+pub static FAMILY: XCodec2Family = XCodec2Family;
+
+impl Family for XCodec2Family {
+    fn name(&self) -> &'static str {
+        "xcodec2"
     }
 
-    fn infer(weights: &StateDict) -> Result<Self> {
-        infer_config(weights)
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        Score::distinctive_if(looks_like_xcodec2(weights))
     }
 
-    fn build(
+    fn config_score(&self, text: &str) -> Score {
+        Score::distinctive_if(is_reference_config(text))
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        inference_weights(state)
+    }
+
+    fn load(
         &self,
+        arch: ArchSource<'_>,
         weights: StateDict,
         name: &str,
         device: &Device,
-    ) -> Result<Box<dyn crate::Codec>> {
-        let (model, _unused) = XCodec2::load(self, weights, name, device)?;
-        Ok(Box::new(model))
+    ) -> Result<Loaded> {
+        let config: XCodec2Config = arch.read(
+            name,
+            &weights,
+            XCodec2Config::from_reference_json,
+            infer_config,
+        )?;
+        let (model, unused) = XCodec2::load(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: XCodec2Config = architecture(&card.architecture, &card.name)?;
+        cfg.validate(&card.name)?;
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate: cfg.frame_rate(),
+            codebooks: Some(vec![cfg.codebook_size() as u32]),
+            codebook_frame_rates: None,
+        }
+        .check(card)
     }
 }
 
@@ -483,5 +518,42 @@ mod tests {
         let bad = r#"{"fsq_levels": [4, 4], "pos_meb_dim": 32}"#;
         let err = XCodec2Config::from_reference_json(bad, "t").unwrap_err();
         assert!(err.to_string().contains("pos_meb_dim"), "{err}");
+    }
+
+    #[test]
+    fn published_xcodec2_cards_match_named_configs() {
+        let cfg = |n: &str| -> XCodec2Config {
+            ModelCard::find(n).unwrap().architecture.try_into().unwrap()
+        };
+        assert_eq!(cfg("xcodec2"), XCodec2Config::xcodec2());
+        assert_eq!(cfg("neucodec"), XCodec2Config::neucodec());
+        for (name, repo, weights, license, rate) in [
+            (
+                "xcodec2",
+                "HKUSTAudio/xcodec2",
+                "model.safetensors",
+                "CC-BY-NC-4.0",
+                16000,
+            ),
+            (
+                "neucodec",
+                "neuphonic/neucodec",
+                "pytorch_model.bin",
+                "Apache-2.0",
+                24000,
+            ),
+        ] {
+            let card = ModelCard::find(name).unwrap();
+            assert_eq!(card.family, "xcodec2");
+            assert_eq!(card.sample_rate, rate);
+            // 50 frames/s of one 16-bit code.
+            assert_eq!(card.bitrate(), 800.0);
+            assert_eq!(card.license, license);
+            let hub = card.hub.unwrap();
+            assert_eq!((hub.repo.as_str(), hub.weights.as_str()), (repo, weights));
+        }
+        // The non-commercial licence of X-Codec2's weights is spelled out where users see it.
+        let desc = ModelCard::find("xcodec2").unwrap().description;
+        assert!(desc.contains("non-commercial"), "{desc}");
     }
 }

@@ -43,6 +43,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::{architecture, CardFacts, Family, Loaded};
+use crate::card::ModelCard;
 use crate::codec::{check_stacked_codes, CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::streaming::{StreamingDecoder, StreamingEncoder};
 use crate::{Error, Result};
@@ -484,6 +486,65 @@ impl Codec for Lyra {
             model: self,
             states: vec![StreamState::default(); batch],
         }))
+    }
+}
+
+/// The Lyra family: graph files, not a tensor checkpoint.
+pub struct LyraFamily;
+
+/// The registry's entry for this family.
+pub static FAMILY: LyraFamily = LyraFamily;
+
+impl Family for LyraFamily {
+    fn name(&self) -> &'static str {
+        "lyra"
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let cfg: LyraConfig = architecture(&card.architecture, &card.name)?;
+        let frame_rate = cfg.sample_rate as f64 / FRAME as f64;
+        if cfg.default_quantizers == 0 || cfg.default_quantizers > card.codebooks.len() {
+            return Err(Error::config(
+                &card.name,
+                format!(
+                    "default_quantizers {} of {} stages",
+                    cfg.default_quantizers,
+                    card.codebooks.len()
+                ),
+            ));
+        }
+        CardFacts {
+            sample_rate: cfg.sample_rate,
+            frame_rate,
+            codebooks: None,
+            codebook_frame_rates: None,
+        }
+        .check(card)
+    }
+
+    fn graph_files(&self) -> Option<&'static [&'static str]> {
+        Some(&FILES)
+    }
+
+    fn load_graph(
+        &self,
+        arch: Option<&toml::Table>,
+        files: &[Vec<u8>],
+        name: &str,
+        device: &Device,
+    ) -> Result<Loaded> {
+        let [encoder, quantizer, generator] = files else {
+            return Err(Error::UnknownModel {
+                name: name.to_string(),
+                hint: format!("Lyra loads {} files, got {}", FILES.len(), files.len()),
+            });
+        };
+        let config = match arch {
+            Some(table) => architecture(table, name)?,
+            None => LyraConfig::lyra_v2(),
+        };
+        let model = Lyra::from_bytes(&config, [encoder, quantizer, generator], name, device)?;
+        Ok(Loaded::new(model, Vec::new()))
     }
 }
 
