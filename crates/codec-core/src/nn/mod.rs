@@ -4,7 +4,6 @@
 //! checkpoint's key paths, so `vb.pp("model").pp(3)` reads `model.3.*`.
 
 pub mod conv;
-pub mod dac_blocks;
 pub mod local_attention;
 pub mod lstm;
 pub mod norm;
@@ -13,6 +12,7 @@ pub mod snake;
 pub mod streaming_conv;
 pub mod streaming_seanet;
 pub mod streaming_transformer;
+pub mod torch_conv;
 pub mod transformer;
 pub mod vocos;
 

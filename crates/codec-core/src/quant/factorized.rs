@@ -11,7 +11,7 @@
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use crate::nn::dac_blocks::{Conv, ConvSpec};
+use crate::nn::torch_conv::{Conv, ConvSpec};
 
 /// One factorised codebook.
 #[derive(Debug, Clone)]
