@@ -171,30 +171,32 @@ pub fn encode_stream(model: &dyn Codec, opts: EncodeStream<'_>) -> Result<()> {
     let device = model.device().clone();
     let mut times = FrameTimes::default();
     let (mut samples_in, mut frames_out) = (0usize, 0usize);
-    let mut push =
-        |samples: Vec<f32>, writer: &mut TokenStreamWriter<StreamOutput>| -> Result<()> {
-            let n = samples.len();
-            let start = Instant::now();
-            let audio = Tensor::from_vec(samples, (1, 1, n), &device)?;
-            if let Some(codes) = encoder.push_audio(&audio)? {
-                let codes = codes.squeeze(0)?.t()?.to_vec2::<u32>()?; // [frames, books]
-                times.record(start.elapsed(), codes.len());
-                for f in &codes {
-                    writer.write_frame(f)?;
-                }
-                frames_out += codes.len();
+    let mut write = |codes: Option<Tensor>,
+                     elapsed: Duration,
+                     writer: &mut TokenStreamWriter<StreamOutput>|
+     -> Result<()> {
+        if let Some(codes) = codes {
+            let codes = codes.squeeze(0)?.t()?.to_vec2::<u32>()?; // [frames, books]
+            times.record(elapsed, codes.len());
+            for f in &codes {
+                writer.write_frame(f)?;
             }
-            Ok(())
-        };
+            frames_out += codes.len();
+        }
+        Ok(())
+    };
     while let Some(samples) = reader.read_mono()? {
-        samples_in += samples.len();
-        push(samples, &mut writer)?;
+        let n = samples.len();
+        samples_in += n;
+        let start = Instant::now();
+        let audio = Tensor::from_vec(samples, (1, 1, n), &device)?;
+        let codes = encoder.push_audio(&audio)?;
+        write(codes, start.elapsed(), &mut writer)?;
     }
-    // Complete the last frame with silence, as batch encoding pads, so the tail is not lost.
-    let partial = samples_in % frame;
-    if partial > 0 {
-        push(vec![0.0; frame - partial], &mut writer)?;
-    }
+    // The encoder completes the last frame with silence, as batch encoding pads.
+    let start = Instant::now();
+    let codes = encoder.finish()?;
+    write(codes, start.elapsed(), &mut writer)?;
     writer.into_inner().finish()?;
     let frame_seconds = frame as f64 / info.sample_rate as f64;
     let startup = encoder.startup_frames();

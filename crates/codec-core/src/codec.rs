@@ -207,20 +207,21 @@ pub trait Codec: Send + Sync {
     }
 
     /// A streaming encoder for `batch` independent streams (see [`crate::streaming`]). Its
-    /// codes equal [`encode_with`](Self::encode_with)'s over whole frames. Only causal models
-    /// stream; the others say so.
+    /// codes equal [`encode_with`](Self::encode_with)'s over whole frames. It owns what it
+    /// needs (the model's tensors are shared, not copied), so it can move to another thread
+    /// and outlive this value. Only causal models stream; the others say so.
     fn streaming_encoder(
         &self,
         batch: usize,
         options: &EncodeOptions,
-    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+    ) -> Result<Box<dyn StreamingEncoder>> {
         let _ = (batch, options);
         Err(not_streaming(self.info()))
     }
 
     /// A streaming decoder for `batch` independent streams; its audio equals
     /// [`decode`](Self::decode)'s.
-    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder>> {
         let _ = batch;
         Err(not_streaming(self.info()))
     }

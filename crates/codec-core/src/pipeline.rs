@@ -16,7 +16,7 @@ use candle_core::Tensor;
 
 use crate::audio::{self, AudioClip};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
-use crate::tokfile::{CodeStream, TokenFile, TokenHeader};
+use crate::tokfile::{CodebookCodes, TokenFile, TokenHeader};
 use crate::{Error, Result};
 
 /// The result of encoding: the token file and what was done to the input on the way.
@@ -211,18 +211,18 @@ fn prepare_channels(
 }
 
 /// The first item of a batch of code streams, as token-file streams.
-pub fn code_streams_to_file(codes: &CodeStreams, info: &CodecInfo) -> Result<Vec<CodeStream>> {
+pub fn code_streams_to_file(codes: &CodeStreams, info: &CodecInfo) -> Result<Vec<CodebookCodes>> {
     item_streams(codes, info, 0)
 }
 
 /// Item `item` of a batch of code streams, as token-file streams.
-fn item_streams(codes: &CodeStreams, info: &CodecInfo, item: usize) -> Result<Vec<CodeStream>> {
+fn item_streams(codes: &CodeStreams, info: &CodecInfo, item: usize) -> Result<Vec<CodebookCodes>> {
     codes
         .streams
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            Ok(CodeStream {
+            Ok(CodebookCodes {
                 codebook_size: info.codebook_sizes[i],
                 frame_rate: info.codebook_frame_rates[i],
                 codes: s
@@ -559,7 +559,7 @@ pub fn tokens_from_codes(info: &CodecInfo, rows: &[Vec<i64>], source: &str) -> R
                     })
                 })
                 .collect::<Result<Vec<u32>>>()?;
-            Ok(CodeStream {
+            Ok(CodebookCodes {
                 codebook_size: size,
                 frame_rate: info.codebook_frame_rates[i],
                 codes,

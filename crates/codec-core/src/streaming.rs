@@ -67,6 +67,11 @@ pub trait StreamingEncoder: Send {
         0
     }
 
+    /// End the streams: complete the last partial frame with silence (as batch encoding pads
+    /// a clip to whole frames) and return the codes still to come, then start new streams.
+    /// Codes of everything pushed, with those of `finish`, equal the batch encode's.
+    fn finish(&mut self) -> Result<Option<Tensor>>;
+
     /// Start new streams: drop buffered samples and every layer's state.
     fn reset(&mut self);
 }
@@ -88,6 +93,13 @@ pub trait StreamingDecoder: Send {
         0
     }
 
+    /// End the streams: return any audio still held, then start new streams. (Decoders turn
+    /// each whole code frame into audio as it comes, so ours hold none.)
+    fn finish(&mut self) -> Result<Option<Tensor>> {
+        self.reset();
+        Ok(None)
+    }
+
     /// Start new streams.
     fn reset(&mut self);
 }
@@ -101,8 +113,10 @@ pub fn cat_pieces(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>
 }
 
 /// What a model gives the shared stream wrappers [`StackEncoder`] and [`StackDecoder`]: the
-/// checks and the (stateless, per-frame) quantizer around its streaming layer stacks.
-pub(crate) trait StreamCodes: Sync {
+/// checks and the (stateless, per-frame) quantizer around its streaming layer stacks. The
+/// wrappers own a clone of the model (cheap: its tensors are shared, not copied), so a stream
+/// can outlive the model value it came from and move to another thread.
+pub(crate) trait StackCodec: Send + 'static {
     /// Samples per code frame.
     fn stream_frame_size(&self) -> usize;
     /// Where the model's weights are.
@@ -120,27 +134,32 @@ pub(crate) trait StreamCodes: Sync {
 }
 
 /// A [`StreamingEncoder`] from a model's encoder stack (audio → latent) and its quantizer.
-pub(crate) struct StackEncoder<'a, M, S> {
-    model: &'a M,
+pub(crate) struct StackEncoder<M, S> {
+    model: M,
     stack: S,
     batch: usize,
     n_q: usize,
+    /// Samples pushed since the last whole frame, for [`StreamingEncoder::finish`].
+    partial: usize,
+    channels: usize,
 }
 
-impl<'a, M: StreamCodes, S: StreamingModule + Send> StackEncoder<'a, M, S> {
+impl<M: StackCodec, S: StreamingModule + Send> StackEncoder<M, S> {
     /// `stack` is reset here: the encoder starts new streams.
-    pub(crate) fn new(model: &'a M, mut stack: S, batch: usize, n_q: usize) -> Self {
+    pub(crate) fn new(model: M, mut stack: S, batch: usize, n_q: usize) -> Self {
         stack.reset_state();
         Self {
             model,
             stack,
             batch,
             n_q,
+            partial: 0,
+            channels: 1,
         }
     }
 }
 
-impl<M: StreamCodes, S: StreamingModule + Send> StreamingEncoder for StackEncoder<'_, M, S> {
+impl<M: StackCodec, S: StreamingModule + Send> StreamingEncoder for StackEncoder<M, S> {
     fn frame_size(&self) -> usize {
         self.model.stream_frame_size()
     }
@@ -160,6 +179,8 @@ impl<M: StreamCodes, S: StreamingModule + Send> StreamingEncoder for StackEncode
         let audio = audio
             .to_device(self.model.stream_device())?
             .to_dtype(DType::F32)?;
+        self.channels = audio.dim(1)?;
+        self.partial = (self.partial + audio.dim(2)?) % self.model.stream_frame_size();
         match self.stack.step(Some(&audio))? {
             Some(latent) => Ok(Some(self.model.latent_to_codes(&latent, self.n_q)?)),
             None => Ok(None),
@@ -170,21 +191,41 @@ impl<M: StreamCodes, S: StreamingModule + Send> StreamingEncoder for StackEncode
         self.model.stream_startup_frames().0
     }
 
+    fn finish(&mut self) -> Result<Option<Tensor>> {
+        let codes = if self.partial > 0 {
+            let silence = Tensor::zeros(
+                (
+                    self.batch,
+                    self.channels,
+                    self.model.stream_frame_size() - self.partial,
+                ),
+                DType::F32,
+                self.model.stream_device(),
+            )?;
+            self.push_audio(&silence)?
+        } else {
+            None
+        };
+        self.reset();
+        Ok(codes)
+    }
+
     fn reset(&mut self) {
         self.stack.reset_state();
+        self.partial = 0;
     }
 }
 
 /// A [`StreamingDecoder`] from a model's dequantizer and its decoder stack (latent → audio).
-pub(crate) struct StackDecoder<'a, M, S> {
-    model: &'a M,
+pub(crate) struct StackDecoder<M, S> {
+    model: M,
     stack: S,
     batch: usize,
 }
 
-impl<'a, M: StreamCodes, S: StreamingModule + Send> StackDecoder<'a, M, S> {
+impl<M: StackCodec, S: StreamingModule + Send> StackDecoder<M, S> {
     /// `stack` is reset here: the decoder starts new streams.
-    pub(crate) fn new(model: &'a M, mut stack: S, batch: usize) -> Self {
+    pub(crate) fn new(model: M, mut stack: S, batch: usize) -> Self {
         stack.reset_state();
         Self {
             model,
@@ -194,7 +235,7 @@ impl<'a, M: StreamCodes, S: StreamingModule + Send> StackDecoder<'a, M, S> {
     }
 }
 
-impl<M: StreamCodes, S: StreamingModule + Send> StreamingDecoder for StackDecoder<'_, M, S> {
+impl<M: StackCodec, S: StreamingModule + Send> StreamingDecoder for StackDecoder<M, S> {
     fn frame_size(&self) -> usize {
         self.model.stream_frame_size()
     }

@@ -82,7 +82,7 @@ pub struct TokenHeader {
 
 /// The codes of one codebook.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CodeStream {
+pub struct CodebookCodes {
     /// Number of entries of the codebook (>= 1); every code is `< codebook_size`.
     pub codebook_size: u32,
     /// Frames per second of this stream (finite, > 0). Multi-scale codecs such as SNAC have
@@ -95,7 +95,7 @@ pub struct CodeStream {
 /// A whole token file: header, code streams and optional per-segment scales.
 ///
 /// ```
-/// use codec_core::tokfile::{CodeStream, TokenFile, TokenHeader};
+/// use codec_core::tokfile::{CodebookCodes, TokenFile, TokenHeader};
 ///
 /// let file = TokenFile {
 ///     header: TokenHeader {
@@ -107,7 +107,7 @@ pub struct CodeStream {
 ///         original_length: 88_200,
 ///         channels: 1,
 ///     },
-///     streams: vec![CodeStream { codebook_size: 4096, frame_rate: 75.0, codes: vec![7; 150] }],
+///     streams: vec![CodebookCodes { codebook_size: 4096, frame_rate: 75.0, codes: vec![7; 150] }],
 ///     scales: vec![],
 /// };
 /// let bytes = file.to_bytes()?;
@@ -122,7 +122,7 @@ pub struct TokenFile {
     /// Model and clip description.
     pub header: TokenHeader,
     /// One entry per codebook, in the model's order.
-    pub streams: Vec<CodeStream>,
+    pub streams: Vec<CodebookCodes>,
     /// Optional per-segment scales (EnCodec 48 kHz); usually empty. Must be finite.
     pub scales: Vec<f32>,
 }
@@ -467,7 +467,7 @@ fn decode_body(body: &[u8]) -> Result<TokenFile, TokenFileError> {
                 "stream {i}: padding bits after the last code are not zero"
             ))
         })?;
-        streams.push(CodeStream {
+        streams.push(CodebookCodes {
             codebook_size,
             frame_rate,
             codes,
@@ -642,17 +642,17 @@ mod tests {
         TokenFile {
             header: header(),
             streams: vec![
-                CodeStream {
+                CodebookCodes {
                     codebook_size: 4096,
                     frame_rate: 11.71875,
                     codes: codes(4096, frames, 1),
                 },
-                CodeStream {
+                CodebookCodes {
                     codebook_size: 4096,
                     frame_rate: 23.4375,
                     codes: codes(4096, 2 * frames, 2),
                 },
-                CodeStream {
+                CodebookCodes {
                     codebook_size: 4096,
                     frame_rate: 46.875,
                     codes: codes(4096, 4 * frames, 3),
@@ -710,7 +710,7 @@ mod tests {
             for n in [0, 1, 7, 8, 9, 333] {
                 let file = TokenFile {
                     header: header(),
-                    streams: vec![CodeStream {
+                    streams: vec![CodebookCodes {
                         codebook_size: size,
                         frame_rate: 75.0,
                         codes: codes(size, n, u64::from(size) + n as u64),
@@ -738,7 +738,7 @@ mod tests {
             streams: sizes
                 .iter()
                 .enumerate()
-                .map(|(i, &size)| CodeStream {
+                .map(|(i, &size)| CodebookCodes {
                     codebook_size: size,
                     frame_rate: 12.5 * (1 << (i % 3)) as f64,
                     codes: codes(size, 37 * (1 << (i % 3)) + i, i as u64),
@@ -1060,7 +1060,7 @@ mod tests {
         // Non-zero padding bits after a stream's last code (size 5: 3 bits, 3 codes).
         let f = TokenFile {
             header: header(),
-            streams: vec![CodeStream {
+            streams: vec![CodebookCodes {
                 codebook_size: 5,
                 frame_rate: 1.0,
                 codes: vec![4, 4, 4],

@@ -13,7 +13,7 @@ use std::io::Cursor;
 use codec_core::audio::stream::{PcmStreamReader, RawPcm};
 use codec_core::audio::{read_audio_from_bytes, write_wav, AudioClip, WavSampleFormat};
 use codec_core::npy::read_npy_bytes;
-use codec_core::tokfile::{CodeStream, TokenFile, TokenHeader};
+use codec_core::tokfile::{CodebookCodes, TokenFile, TokenHeader};
 use codec_core::tokstream::{StreamHeader, TokenStreamReader, TokenStreamWriter};
 use codec_core::weights::StateDict;
 use proptest::prelude::*;
@@ -113,12 +113,12 @@ fn token_file_bytes() -> Vec<u8> {
             channels: 1,
         },
         streams: vec![
-            CodeStream {
+            CodebookCodes {
                 codebook_size: 1024,
                 frame_rate: 75.0,
                 codes: (0..13).map(|i| i * 77 % 1024).collect(),
             },
-            CodeStream {
+            CodebookCodes {
                 codebook_size: 4096,
                 frame_rate: 150.0,
                 codes: (0..26).map(|i| i * 301 % 4096).collect(),

@@ -155,31 +155,19 @@ impl Model {
         bandwidth: Option<f64>,
     ) -> PyResult<StreamEncoder> {
         let options = options(self.inner.as_ref(), codebooks, bandwidth)?;
-        let model = self.inner.clone();
-        let inner = model.streaming_encoder(1, &options).map_err(err)?;
-        // SAFETY: the encoder borrows the model, which lives in an `Arc` the stream object
-        // keeps (field `_model`, dropped after `inner`): the borrow never outlives it.
-        let inner: Box<dyn StreamingEncoder + 'static> = unsafe { std::mem::transmute(inner) };
+        let inner = self.inner.streaming_encoder(1, &options).map_err(err)?;
         Ok(StreamEncoder {
-            state: Mutex::new(EncoderState {
-                frame_size: inner.frame_size(),
-                inner,
-                pending: 0,
-            }),
+            frame_size: inner.frame_size(),
+            inner: Mutex::new(inner),
             channels: self.inner.info().channels as usize,
-            _model: model,
         })
     }
 
     /// A streaming decoder (causal models).
     fn stream_decoder(&self) -> PyResult<StreamDecoder> {
-        let model = self.inner.clone();
-        let inner = model.streaming_decoder(1).map_err(err)?;
-        // SAFETY: as in `stream_encoder`.
-        let inner: Box<dyn StreamingDecoder + 'static> = unsafe { std::mem::transmute(inner) };
+        let inner = self.inner.streaming_decoder(1).map_err(err)?;
         Ok(StreamDecoder {
             inner: Mutex::new(inner),
-            _model: model,
         })
     }
 }
@@ -341,20 +329,13 @@ impl Tokens {
     }
 }
 
-struct EncoderState {
-    inner: Box<dyn StreamingEncoder + 'static>,
-    frame_size: usize,
-    /// Samples pushed that do not yet make a whole frame.
-    pending: usize,
-}
-
 /// Push audio as it arrives, get the codes of every frame it completes.
 #[pyclass(module = "codec._codec")]
 struct StreamEncoder {
-    // Field order matters: `state` borrows `_model` and must drop first.
-    state: Mutex<EncoderState>,
+    /// Owns what it needs of the model.
+    inner: Mutex<Box<dyn StreamingEncoder>>,
+    frame_size: usize,
     channels: usize,
-    _model: Arc<dyn Codec>,
 }
 
 #[pymethods]
@@ -375,72 +356,53 @@ impl StreamEncoder {
             )));
         }
         let flat: Vec<f32> = a.iter().copied().collect();
-        let mut state = self
-            .state
-            .lock()
-            .expect("a push never panics while holding it");
-        push_samples(py, &mut state, flat, a.nrows(), a.ncols())
+        let (channels, n) = (a.nrows(), a.ncols());
+        let codes = if n == 0 {
+            None
+        } else {
+            let t = Tensor::from_vec(flat, (1, channels, n), &Device::Cpu).map_err(candle_err)?;
+            let mut inner = self
+                .inner
+                .lock()
+                .expect("a push never panics while holding it");
+            inner.push_audio(&t).map_err(err)?
+        };
+        codes_array(py, codes)
     }
 
     /// End the stream: complete the last partial frame with silence and return its codes
     /// (as the CLI does); the encoder is then ready for a new stream.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<i64>>> {
-        let mut state = self
-            .state
+        let mut inner = self
+            .inner
             .lock()
             .expect("a push never panics while holding it");
-        let fill = (state.frame_size - state.pending) % state.frame_size;
-        let out = push_samples(
-            py,
-            &mut state,
-            vec![0.0; fill * self.channels],
-            self.channels,
-            fill,
-        );
-        state.inner.reset();
-        state.pending = 0;
-        out
+        let codes = inner.finish().map_err(err)?;
+        codes_array(py, codes)
     }
 
     /// Samples per code frame.
     #[getter]
     fn frame_size(&self) -> usize {
-        self.state.lock().expect("never poisoned").frame_size
+        self.frame_size
     }
 
     /// Frames held back at the start of a stream.
     #[getter]
     fn startup_frames(&self) -> usize {
-        self.state
-            .lock()
-            .expect("never poisoned")
-            .inner
-            .startup_frames()
+        self.inner.lock().expect("never poisoned").startup_frames()
     }
 
     /// Forget the stream.
     fn reset(&self) {
-        let mut state = self.state.lock().expect("never poisoned");
-        state.inner.reset();
-        state.pending = 0;
+        self.inner.lock().expect("never poisoned").reset();
     }
 }
 
-fn push_samples<'py>(
-    py: Python<'py>,
-    state: &mut EncoderState,
-    flat: Vec<f32>,
-    channels: usize,
-    n: usize,
-) -> PyResult<Bound<'py, PyArray2<i64>>> {
+/// Codes `[1, codebooks, frames]` as an int64 array `[codebooks, frames]` (`[0, 0]` for none).
+fn codes_array<'py>(py: Python<'py>, codes: Option<Tensor>) -> PyResult<Bound<'py, PyArray2<i64>>> {
     let codebooks_empty = || numpy::ndarray::Array2::<i64>::zeros((0, 0)).into_pyarray(py);
-    if n == 0 {
-        return Ok(codebooks_empty());
-    }
-    let t = Tensor::from_vec(flat, (1, channels, n), &Device::Cpu).map_err(candle_err)?;
-    let out = state.inner.push_audio(&t).map_err(err)?;
-    state.pending = (state.pending + n) % state.frame_size;
-    match out {
+    match codes {
         None => Ok(codebooks_empty()),
         Some(codes) => {
             let rows: Vec<Vec<u32>> = codes
@@ -460,9 +422,8 @@ fn push_samples<'py>(
 /// Push codes as they arrive, get the audio of every frame.
 #[pyclass(module = "codec._codec")]
 struct StreamDecoder {
-    // Field order matters: `inner` borrows `_model` and must drop first.
-    inner: Mutex<Box<dyn StreamingDecoder + 'static>>,
-    _model: Arc<dyn Codec>,
+    /// Owns what it needs of the model.
+    inner: Mutex<Box<dyn StreamingDecoder>>,
 }
 
 #[pymethods]

@@ -4,7 +4,7 @@
 //! any prefix of the stages decodes) → Vocos decoder → iSTFT head. 24 kHz mono, 50 frames/s.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::Linear;
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
@@ -13,7 +13,7 @@ use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::dsp::{hann_window, IstftPadding, Stft};
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
 use crate::quant::ResidualFsq;
-use crate::weights::{build_tracked, StateDict};
+use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 
 /// Residual FSQ settings.
@@ -163,10 +163,19 @@ impl TinyCodec {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights(state)?;
-        let ((encoder, encoder_proj, decoder, head), fingerprint, unused) =
-            build_tracked(state, device, |vb| {
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in this family's own key
+    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
+    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    pub fn new(config: &TinyCodecConfig, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
+        let device = vb.device().clone();
+        let device = &device;
+        let ((encoder, encoder_proj, decoder, head), fingerprint) =
+            build_fingerprinted(vb, name, |vb| {
                 let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder"))?;
                 let encoder_proj = candle_nn::linear(
                     config.encoder.dim,
@@ -214,7 +223,7 @@ impl TinyCodec {
             decoder,
             head,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     pub fn config(&self) -> &TinyCodecConfig {

@@ -6,6 +6,7 @@
 //! `backbone.*`, `head.*`. The SEANet decoder, discriminators and loss buffers are skipped.
 
 use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
@@ -16,7 +17,7 @@ use crate::nn::seanet::{SeanetConfig, SeanetEncoder};
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
 use crate::nn::{ConvNorm, PadMode};
 use crate::quant::ResidualVq;
-use crate::weights::{build_tracked, StateDict};
+use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 
 /// Prefixes of the generator's inference weights in a checkpoint.
@@ -238,10 +239,19 @@ impl WavTokenizer {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights(state)?;
-        let ((encoder, quantizer, backbone, head), fingerprint, unused) =
-            build_tracked(state, device, |vb| {
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in this family's own key
+    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
+    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    pub fn new(config: &WavTokenizerConfig, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
+        let device = vb.device().clone();
+        let device = &device;
+        let ((encoder, quantizer, backbone, head), fingerprint) =
+            build_fingerprinted(vb, name, |vb| {
                 let encoder = SeanetEncoder::new(&config.encoder, vb.pp(ENCODER))?;
                 let quantizer = ResidualVq::new(
                     config.num_quantizers,
@@ -279,7 +289,7 @@ impl WavTokenizer {
             backbone,
             head,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     pub fn config(&self) -> &WavTokenizerConfig {

@@ -15,7 +15,7 @@
 //! `semantic_model.*`, `SemanticEncoder_module.*`, `fc_prior.*`, ...) is dropped.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::Linear;
+use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
@@ -24,7 +24,7 @@ use crate::codec::{Codec, CodecInfo};
 use crate::dsp::IstftPadding;
 use crate::nn::vocos::{IstftHead, TransformerVocosBackbone, TransformerVocosConfig};
 use crate::quant::Fsq;
-use crate::weights::{build_tracked, StateDict};
+use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 
 const QUANTIZER: &str = "generator.quantizer";
@@ -303,11 +303,20 @@ impl XCodec2 {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights(state)?;
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in this family's own key
+    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
+    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    pub fn new(config: &XCodec2Config, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
         let fsq = Fsq::new(&config.fsq_levels).map_err(|e| Error::config(name, e.to_string()))?;
-        let ((project_in, project_out, fc_post_a, backbone, head), fingerprint, unused) =
-            build_tracked(state, device, |vb| {
+        let device = vb.device().clone();
+        let device = &device;
+        let ((project_in, project_out, fc_post_a, backbone, head), fingerprint) =
+            build_fingerprinted(vb, name, |vb| {
                 let q = vb.pp(QUANTIZER);
                 let project_in = candle_nn::linear(config.vq_dim, fsq.dims(), q.pp("project_in"))?;
                 let project_out =
@@ -345,7 +354,7 @@ impl XCodec2 {
             backbone,
             head,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     pub fn config(&self) -> &XCodec2Config {

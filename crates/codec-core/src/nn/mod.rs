@@ -6,14 +6,14 @@
 pub mod conv;
 pub mod local_attention;
 pub mod lstm;
+pub mod moshi_transformer;
 pub mod norm;
+pub mod roformer;
 pub mod seanet;
 pub mod snake;
 pub mod streaming_conv;
 pub mod streaming_seanet;
-pub mod streaming_transformer;
 pub mod torch_conv;
-pub mod transformer;
 pub mod vocos;
 
 pub use conv::{pad1d, ConvNorm, DepthwiseConv1d, PadMode, SConv1d, SConvTranspose1d};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv::{conv1d, DepthwiseConv1d};
 use super::norm::{layer_norm, AdaLayerNorm, LayerNorm};
-use super::transformer::{RopePositions, RotaryEmbedding, TransformerBlock};
+use super::roformer::{RopePositions, RotaryEmbedding, TransformerBlock};
 use crate::dsp::{with_cpu_slice, Istft, IstftPadding};
 
 mod cpu;

@@ -3,7 +3,13 @@
 //! Every model family goes through the same steps: read a state dict ([`StateDict::load`]),
 //! keep the keys under the model's prefix, fold weight norm once ([`StateDict::fold_weight_norm`]),
 //! then hand the tensors to a [`candle_nn::VarBuilder`] backed by a [`TrackingBackend`] so that a
-//! missing or misshaped tensor is an error that names it, and unused keys can be listed.
+//! missing or misshaped tensor is an error that names it, and unused keys can be listed
+//! ([`load_tracked`]).
+//!
+//! Each model is also built from any `VarBuilder` (`Model::new(config, vb, name)`: mmapped
+//! safetensors, `VarBuilder::from_pth`, a renamed backend), in the family's own key layout
+//! with weight norm folded, as `codec convert` writes it. [`build_fingerprinted`] records
+//! what the model reads, so both ways give the model the same fingerprint.
 
 mod checkpoint;
 mod tracking;
@@ -13,7 +19,11 @@ pub use tracking::{TrackingBackend, UsedKeys};
 
 use std::collections::BTreeSet;
 
-use candle_core::{DType, Device, Tensor};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use crate::Error;
@@ -45,22 +55,97 @@ pub fn fingerprint<'a>(
     Ok(hasher.digest())
 }
 
-/// The steps every family's loader shares: build a model's parts from inference weights through
-/// a [`TrackingBackend`] (a missing or misshaped tensor is an error naming it and the file);
-/// returns what `build` made, the weights' [`fingerprint`] and the keys it did not read (sorted).
-pub fn build_tracked<T>(
+/// Build a model from inference weights through a [`TrackingBackend`]: `build` gets a
+/// `VarBuilder` over them (f32, on `device`); a missing or misshaped tensor is an error naming
+/// it and the file. Returns what `build` made and the keys it did not read (sorted).
+pub fn load_tracked<T>(
     state: StateDict,
     device: &Device,
-    build: impl FnOnce(VarBuilder) -> candle_core::Result<T>,
-) -> crate::Result<(T, u64, Vec<String>)> {
-    let fingerprint = fingerprint(&state.tensors)?;
+    build: impl FnOnce(VarBuilder) -> crate::Result<T>,
+) -> crate::Result<(T, Vec<String>)> {
     let source = state.source.clone();
     let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
     let (backend, used) = TrackingBackend::new(state.tensors);
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-    let built = build(vb).map_err(|e| Error::weights(&source, e.to_string()))?;
+    // `build` names the model in its weight errors; the file is the better place to point at.
+    let built = build(vb).map_err(|e| match e {
+        Error::Weights { reason, .. } => Error::Weights {
+            path: source.clone(),
+            reason,
+        },
+        e => e,
+    })?;
     let used: BTreeSet<String> = used.lock().expect("poisoned key set").clone();
     let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
     unused.sort();
-    Ok((built, fingerprint, unused))
+    Ok((built, unused))
+}
+
+/// Build a model's parts from `vb` (read as f32), and [`fingerprint`] every tensor they read.
+/// A missing or misshaped tensor is an error naming it (and `model`).
+pub fn build_fingerprinted<T>(
+    vb: VarBuilder,
+    model: &str,
+    build: impl FnOnce(VarBuilder) -> candle_core::Result<T>,
+) -> crate::Result<(T, u64)> {
+    let device = vb.device().clone();
+    let recorder = Recorder {
+        inner: vb,
+        read: Mutex::default(),
+    };
+    let (built, read) = {
+        let vb = VarBuilder::from_backend(Box::new(&recorder), DType::F32, device);
+        let built = build(vb).map_err(|e| Error::weights(model, e.to_string()))?;
+        (
+            built,
+            recorder.read.lock().expect("poisoned tensor map").clone(),
+        )
+    };
+    Ok((built, fingerprint(&read)?))
+}
+
+/// Forwards to a `VarBuilder` and keeps every tensor served, by name.
+struct Recorder<'a> {
+    inner: VarBuilder<'a>,
+    read: Mutex<BTreeMap<String, Tensor>>,
+}
+
+impl Recorder<'_> {
+    fn keep(&self, name: &str, tensor: &Tensor) {
+        self.read
+            .lock()
+            .expect("poisoned tensor map")
+            .insert(name.to_string(), tensor.clone());
+    }
+}
+
+impl SimpleBackend for &Recorder<'_> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = self
+            .inner
+            .get_with_hints_dtype(s, name, h, dtype)?
+            .to_device(dev)?;
+        self.keep(name, &t);
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = self
+            .inner
+            .get_unchecked_dtype(name, dtype)?
+            .to_device(dev)?;
+        self.keep(name, &t);
+        Ok(t)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(name)
+    }
 }

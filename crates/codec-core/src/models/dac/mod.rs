@@ -33,7 +33,7 @@ use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::nn::snake::Snake1d;
 use crate::nn::torch_conv::{Conv, ConvSpec};
 use crate::quant::FactorizedRvq;
-use crate::weights::{build_tracked, StateDict};
+use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 use blocks::{DecoderBlock, DecoderBlockSpec, EncoderBlock};
 
@@ -182,21 +182,29 @@ impl Dac {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights(state)?;
-        let ((encoder, quantizer, decoder), fingerprint, unused) =
-            build_tracked(state, device, |vb| {
-                let encoder = DacEncoder::new(config, vb.pp("encoder"))?;
-                let quantizer = FactorizedRvq::new(
-                    config.latent_dim(),
-                    config.codebook_size,
-                    config.codebook_dim,
-                    &vec![1; config.n_codebooks],
-                    vb.pp("quantizer"),
-                )?;
-                let decoder = DacDecoder::new(config, vb.pp("decoder"))?;
-                Ok((encoder, quantizer, decoder))
-            })?;
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in this family's own key
+    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
+    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    pub fn new(config: &DacConfig, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
+        let device = vb.device().clone();
+        let device = &device;
+        let ((encoder, quantizer, decoder), fingerprint) = build_fingerprinted(vb, name, |vb| {
+            let encoder = DacEncoder::new(config, vb.pp("encoder"))?;
+            let quantizer = FactorizedRvq::new(
+                config.latent_dim(),
+                config.codebook_size,
+                config.codebook_dim,
+                &vec![1; config.n_codebooks],
+                vb.pp("quantizer"),
+            )?;
+            let decoder = DacDecoder::new(config, vb.pp("decoder"))?;
+            Ok((encoder, quantizer, decoder))
+        })?;
         let info = CodecInfo {
             name: name.to_string(),
             family: "dac".into(),
@@ -216,7 +224,7 @@ impl Dac {
             quantizer,
             decoder,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     pub fn config(&self) -> &DacConfig {

@@ -37,6 +37,8 @@ mod weights;
 pub use config::*;
 pub use weights::*;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
@@ -48,9 +50,9 @@ use crate::nn::seanet::{SeanetDecoder, SeanetEncoder};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
 use crate::quant::ResidualVq;
 use crate::streaming::{
-    StackDecoder, StackEncoder, StreamCodes, StreamingDecoder, StreamingEncoder,
+    StackCodec, StackDecoder, StackEncoder, StreamingDecoder, StreamingEncoder,
 };
-use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 
 /// Prefixes of the inference weights in the original package's state dict.
@@ -84,13 +86,15 @@ const QUANTIZER: &str = "quantizer.vq";
 ///   (`get_extra_padding_for_conv1d`): codes of that last frame may differ, every earlier frame
 ///   is the same. On the decoding side batch and streaming agree to the end: both drop the
 ///   `kernel - stride` samples the transposed convolutions would add after the last frame.
+#[derive(Clone)]
 pub struct Encodec {
     info: CodecInfo,
     config: EncodecConfig,
     device: Device,
-    encoder: SeanetEncoder,
+    /// Shared, so that streams (which clone the model) do not copy the batch stacks.
+    encoder: Arc<SeanetEncoder>,
     quantizer: ResidualVq,
-    decoder: SeanetDecoder,
+    decoder: Arc<SeanetDecoder>,
     /// The streaming encoder and decoder stacks (fresh state), for a model that can stream.
     streaming: Option<(StreamingSeanetEncoder, StreamingSeanetDecoder)>,
 }
@@ -106,35 +110,38 @@ impl Encodec {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights(state)?;
-        let fingerprint = fingerprint(&state.tensors)?;
-        let source = state.source.clone();
-        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-        let (backend, used) = TrackingBackend::new(state.tensors);
-        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
-        let encoder = SeanetEncoder::new(&config.seanet, vb.pp(ENCODER)).map_err(wrap)?;
-        let quantizer = ResidualVq::new(
-            config.num_quantizers,
-            config.codebook_size,
-            config.seanet.dimension,
-            vb.pp(QUANTIZER),
-        )
-        .map_err(wrap)?;
-        let decoder = SeanetDecoder::new(&config.seanet, config.trim_right_ratio, vb.pp(DECODER))
-            .map_err(wrap)?;
-        let streaming = if config.can_stream() {
-            Some((
-                StreamingSeanetEncoder::new(&config.seanet, vb.pp(ENCODER)).map_err(wrap)?,
-                StreamingSeanetDecoder::new(&config.seanet, vb.pp(DECODER)).map_err(wrap)?,
-            ))
-        } else {
-            None
-        };
-        let used = used.lock().expect("poisoned key set").clone();
-        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
-        unused.sort();
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in the original package's
+    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
+    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    pub fn new(config: &EncodecConfig, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
+        let device = vb.device().clone();
+        let ((encoder, quantizer, decoder, streaming), fingerprint) =
+            build_fingerprinted(vb, name, |vb| {
+                let encoder = SeanetEncoder::new(&config.seanet, vb.pp(ENCODER))?;
+                let quantizer = ResidualVq::new(
+                    config.num_quantizers,
+                    config.codebook_size,
+                    config.seanet.dimension,
+                    vb.pp(QUANTIZER),
+                )?;
+                let decoder =
+                    SeanetDecoder::new(&config.seanet, config.trim_right_ratio, vb.pp(DECODER))?;
+                // The streaming stacks share the weights of the batch ones.
+                let streaming = if config.can_stream() {
+                    Some((
+                        StreamingSeanetEncoder::new(&config.seanet, vb.pp(ENCODER))?,
+                        StreamingSeanetDecoder::new(&config.seanet, vb.pp(DECODER))?,
+                    ))
+                } else {
+                    None
+                };
+                Ok((encoder, quantizer, decoder, streaming))
+            })?;
         let frame_rate = config.frame_rate();
         let info = CodecInfo {
             name: name.to_string(),
@@ -151,12 +158,12 @@ impl Encodec {
             info,
             config: config.clone(),
             device: device.clone(),
-            encoder,
+            encoder: Arc::new(encoder),
             quantizer,
-            decoder,
+            decoder: Arc::new(decoder),
             streaming,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     pub fn config(&self) -> &EncodecConfig {
@@ -240,7 +247,7 @@ impl Encodec {
     }
 }
 
-impl StreamCodes for Encodec {
+impl StackCodec for Encodec {
     fn stream_frame_size(&self) -> usize {
         self.config.hop_length()
     }
@@ -429,24 +436,28 @@ impl Codec for Encodec {
         &self,
         batch: usize,
         options: &EncodeOptions,
-    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+    ) -> Result<Box<dyn StreamingEncoder>> {
         let Some((encoder, _)) = &self.streaming else {
             return Err(crate::codec::not_streaming(&self.info));
         };
         let n_q = self.num_codebooks(options)?;
         Ok(Box::new(StackEncoder::new(
-            self,
+            self.clone(),
             encoder.clone(),
             batch,
             n_q,
         )))
     }
 
-    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder>> {
         let Some((_, decoder)) = &self.streaming else {
             return Err(crate::codec::not_streaming(&self.info));
         };
-        Ok(Box::new(StackDecoder::new(self, decoder.clone(), batch)))
+        Ok(Box::new(StackDecoder::new(
+            self.clone(),
+            decoder.clone(),
+            batch,
+        )))
     }
 }
 

@@ -39,6 +39,7 @@ mod quantizer;
 mod state;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -93,14 +94,15 @@ impl LyraConfig {
     }
 }
 
-/// Lyra v2 loaded from its three graphs.
+/// Lyra v2 loaded from its three graphs. Cloning shares the networks.
+#[derive(Clone)]
 pub struct Lyra {
     info: CodecInfo,
     config: LyraConfig,
     device: Device,
-    encoder: Encoder,
-    quantizer: Quantizer,
-    generator: Generator,
+    encoder: Arc<Encoder>,
+    quantizer: Arc<Quantizer>,
+    generator: Arc<Generator>,
     /// Receptive fields in frames (see [`StreamState::receptive_frames`]).
     encoder_reach: usize,
     generator_reach: usize,
@@ -175,9 +177,9 @@ impl Lyra {
             info,
             config: config.clone(),
             device: device.clone(),
-            encoder: enc,
-            quantizer: quant,
-            generator: gen,
+            encoder: Arc::new(enc),
+            quantizer: Arc::new(quant),
+            generator: Arc::new(gen),
             encoder_reach,
             generator_reach,
         })
@@ -472,18 +474,18 @@ impl Codec for Lyra {
         &self,
         batch: usize,
         options: &EncodeOptions,
-    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+    ) -> Result<Box<dyn StreamingEncoder>> {
         Ok(Box::new(LyraStreamEncoder {
             stages: self.stages_for(options)?,
-            model: self,
+            model: self.clone(),
             states: vec![StreamState::default(); batch],
             pending: vec![Vec::new(); batch],
         }))
     }
 
-    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder>> {
         Ok(Box::new(LyraStreamDecoder {
-            model: self,
+            model: self.clone(),
             states: vec![StreamState::default(); batch],
         }))
     }
@@ -550,14 +552,14 @@ impl Family for LyraFamily {
 
 /// Frame-by-frame encoding: samples wait until a frame is whole, then go through the encoder
 /// with the stream's state.
-struct LyraStreamEncoder<'a> {
-    model: &'a Lyra,
+struct LyraStreamEncoder {
+    model: Lyra,
     stages: usize,
     states: Vec<StreamState>,
     pending: Vec<Vec<f32>>,
 }
 
-impl StreamingEncoder for LyraStreamEncoder<'_> {
+impl StreamingEncoder for LyraStreamEncoder {
     fn frame_size(&self) -> usize {
         FRAME
     }
@@ -595,6 +597,23 @@ impl StreamingEncoder for LyraStreamEncoder<'_> {
         self.model.codes_tensor(out).map(Some)
     }
 
+    fn finish(&mut self) -> Result<Option<Tensor>> {
+        // Every item has had the same number of samples; complete its last frame with silence.
+        let partial = self.pending.first().map_or(0, Vec::len);
+        let codes = if partial > 0 {
+            let silence = Tensor::zeros(
+                (self.states.len(), 1, FRAME - partial),
+                DType::F32,
+                &self.model.device,
+            )?;
+            self.push_audio(&silence)?
+        } else {
+            None
+        };
+        self.reset();
+        Ok(codes)
+    }
+
     fn reset(&mut self) {
         self.states.iter_mut().for_each(StreamState::reset);
         self.pending.iter_mut().for_each(Vec::clear);
@@ -602,12 +621,12 @@ impl StreamingEncoder for LyraStreamEncoder<'_> {
 }
 
 /// Frame-by-frame decoding with the stream's generator state.
-struct LyraStreamDecoder<'a> {
-    model: &'a Lyra,
+struct LyraStreamDecoder {
+    model: Lyra,
     states: Vec<StreamState>,
 }
 
-impl StreamingDecoder for LyraStreamDecoder<'_> {
+impl StreamingDecoder for LyraStreamDecoder {
     fn frame_size(&self) -> usize {
         FRAME
     }

@@ -2,13 +2,45 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::nn::moshi_transformer::StreamingTransformerConfig;
 use crate::nn::seanet::SeanetConfig;
-use crate::nn::streaming_transformer::StreamingTransformerConfig;
 use crate::nn::{ConvNorm, PadMode};
 use crate::{Error, Result};
 
 fn default_one() -> usize {
     1
+}
+
+/// The SEANet's activation (moshi's `activation`); Mimi uses ELU with alpha 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// `ELU`.
+    #[serde(rename = "ELU")]
+    Elu,
+}
+
+/// The transformer MLP's gating (moshi's `gating`); Mimi's has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gating {
+    /// A plain GELU MLP.
+    None,
+}
+
+/// The transformer's normalisation (moshi's `norm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransformerNorm {
+    /// LayerNorm with bias, eps 1e-5.
+    LayerNorm,
+}
+
+/// The transformer's positions (moshi's `positional_embedding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionalEmbedding {
+    /// Rotary embeddings on queries and keys, interleaved pairs.
+    Rope,
 }
 
 /// moshi's SEANet arguments (`_seanet_kwargs`), as in a Mimi `config.json`.
@@ -25,8 +57,8 @@ pub struct MimiSeanetConfig {
     pub n_filters: usize,
     /// Residual blocks per ratio.
     pub n_residual_layers: usize,
-    /// Must be `ELU` (alpha 1).
-    pub activation: String,
+    /// `ELU` (alpha 1), the only one Mimi uses.
+    pub activation: Activation,
     /// Channel reduction inside residual blocks.
     pub compress: usize,
     /// Dilation growth between residual blocks.
@@ -41,7 +73,7 @@ pub struct MimiSeanetConfig {
     /// Kernel of the last convolution.
     pub last_kernel_size: usize,
     /// `none` (published) or `weight_norm` (folded at load).
-    pub norm: String,
+    pub norm: ConvNorm,
     /// `constant` (zeros).
     pub pad_mode: PadMode,
     /// Upsampling ratios as listed; the encoder applies them in reverse.
@@ -91,12 +123,12 @@ pub struct MimiTransformerConfig {
     pub conv_layout: bool,
     /// RoPE maximum period.
     pub max_period: f64,
-    /// `none` only.
-    pub gating: String,
-    /// `layer_norm` only.
-    pub norm: String,
-    /// `rope` only.
-    pub positional_embedding: String,
+    /// `none`: a plain GELU MLP.
+    pub gating: Gating,
+    /// `layer_norm`.
+    pub norm: TransformerNorm,
+    /// `rope`.
+    pub positional_embedding: PositionalEmbedding,
     /// Hidden width of the MLP.
     pub dim_feedforward: usize,
     /// Channels in.
@@ -138,14 +170,14 @@ impl MimiConfig {
                 causal: true,
                 n_filters: 64,
                 n_residual_layers: 1,
-                activation: "ELU".into(),
+                activation: Activation::Elu,
                 compress: 2,
                 dilation_base: 2,
                 disable_norm_outer_blocks: 0,
                 kernel_size: 7,
                 residual_kernel_size: 3,
                 last_kernel_size: 3,
-                norm: "none".into(),
+                norm: ConvNorm::None,
                 pad_mode: PadMode::Zero,
                 ratios: vec![8, 6, 5, 4],
                 true_skip: true,
@@ -167,9 +199,9 @@ impl MimiConfig {
                 context: 250,
                 conv_layout: true,
                 max_period: 10000.0,
-                gating: "none".into(),
-                norm: "layer_norm".into(),
-                positional_embedding: "rope".into(),
+                gating: Gating::None,
+                norm: TransformerNorm::LayerNorm,
+                positional_embedding: PositionalEmbedding::Rope,
                 dim_feedforward: 2048,
                 input_dimension: 512,
                 output_dimensions: vec![512],
@@ -250,11 +282,8 @@ impl MimiConfig {
         if !s.causal || !t.causal {
             return bad("only the causal Mimi is supported".into());
         }
-        if s.activation != "ELU" {
-            return bad(format!("activation {} (only ELU)", s.activation));
-        }
-        if s.norm != "none" && s.norm != "weight_norm" {
-            return bad(format!("seanet norm {} (none or weight_norm)", s.norm));
+        if s.norm == ConvNorm::TimeGroupNorm {
+            return bad("seanet norm time_group_norm (none or weight_norm)".into());
         }
         if s.pad_mode != PadMode::Zero {
             return bad(format!("seanet pad_mode {:?} (only constant)", s.pad_mode));
@@ -288,13 +317,6 @@ impl MimiConfig {
             return bad(format!(
                 "quantizer: n_q {} must exceed n_q_semantic {} (>= 1), bins and dimension positive",
                 q.n_q, q.n_q_semantic
-            ));
-        }
-        if t.gating != "none" || t.norm != "layer_norm" || t.positional_embedding != "rope" {
-            return bad(format!(
-                "transformer: gating {}, norm {}, positional_embedding {} (supported: none, \
-                 layer_norm, rope)",
-                t.gating, t.norm, t.positional_embedding
             ));
         }
         if t.num_heads == 0

@@ -35,15 +35,15 @@ use candle_nn::VarBuilder;
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
 use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::nn::moshi_transformer::StreamingTransformer;
 use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
-use crate::nn::streaming_transformer::StreamingTransformer;
 use crate::nn::PadMode;
 use crate::quant::{ProjectedRvq, SplitRvq};
 use crate::streaming::{
-    StackDecoder, StackEncoder, StreamCodes, StreamingDecoder, StreamingEncoder, StreamingModule,
+    StackCodec, StackDecoder, StackEncoder, StreamingDecoder, StreamingEncoder, StreamingModule,
 };
-use crate::weights::{fingerprint, StateDict, TrackingBackend};
+use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 
 mod config;
@@ -100,6 +100,7 @@ impl StreamingModule for DecoderStack {
 }
 
 /// A loaded Mimi model.
+#[derive(Clone)]
 pub struct Mimi {
     info: CodecInfo,
     config: MimiConfig,
@@ -119,60 +120,60 @@ impl Mimi {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights_with_heads(state, config.transformer.num_heads)?;
-        let fingerprint = fingerprint(&state.tensors)?;
-        let source = state.source.clone();
-        let all_keys: Vec<String> = state.tensors.keys().cloned().collect();
-        let (backend, used) = TrackingBackend::new(state.tensors);
-        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let wrap = |e: candle_core::Error| Error::weights(&source, e.to_string());
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in moshi's layout (what
+    /// [`inference_weights`] returns and `codec convert` writes), read as f32. A missing or
+    /// misshaped tensor is an error naming it.
+    pub fn new(config: &MimiConfig, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
+        let device = vb.device().clone();
         let seanet = config.seanet_config();
         let tcfg = config.transformer_config();
         let dim = config.seanet.dimension;
         let stride = config.resample_stride();
         let q = &config.quantizer;
-        let build = || -> candle_core::Result<(EncoderStack, SplitRvq, DecoderStack)> {
-            let encoder = EncoderStack {
-                seanet: StreamingSeanetEncoder::new(&seanet, vb.pp("encoder"))?,
-                transformer: StreamingTransformer::new(&tcfg, vb.pp("encoder_transformer"))?,
-                downsample: StreamingConv1d::new(
-                    dim,
-                    dim,
-                    StreamingConvConfig::new(2 * stride)
-                        .stride(stride)
-                        .bias(false)
-                        .pad_mode(PadMode::Replicate),
-                    vb.pp("downsample").pp("conv"),
-                )?,
+        let build =
+            |vb: VarBuilder| -> candle_core::Result<(EncoderStack, SplitRvq, DecoderStack)> {
+                let encoder = EncoderStack {
+                    seanet: StreamingSeanetEncoder::new(&seanet, vb.pp("encoder"))?,
+                    transformer: StreamingTransformer::new(&tcfg, vb.pp("encoder_transformer"))?,
+                    downsample: StreamingConv1d::new(
+                        dim,
+                        dim,
+                        StreamingConvConfig::new(2 * stride)
+                            .stride(stride)
+                            .bias(false)
+                            .pad_mode(PadMode::Replicate),
+                        vb.pp("downsample").pp("conv"),
+                    )?,
+                };
+                let dims = [q.input_dimension, q.dimension, q.output_dimension];
+                let rvq = |n_q, vb| ProjectedRvq::new(n_q, q.bins, dims, CODEBOOK_EPSILON, vb);
+                let quantizer = SplitRvq::new(
+                    rvq(q.n_q_semantic, vb.pp("quantizer").pp("rvq_first"))?,
+                    rvq(q.n_q - q.n_q_semantic, vb.pp("quantizer").pp("rvq_rest"))?,
+                    q.n_q_semantic,
+                );
+                let decoder = DecoderStack {
+                    // Channel-wise (moshi's `upsample_channel_wise_bug`), no bias.
+                    upsample: StreamingConvTranspose1d::new(
+                        dim,
+                        dim,
+                        StreamingConvConfig::new(2 * stride)
+                            .stride(stride)
+                            .groups(dim)
+                            .bias(false),
+                        vb.pp("upsample").pp("convtr"),
+                    )?,
+                    transformer: StreamingTransformer::new(&tcfg, vb.pp("decoder_transformer"))?,
+                    seanet: StreamingSeanetDecoder::new(&seanet, vb.pp("decoder"))?,
+                };
+                Ok((encoder, quantizer, decoder))
             };
-            let dims = [q.input_dimension, q.dimension, q.output_dimension];
-            let rvq = |n_q, vb| ProjectedRvq::new(n_q, q.bins, dims, CODEBOOK_EPSILON, vb);
-            let quantizer = SplitRvq::new(
-                rvq(q.n_q_semantic, vb.pp("quantizer").pp("rvq_first"))?,
-                rvq(q.n_q - q.n_q_semantic, vb.pp("quantizer").pp("rvq_rest"))?,
-                q.n_q_semantic,
-            );
-            let decoder = DecoderStack {
-                // Channel-wise (moshi's `upsample_channel_wise_bug`), no bias.
-                upsample: StreamingConvTranspose1d::new(
-                    dim,
-                    dim,
-                    StreamingConvConfig::new(2 * stride)
-                        .stride(stride)
-                        .groups(dim)
-                        .bias(false),
-                    vb.pp("upsample").pp("convtr"),
-                )?,
-                transformer: StreamingTransformer::new(&tcfg, vb.pp("decoder_transformer"))?,
-                seanet: StreamingSeanetDecoder::new(&seanet, vb.pp("decoder"))?,
-            };
-            Ok((encoder, quantizer, decoder))
-        };
-        let (encoder, quantizer, decoder) = build().map_err(wrap)?;
-        let used = used.lock().expect("poisoned key set").clone();
-        let mut unused: Vec<String> = all_keys.into_iter().filter(|k| !used.contains(k)).collect();
-        unused.sort();
+        let ((encoder, quantizer, decoder), fingerprint) = build_fingerprinted(vb, name, build)?;
         let info = CodecInfo {
             name: name.to_string(),
             family: "mimi".into(),
@@ -192,7 +193,7 @@ impl Mimi {
             quantizer,
             decoder,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     /// The architecture.
@@ -330,26 +331,26 @@ impl Codec for Mimi {
         &self,
         batch: usize,
         options: &EncodeOptions,
-    ) -> Result<Box<dyn StreamingEncoder + '_>> {
+    ) -> Result<Box<dyn StreamingEncoder>> {
         let n_q = self.num_codebooks(options)?;
         Ok(Box::new(StackEncoder::new(
-            self,
+            self.clone(),
             self.encoder.clone(),
             batch,
             n_q,
         )))
     }
 
-    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder + '_>> {
+    fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder>> {
         Ok(Box::new(StackDecoder::new(
-            self,
+            self.clone(),
             self.decoder.clone(),
             batch,
         )))
     }
 }
 
-impl StreamCodes for Mimi {
+impl StackCodec for Mimi {
     fn stream_frame_size(&self) -> usize {
         self.config.frame_size()
     }
@@ -500,10 +501,14 @@ mod tests {
 
     #[test]
     fn unsupported_settings_are_named() {
-        let mut cfg = MimiConfig::mimi();
-        cfg.transformer.gating = "silu".into();
-        let err = cfg.validate("cfg").unwrap_err().to_string();
-        assert!(err.contains("gating"), "{err}");
+        // Settings Mimi does not have are refused when the config is read.
+        let json = serde_json::to_string(&MimiConfig::mimi())
+            .unwrap()
+            .replace(r#""gating":"none""#, r#""gating":"silu""#);
+        let err = MimiConfig::from_reference_json(&json, "cfg")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("silu"), "{err}");
         let mut cfg = MimiConfig::mimi();
         cfg.frame_rate = 10.0;
         assert!(cfg.validate("cfg").is_err());

@@ -32,8 +32,8 @@ use crate::nn::local_attention::LocalMha;
 use crate::nn::snake::Snake1d;
 use crate::nn::torch_conv::{Conv, ConvSpec};
 use crate::quant::FactorizedRvq;
-use crate::weights::build_tracked;
 use crate::weights::StateDict;
+use crate::weights::{build_fingerprinted, load_tracked};
 use crate::{Error, Result};
 
 struct SnacEncoder {
@@ -199,21 +199,29 @@ impl Snac {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        config.validate(name)?;
         let state = inference_weights(state)?;
-        let ((encoder, quantizer, decoder), fingerprint, unused) =
-            build_tracked(state, device, |vb| {
-                let encoder = SnacEncoder::new(config, vb.pp("encoder"))?;
-                let quantizer = FactorizedRvq::new(
-                    config.latent_dim(),
-                    config.codebook_size,
-                    config.codebook_dim,
-                    &config.vq_strides,
-                    vb.pp("quantizer"),
-                )?;
-                let decoder = SnacDecoder::new(config, vb.pp("decoder"))?;
-                Ok((encoder, quantizer, decoder))
-            })?;
+        load_tracked(state, device, |vb| Self::new(config, vb, name))
+    }
+
+    /// Build the model from a `VarBuilder` over inference weights in this family's own key
+    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
+    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    pub fn new(config: &SnacConfig, vb: VarBuilder, name: &str) -> Result<Self> {
+        config.validate(name)?;
+        let device = vb.device().clone();
+        let device = &device;
+        let ((encoder, quantizer, decoder), fingerprint) = build_fingerprinted(vb, name, |vb| {
+            let encoder = SnacEncoder::new(config, vb.pp("encoder"))?;
+            let quantizer = FactorizedRvq::new(
+                config.latent_dim(),
+                config.codebook_size,
+                config.codebook_dim,
+                &config.vq_strides,
+                vb.pp("quantizer"),
+            )?;
+            let decoder = SnacDecoder::new(config, vb.pp("decoder"))?;
+            Ok((encoder, quantizer, decoder))
+        })?;
         let n = config.vq_strides.len();
         let info = CodecInfo {
             name: name.to_string(),
@@ -235,7 +243,7 @@ impl Snac {
             decoder,
             decoder_noise: true,
         };
-        Ok((model, unused))
+        Ok(model)
     }
 
     pub fn config(&self) -> &SnacConfig {

@@ -16,7 +16,7 @@ use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 
 use super::norm::{layer_norm, LayerNorm};
-use super::transformer::RotaryEmbedding;
+use super::roformer::RotaryEmbedding;
 use crate::streaming::StreamingModule;
 
 /// Queries handled at once in the batch form: bounds the score matrix on long inputs.
