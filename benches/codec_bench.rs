@@ -641,7 +641,7 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
         "decode" => Some(random_streams(&stream_frames, codebook_size)?),
         _ => None,
     };
-    let options = EncodeOptions { num_codebooks };
+    let options = EncodeOptions::new(num_codebooks);
     let mut walls = Vec::with_capacity(runs);
     let cpu_before = cpu_usage();
     for i in 0..runs {
@@ -730,9 +730,7 @@ fn run_stream_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec
     // Whole frames: a stream emits codes once a frame's last sample is in.
     let hop = built.hop;
     let frames = samples / hop;
-    let options = EncodeOptions {
-        num_codebooks: built.num_codebooks,
-    };
+    let options = EncodeOptions::new(built.num_codebooks);
     let audio = audio_tensor(frames * hop, sample_rate)?;
     let codes = random_streams(&built.stream_frames, built.codebook_size)?.stacked()?;
     let mut walls = Vec::with_capacity(runs);

@@ -86,7 +86,7 @@ fn load_error(config: &DacConfig, state: StateDict) -> String {
     match Dac::load(config, state, "broken", &Device::Cpu) {
         Ok(_) => panic!("loading a broken state dict succeeded"),
         Err(e) => {
-            let msg = e.to_string();
+            let msg = format!("{:#}", anyhow::Error::new(e));
             println!("expected error: {msg}");
             msg
         }
@@ -152,12 +152,7 @@ fn check_full_size(file: &str, config: DacConfig, seed: u64) -> anyhow::Result<(
     assert!(values.iter().any(|&v| v != 0.0), "{file}: silent output");
 
     // A prefix of the codebooks encodes to the same first codes.
-    let two = model.encode_with(
-        &audio,
-        &EncodeOptions {
-            num_codebooks: Some(2),
-        },
-    )?;
+    let two = model.encode_with(&audio, &EncodeOptions::new(Some(2)))?;
     assert_eq!(two.streams.len(), 2);
     for (q, s) in two.streams.iter().enumerate() {
         let full: Vec<u32> = codes.narrow(1, q, 1)?.flatten_all()?.to_vec1()?;

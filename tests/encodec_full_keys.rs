@@ -75,7 +75,7 @@ fn load(config: &EncodecConfig, state: StateDict, what: &str) -> Encodec {
 fn load_error(config: &EncodecConfig, state: StateDict) -> String {
     match Encodec::load(config, state, "broken", &Device::Cpu) {
         Ok(_) => panic!("loading a broken state dict succeeded"),
-        Err(e) => e.to_string(),
+        Err(e) => format!("{:#}", anyhow::Error::new(e)),
     }
 }
 
@@ -163,9 +163,7 @@ fn full_24khz_keys_load_in_both_layouts_and_run() -> anyhow::Result<()> {
     let samples: usize = 24000 + 123;
     let frames = samples.div_ceil(320);
     let audio = Tensor::from_vec(noise(samples, 0.3, 7), (1, 1, samples), &Device::Cpu)?;
-    let six = EncodeOptions {
-        num_codebooks: Some(8),
-    };
+    let six = EncodeOptions::new(Some(8));
     let codes = model.encode_with(&audio, &six)?;
     assert!(codes.scales.is_none());
     let stacked = codes.stacked()?;
@@ -213,9 +211,7 @@ fn full_48khz_keys_load_in_both_layouts_and_run_segmented() -> anyhow::Result<()
     let mut stereo = noise(samples, 0.3, 48);
     stereo.extend(noise(samples, 0.1, 49));
     let audio = Tensor::from_vec(stereo, (1, 2, samples), &Device::Cpu)?;
-    let opts = EncodeOptions {
-        num_codebooks: Some(4),
-    };
+    let opts = EncodeOptions::new(Some(4));
     let codes = model.encode_with(&audio, &opts)?;
     assert_eq!(codes.streams.len(), 4);
     assert!(codes.streams.iter().all(|s| s.dims() == [1, frames]));

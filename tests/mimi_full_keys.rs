@@ -32,7 +32,7 @@ fn random_state(manifest: &Manifest, seed: u64) -> StateDict {
 fn load_error(config: &MimiConfig, state: StateDict) -> String {
     match Mimi::load(config, state, "broken", &Device::Cpu) {
         Ok(_) => panic!("loading a broken state dict succeeded"),
-        Err(e) => e.to_string(),
+        Err(e) => format!("{:#}", anyhow::Error::new(e)),
     }
 }
 
@@ -97,9 +97,7 @@ fn full_keys_load_into_the_published_architecture_and_run() -> anyhow::Result<()
     let samples: usize = 12_000 + 123;
     let frames = samples.div_ceil(1920);
     let audio = Tensor::from_vec(noise(samples, 0.3, 7), (1, 1, samples), &Device::Cpu)?;
-    let eight = EncodeOptions {
-        num_codebooks: Some(8),
-    };
+    let eight = EncodeOptions::new(Some(8));
     let codes = model.encode_with(&audio, &eight)?.stacked()?;
     assert_eq!(codes.dims(), &[1, 8, frames]);
     let all = model.encode(&audio)?;

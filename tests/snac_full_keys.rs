@@ -40,7 +40,7 @@ fn load_error(config: &SnacConfig, state: StateDict) -> String {
     match Snac::load(config, state, "broken", &Device::Cpu) {
         Ok(_) => panic!("loading a broken state dict succeeded"),
         Err(e) => {
-            let msg = e.to_string();
+            let msg = format!("{:#}", anyhow::Error::new(e));
             println!("expected error: {msg}");
             msg
         }

@@ -62,6 +62,14 @@ fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
             codec_core::Error::ModelMismatch { .. } => {
                 Some("pass --force to decode anyway, or --model to name the model it was made with")
             }
+            codec_core::Error::TokenStream(codec_core::TokenFileError::NotAStream { hint })
+                if !hint.is_empty() =>
+            {
+                Some("decode it without --stream")
+            }
+            codec_core::Error::Download { .. } => {
+                Some("or pass --model DIR with a folder holding the model's files")
+            }
             _ => None,
         })
 }

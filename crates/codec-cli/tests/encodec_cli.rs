@@ -86,12 +86,7 @@ fn codebooks_and_bandwidth_give_reference_codes() {
         let n = samples.len();
         let audio = Tensor::from_vec(samples, (1, 1, n), &Device::Cpu).unwrap();
         let lib = model
-            .encode_with(
-                &audio,
-                &EncodeOptions {
-                    num_codebooks: Some(8),
-                },
-            )
+            .encode_with(&audio, &EncodeOptions::new(Some(8)))
             .unwrap()
             .stacked()
             .unwrap()
@@ -370,9 +365,7 @@ fn streams_through_pipes() {
         // The last partial frame is completed with zeros: one frame more than whole ones.
         assert_eq!(frames.len(), n.div_ceil(320), "{case}: frames");
         let audio = Tensor::from_vec(samples, (1, 1, n), &Device::Cpu).unwrap();
-        let opts = EncodeOptions {
-            num_codebooks: Some(2),
-        };
+        let opts = EncodeOptions::new(Some(2));
         let batch = model.encode_with(&audio, &opts).unwrap().stacked().unwrap();
         let batch = batch
             .squeeze(0)

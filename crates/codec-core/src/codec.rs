@@ -2,6 +2,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::error::CodesProblem;
 use crate::streaming::{StreamingDecoder, StreamingEncoder};
 use crate::Result;
 
@@ -89,9 +90,9 @@ impl CodeStreams {
     pub fn stacked(&self) -> Result<Tensor> {
         let len = self.streams.first().map(|s| s.dims().to_vec());
         if self.streams.iter().any(|s| Some(s.dims().to_vec()) != len) {
-            return Err(crate::Error::InvalidCodes(
-                "codebook streams of different lengths cannot be stacked".into(),
-            ));
+            return Err(crate::Error::InvalidCodes(CodesProblem::Ragged {
+                into: "stacked",
+            }));
         }
         Ok(Tensor::stack(&self.streams, 1)?)
     }
@@ -99,12 +100,33 @@ impl CodeStreams {
 
 /// Options of [`Codec::encode_with`].
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct EncodeOptions {
     /// Use only the first N codebooks (residual codecs); `None` for all.
     pub num_codebooks: Option<usize>,
 }
 
 impl EncodeOptions {
+    /// Keep the first `num_codebooks` codebooks (`None`: the model's default).
+    pub fn new(num_codebooks: Option<usize>) -> Self {
+        Self { num_codebooks }
+    }
+
+    /// The number of codebooks these options select for `info`'s model: `num_codebooks`, or
+    /// `default` when unset. [`Error::CodebookCount`](crate::Error::CodebookCount) when it is
+    /// not 1 to the model's count: the one check every model's encoder makes.
+    pub fn codebooks_for(&self, info: &CodecInfo, default: usize) -> Result<usize> {
+        let available = info.codebook_sizes.len();
+        let n = self.num_codebooks.unwrap_or(default);
+        if n == 0 || n > available {
+            return Err(crate::Error::CodebookCount {
+                model: info.name.clone(),
+                requested: n,
+                available,
+            });
+        }
+        Ok(n)
+    }
     /// The options that keep the first `codebooks` codebooks, or the number that `bandwidth`
     /// (kbit/s, one the model defines) selects; neither: the model's default. Errors say what
     /// the model offers.
@@ -173,15 +195,8 @@ pub trait Codec: Send + Sync {
     /// override it to skip the work of the unused stages; multi-scale codecs to return streams of
     /// different lengths.
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
+        let n = options.codebooks_for(self.info(), self.info().codebook_sizes.len())?;
         let codes = self.encode(audio)?;
-        let available = codes.dim(1)?;
-        let n = options.num_codebooks.unwrap_or(available);
-        if n == 0 || n > available {
-            return Err(crate::Error::InvalidCodes(format!(
-                "{n} codebooks requested, model {} has 1 to {available}",
-                self.info().name
-            )));
-        }
         CodeStreams::from_stacked(&codes.narrow(1, 0, n)?)
     }
 
@@ -242,9 +257,11 @@ pub fn check_stacked_codes(
         } else {
             format!("1..={max_codebooks}")
         };
-        return Err(crate::Error::InvalidCodes(format!(
-            "{model} takes codes shaped [batch, {books}, frames > 0], got {dims:?}"
-        )));
+        return Err(crate::Error::codes_shape(
+            model,
+            format!("[batch, {books}, frames > 0]"),
+            dims,
+        ));
     }
     let max = codes
         .to_dtype(candle_core::DType::U32)?
@@ -252,9 +269,11 @@ pub fn check_stacked_codes(
         .max(0)?
         .to_scalar::<u32>()?;
     if max as usize >= codebook_size {
-        return Err(crate::Error::InvalidCodes(format!(
-            "code {max} is out of range for a codebook of {codebook_size} entries"
-        )));
+        return Err(crate::Error::InvalidCodes(CodesProblem::OutOfRange {
+            codebook: None,
+            code: max.into(),
+            size: codebook_size,
+        }));
     }
     Ok(())
 }
@@ -262,7 +281,7 @@ pub fn check_stacked_codes(
 pub(crate) fn not_streaming(info: &CodecInfo) -> crate::Error {
     crate::Error::Unsupported(format!(
         "model {} ({}) cannot stream: its encoder or decoder looks ahead in time; \
-         use a causal model such as mimi, or encode whole files",
+         use a causal model such as lyra-v2 or mimi, or encode whole files",
         info.name, info.family
     ))
 }

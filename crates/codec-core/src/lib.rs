@@ -35,5 +35,5 @@ pub mod weights;
 pub use candle_core::{DType, Device, Tensor};
 pub use card::{load_model, load_model_with_report, ModelCard, ModelSpec};
 pub use codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
-pub use error::{Error, Result, TokenFileError};
+pub use error::{AudioProblem, CodesProblem, Error, Result, TokenFileError};
 pub use streaming::{StreamingDecoder, StreamingEncoder, StreamingModule};

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use npyz::WriterBuilder;
 
+use crate::error::CodesProblem;
 use crate::{Error, Result};
 
 /// Write codes `[codebooks][frames]` as an int64 array shaped `[codebooks, frames]`.
@@ -20,11 +21,9 @@ pub fn codes_npy_bytes(codes: &[Vec<u32>]) -> Result<Vec<u8>> {
     let path = Path::new("<memory>");
     let frames = codes.first().map_or(0, Vec::len);
     if codes.iter().any(|c| c.len() != frames) {
-        return Err(Error::InvalidCodes(
-            "codebooks of different lengths (multi-scale codes) cannot be one .npy array; \
-             use the .tok format"
-                .into(),
-        ));
+        return Err(Error::InvalidCodes(CodesProblem::Ragged {
+            into: "one .npy array (the .tok format holds them)",
+        }));
     }
     let mut out = Vec::new();
     {
@@ -66,7 +65,10 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
 
 /// [`read_npy`] of bytes in memory; `name` is used in errors.
 pub fn read_npy_bytes(bytes: &[u8], name: &str) -> Result<NpyArray> {
-    let bad = |m: String| Error::InvalidCodes(format!("{name}: {m}"));
+    let bad = |problem: String| Error::CodesFile {
+        source_name: name.to_string(),
+        problem,
+    };
     let data_start = check_npy_header(bytes).map_err(|m| bad(format!("not a .npy file: {m}")))?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("not a .npy file: {e}")))?;
     if npy.order() != npyz::Order::C {

@@ -16,6 +16,7 @@ use candle_core::Tensor;
 
 use crate::audio::{self, AudioClip};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::error::{AudioProblem, CodesProblem};
 use crate::tokfile::{CodebookCodes, TokenFile, TokenHeader};
 use crate::{Error, Result};
 
@@ -203,10 +204,10 @@ fn prepare_channels(
             });
             Ok((vec![p.samples.clone(), p.samples.clone()], p))
         }
-        (m, _) => Err(Error::InvalidAudio(format!(
-            "model {} takes {m} channels; this pipeline handles mono and stereo models",
-            info.name
-        ))),
+        (m, _) => Err(Error::InvalidAudio(AudioProblem::Channels {
+            model: info.name.clone(),
+            channels: m.into(),
+        })),
     }
 }
 
@@ -299,11 +300,11 @@ pub fn check_codes_fit(info: &CodecInfo, origin: &CodesOrigin<'_>, force: bool) 
     // Even when forced, the codes must fit the model's shape.
     let n = origin.codebook_sizes.len();
     if n == 0 || n > info.codebook_sizes.len() {
-        return Err(Error::InvalidCodes(format!(
-            "the codes have {n} codebooks, model {} takes 1 to {}",
-            info.name,
-            info.codebook_sizes.len()
-        )));
+        return Err(Error::InvalidCodes(CodesProblem::Codebooks {
+            model: info.name.clone(),
+            given: n,
+            available: info.codebook_sizes.len(),
+        }));
     }
     for (i, (&theirs, &size)) in origin
         .codebook_sizes
@@ -314,17 +315,20 @@ pub fn check_codes_fit(info: &CodecInfo, origin: &CodesOrigin<'_>, force: bool) 
         // Equal, not merely smaller: the sizes set how the codes are packed, and a file that
         // claims tiny codebooks could otherwise pack millions of frames into a few bytes.
         if theirs != size {
-            return Err(Error::InvalidCodes(format!(
-                "codebook {i} of the {} has {theirs} entries, model {}'s has {size}",
-                origin.container, info.name
-            )));
+            return Err(Error::InvalidCodes(CodesProblem::CodebookSize {
+                codebook: i,
+                theirs,
+                model: info.name.clone(),
+                size,
+            }));
         }
     }
     if origin.sample_rate != info.sample_rate && !force {
-        return Err(Error::InvalidCodes(format!(
-            "the codes are for {} Hz, model {} runs at {} Hz",
-            origin.sample_rate, info.name, info.sample_rate
-        )));
+        return Err(Error::InvalidCodes(CodesProblem::SampleRate {
+            theirs: origin.sample_rate,
+            model: info.name.clone(),
+            rate: info.sample_rate,
+        }));
     }
     Ok(())
 }
@@ -356,7 +360,7 @@ pub(crate) fn check_decodable(
     check_compatible(model, tokens, options.force)?;
     let info = model.info();
     if tokens.streams.iter().any(|s| s.codes.is_empty()) {
-        return Err(Error::InvalidCodes("the token file holds no frames".into()));
+        return Err(Error::InvalidCodes(CodesProblem::NoFrames));
     }
     let h = &tokens.header;
     if options.output_rate == OutputRate::Original {
@@ -366,22 +370,21 @@ pub(crate) fn check_decodable(
         )?;
     }
     if h.original_length == 0 {
-        return Err(Error::InvalidCodes(
-            "the token file says its audio had 0 samples, yet it holds code frames: it is \
-             damaged or forged"
-                .into(),
-        ));
+        return Err(Error::InvalidCodes(CodesProblem::LengthMismatch {
+            stated: 0,
+            decodable: format!("{} frames", tokens.num_frames()),
+        }));
     }
     // Bound the work by what the codes can give before decoding anything.
     let seconds = tokens.num_frames() as f64 / tokens.streams[0].frame_rate;
     // A float-to-int cast saturates: no overflow whatever the header says.
     let samples = (seconds * f64::from(info.sample_rate) * f64::from(info.channels)).ceil() as u64;
     if samples > MAX_DECODED_SAMPLES {
-        return Err(Error::InvalidCodes(format!(
-            "{} frames would decode to {samples} samples, more than the {MAX_DECODED_SAMPLES} \
-             this tool writes (a WAV file's 4 GiB)",
-            tokens.num_frames()
-        )));
+        return Err(Error::InvalidCodes(CodesProblem::TooLong {
+            frames: tokens.num_frames(),
+            samples,
+            limit: MAX_DECODED_SAMPLES,
+        }));
     }
     Ok(())
 }
@@ -403,12 +406,13 @@ pub(crate) fn finish_decoded(
     let hop = info.hop_length();
     let longest = audio::resampled_len(decoded_len + hop, info.sample_rate, original_rate.max(1));
     if h.original_length > longest as u64 {
-        return Err(Error::InvalidCodes(format!(
-            "the token file says its audio had {} samples at {original_rate} Hz, but its {} \
-             frames decode to at most {longest}: it is damaged or forged",
-            h.original_length,
-            tokens.num_frames()
-        )));
+        return Err(Error::InvalidCodes(CodesProblem::LengthMismatch {
+            stated: h.original_length,
+            decodable: format!(
+                "at most {longest} samples at {original_rate} Hz ({} frames)",
+                tokens.num_frames()
+            ),
+        }));
     }
     let (rate, len) = match options.output_rate {
         OutputRate::Model => (
@@ -446,7 +450,10 @@ pub fn import_codes(
     codes: &crate::npy::NpyArray,
     source: &str,
 ) -> Result<TokenFile> {
-    let bad = |m: String| Error::InvalidCodes(format!("{source}: {m}"));
+    let bad = |problem: String| Error::CodesFile {
+        source_name: source.to_string(),
+        problem,
+    };
     let available = info.codebook_sizes.len();
     if info
         .codebook_frame_rates
@@ -528,7 +535,10 @@ pub fn import_codes(
 /// is taken to be what the first stream's frames span at the model's rate. Every code is
 /// checked against its codebook; errors name `source`, the codebook, the frame and the value.
 pub fn tokens_from_codes(info: &CodecInfo, rows: &[Vec<i64>], source: &str) -> Result<TokenFile> {
-    let bad = |m: String| Error::InvalidCodes(format!("{source}: {m}"));
+    let bad = |problem: String| Error::CodesFile {
+        source_name: source.to_string(),
+        problem,
+    };
     let available = info.codebook_sizes.len();
     if rows.is_empty() || rows.len() > available {
         return Err(bad(format!(

@@ -35,6 +35,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::error::{AudioProblem, CodesProblem};
 use crate::{Error, Result};
 
 /// A layer that processes a stream piece by piece (time is the last dimension).
@@ -170,11 +171,10 @@ impl<M: StackCodec, S: StreamingModule + Send> StreamingEncoder for StackEncoder
         }
         self.model.check_stream_audio(audio)?;
         if audio.dim(0)? != self.batch {
-            return Err(Error::InvalidAudio(format!(
-                "this stream has batch {}, got audio {:?}",
-                self.batch,
-                audio.dims()
-            )));
+            return Err(Error::InvalidAudio(AudioProblem::Batch {
+                stream: self.batch,
+                got: audio.dim(0)?,
+            }));
         }
         let audio = audio
             .to_device(self.model.stream_device())?
@@ -246,11 +246,10 @@ impl<M: StackCodec, S: StreamingModule + Send> StreamingDecoder for StackDecoder
         }
         let latent = self.model.codes_to_latent(codes)?;
         if codes.dim(0)? != self.batch {
-            return Err(Error::InvalidCodes(format!(
-                "this stream has batch {}, got codes {:?}",
-                self.batch,
-                codes.dims()
-            )));
+            return Err(Error::InvalidCodes(CodesProblem::Batch {
+                stream: self.batch,
+                got: codes.dim(0)?,
+            }));
         }
         self.stack.step(Some(&latent))
     }

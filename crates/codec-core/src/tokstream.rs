@@ -205,7 +205,7 @@ impl<R: Read> TokenStreamReader<R> {
             let hint = if prelude.starts_with(&crate::tokfile::MAGIC[..4])
                 || prelude.starts_with(b"RIFF")
             {
-                " (this is a token file or audio, not a token stream: use codec decode without --stream)"
+                " (this is a token file or audio, not a token stream)"
             } else {
                 ""
             };
@@ -462,6 +462,6 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("without --stream"), "{err}");
+        assert!(err.contains("token file or audio"), "{err}");
     }
 }

@@ -115,13 +115,7 @@ fn check_fixture(folder: &str, wav: &str, options: EncodeOptions) {
 
 #[test]
 fn dac() {
-    check_fixture(
-        "dac",
-        "speech_a.wav",
-        EncodeOptions {
-            num_codebooks: Some(4),
-        },
-    );
+    check_fixture("dac", "speech_a.wav", EncodeOptions::new(Some(4)));
 }
 
 #[test]
@@ -131,13 +125,7 @@ fn encodec() {
 
 #[test]
 fn mimi() {
-    check_fixture(
-        "mimi",
-        "speech_a.wav",
-        EncodeOptions {
-            num_codebooks: Some(8),
-        },
-    );
+    check_fixture("mimi", "speech_a.wav", EncodeOptions::new(Some(8)));
 }
 
 #[test]

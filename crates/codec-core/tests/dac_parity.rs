@@ -105,9 +105,7 @@ fn codes_and_audio_match_reference() {
         for (label, n, ambiguous, decoded_samples) in &case.variants {
             let what = format!("{} {label}", case.name);
             // Encode with only the first n codebooks.
-            let opts = EncodeOptions {
-                num_codebooks: Some(*n),
-            };
+            let opts = EncodeOptions::new(Some(*n));
             let streams = model.encode_with(&case.audio, &opts).unwrap();
             assert_eq!(streams.streams.len(), *n, "{what}: codebooks");
             let want = read_npy(&dir.join(format!("{}.{label}.codes.npy", case.name))).unwrap();
@@ -189,12 +187,7 @@ fn full_encode_keeps_every_codebook_and_rejects_bad_codes() {
     assert_eq!(codes.dims(), &[1, 32, 4]);
     for bad in [0, 33] {
         let err = model
-            .encode_with(
-                &audio,
-                &EncodeOptions {
-                    num_codebooks: Some(bad),
-                },
-            )
+            .encode_with(&audio, &EncodeOptions::new(Some(bad)))
             .expect_err("bad codebook count accepted");
         assert!(err.to_string().contains("codebooks"), "{err}");
     }

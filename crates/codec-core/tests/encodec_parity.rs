@@ -224,9 +224,7 @@ fn codes_and_audio_match_reference() {
             );
 
             // Encode with only the codebooks this bandwidth uses.
-            let options = EncodeOptions {
-                num_codebooks: Some(n_q),
-            };
+            let options = EncodeOptions::new(Some(n_q));
             let codes = model.encode_with(&audio, &options).unwrap();
             assert!(codes.scales.is_none());
             let got = codes.stacked().unwrap();

@@ -88,9 +88,7 @@ fn stereo_model_through_the_pipeline() {
         sample_rate: 4000,
         channels: vec![tone(n, 4000, 220.0, 0.5), tone(n, 4000, 330.0, 0.05)],
     };
-    let options = EncodeOptions {
-        num_codebooks: Some(2),
-    };
+    let options = EncodeOptions::new(Some(2));
     let encoded = pipeline::encode_audio_with(&model, &clip, &options).unwrap();
     assert!(encoded.notes.is_empty(), "{:?}", encoded.notes);
     let t = &encoded.tokens;

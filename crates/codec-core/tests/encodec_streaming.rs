@@ -234,9 +234,7 @@ fn streamed_codes_and_audio_equal_batch_on_whole_frames() {
             "{case}: latent deviation {deviation}"
         );
         for nq in [2, 8] {
-            let opts = EncodeOptions {
-                num_codebooks: Some(nq),
-            };
+            let opts = EncodeOptions::new(Some(nq));
             let what = format!("{case} nq{nq}");
             // Batch codes of the whole clip; streaming sees only its whole frames.
             let batch = model.encode_with(&audio, &opts).unwrap().stacked().unwrap();
@@ -309,9 +307,7 @@ fn a_batch_of_streams_keeps_them_apart() {
     let audio = Tensor::from_vec(both, (2, 1, len), &Device::Cpu).unwrap();
     // Two codebooks: decided far beyond the float32 noise of this test model's latent (see
     // `check_codes`), so streamed and batch codes are equal exactly.
-    let opts = EncodeOptions {
-        num_codebooks: Some(2),
-    };
+    let opts = EncodeOptions::new(Some(2));
     let mut enc = model.streaming_encoder(2, &opts).unwrap();
     let codes = stream_encode(enc.as_mut(), &audio, 2);
     let all = EncodeOptions::default();

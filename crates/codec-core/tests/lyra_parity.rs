@@ -192,9 +192,7 @@ fn streaming_in_any_piece_size_equals_batch() {
     };
     let x = samples(&dir, "sample2_16kHz");
     let x = &x[..x.len().min(100 * FRAME)];
-    let options = EncodeOptions {
-        num_codebooks: Some(30),
-    };
+    let options = EncodeOptions::new(Some(30));
     let input = Tensor::from_slice(x, (1, 1, x.len()), &Device::Cpu).unwrap();
     let batch_codes = model
         .encode_with(&input, &options)
@@ -239,9 +237,7 @@ fn a_clip_split_over_threads_equals_one_pass() {
     // All five clips end to end: about 1300 frames, enough for four runs with their warm-up.
     let x: Vec<f32> = CASES.iter().flat_map(|name| samples(&dir, name)).collect();
     let input = Tensor::from_slice(&x, (1, 1, x.len()), &Device::Cpu).unwrap();
-    let options = EncodeOptions {
-        num_codebooks: Some(46),
-    };
+    let options = EncodeOptions::new(Some(46));
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

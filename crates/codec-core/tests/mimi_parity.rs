@@ -176,9 +176,7 @@ fn batch_codes_and_audio_match_the_reference() {
         for &nq in NQS {
             let what = format!("{case} nq{nq}");
             let want = codes_tensor(&npy(&f.dir, &format!("{case}.nq{nq}.codes.npy")));
-            let opts = EncodeOptions {
-                num_codebooks: Some(nq),
-            };
+            let opts = EncodeOptions::new(Some(nq));
             let got = f
                 .model
                 .encode_with(&audio, &opts)
@@ -224,9 +222,7 @@ fn streaming_matches_the_reference_stream() {
                 &Device::Cpu,
             )
             .unwrap();
-            let opts = EncodeOptions {
-                num_codebooks: Some(nq),
-            };
+            let opts = EncodeOptions::new(Some(nq));
             let mut enc = f.model.streaming_encoder(1, &opts).unwrap();
             assert_eq!(enc.frame_size(), FRAME);
             let got = stream_encode(enc.as_mut(), &whole, 0);
@@ -271,9 +267,7 @@ fn a_batch_of_streams_keeps_them_apart() {
         audio.extend_from_slice(&read_wav_i16(&f.dir.join(format!("{c}.wav")))[..frames * FRAME]);
     }
     let audio = Tensor::from_vec(audio, (2, 1, frames * FRAME), &Device::Cpu).unwrap();
-    let opts = EncodeOptions {
-        num_codebooks: Some(nq),
-    };
+    let opts = EncodeOptions::new(Some(nq));
     let mut enc = f.model.streaming_encoder(2, &opts).unwrap();
     let codes = stream_encode(enc.as_mut(), &audio, 1);
     assert_eq!(codes.dims(), &[2, nq, frames]);
@@ -325,9 +319,7 @@ fn long_clips_batch_equals_streaming() {
     assert!(frames > 125, "the clip must span several batch pieces");
     let n = frames * FRAME;
     let audio = Tensor::from_vec(long[..n].to_vec(), (1, 1, n), &Device::Cpu).unwrap();
-    let opts = EncodeOptions {
-        num_codebooks: Some(8),
-    };
+    let opts = EncodeOptions::new(Some(8));
     let batch = f
         .model
         .encode_with(&audio, &opts)

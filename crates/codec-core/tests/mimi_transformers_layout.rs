@@ -131,9 +131,7 @@ fn both_layouts_give_the_same_codes_and_audio() {
     let samples = read_wav_i16(&dir.join("speech_b_odd.wav"));
     let n = samples.len();
     let audio = Tensor::from_vec(samples, (1, 1, n), &Device::Cpu).unwrap();
-    let opts = EncodeOptions {
-        num_codebooks: Some(8),
-    };
+    let opts = EncodeOptions::new(Some(8));
     let ca = a.encode_with(&audio, &opts).unwrap().stacked().unwrap();
     let cb = b.encode_with(&audio, &opts).unwrap().stacked().unwrap();
     let rows = |t: &Tensor| t.to_vec3::<u32>().unwrap();

@@ -197,12 +197,7 @@ fn noise_blocks_and_stream_checks() {
         12288
     );
     let two = model
-        .encode_with(
-            &audio,
-            &EncodeOptions {
-                num_codebooks: Some(2),
-            },
-        )
+        .encode_with(&audio, &EncodeOptions::new(Some(2)))
         .unwrap();
     for i in 0..2 {
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Turning any clip into the mono signal at a model's sample rate.
 
 use super::{resample, AudioClip};
+use crate::error::AudioProblem;
 use crate::{Error, Result};
 
 /// Mono audio at a model's sample rate, plus what is needed to undo the preparation after
@@ -29,10 +30,10 @@ pub struct PreparedAudio {
 pub fn prepare_mono(clip: &AudioClip, target_rate: u32) -> Result<PreparedAudio> {
     clip.validate()?;
     if target_rate == 0 {
-        return Err(Error::InvalidAudio("target sample rate is 0 Hz".into()));
+        return Err(Error::InvalidAudio(AudioProblem::ZeroRate));
     }
     if clip.num_frames() == 0 {
-        return Err(Error::InvalidAudio("audio has no samples".into()));
+        return Err(Error::InvalidAudio(AudioProblem::NoSamples));
     }
     let mut notes = Vec::new();
     let mono = if clip.num_channels() > 1 {

@@ -22,6 +22,7 @@ pub use read::{read_audio, read_audio_from_bytes};
 pub use resample::{resample, resampled_len};
 pub use write::{write_wav, WavSampleFormat};
 
+use crate::error::AudioProblem;
 use crate::{Error, Result};
 
 /// The lowest sample rate accepted anywhere (files, streams, token files, resampling), in Hz.
@@ -114,10 +115,10 @@ impl AudioClip {
     /// the same length. Returns [`Error::InvalidAudio`] otherwise.
     pub fn validate(&self) -> Result<()> {
         if self.sample_rate == 0 {
-            return Err(Error::InvalidAudio("sample rate is 0 Hz".into()));
+            return Err(Error::InvalidAudio(AudioProblem::ZeroRate));
         }
         if self.channels.is_empty() {
-            return Err(Error::InvalidAudio("audio has no channels".into()));
+            return Err(Error::InvalidAudio(AudioProblem::NoChannels));
         }
         let frames = self.num_frames();
         if let Some((i, c)) = self
@@ -126,10 +127,11 @@ impl AudioClip {
             .enumerate()
             .find(|(_, c)| c.len() != frames)
         {
-            return Err(Error::InvalidAudio(format!(
-                "channels differ in length: channel 0 has {frames} samples, channel {i} has {}",
-                c.len()
-            )));
+            return Err(Error::InvalidAudio(AudioProblem::ChannelLengths {
+                channel: i,
+                len: c.len(),
+                first: frames,
+            }));
         }
         Ok(())
     }

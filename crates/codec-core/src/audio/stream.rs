@@ -21,6 +21,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 
+use crate::error::AudioProblem;
 use crate::{Error, Result};
 
 /// How to read input that has no WAV header.
@@ -318,9 +319,9 @@ impl<W: Write> WavStreamWriter<W> {
             StreamSampleFormat::Pcm16 => (1, 16),
             StreamSampleFormat::Float32 => (3, 32),
             other => {
-                return Err(Error::InvalidAudio(format!(
-                    "streams are written as 16-bit PCM or 32-bit float, not {other:?}"
-                )))
+                return Err(Error::InvalidAudio(AudioProblem::SampleFormat {
+                    format: format!("{other:?}"),
+                }))
             }
         };
         if wav_header {

@@ -4,6 +4,7 @@ use std::io::{self, BufWriter, Seek, Write};
 use std::path::Path;
 
 use super::AudioClip;
+use crate::error::AudioProblem;
 use crate::output::OutputFile;
 use crate::{Error, Result};
 
@@ -42,11 +43,10 @@ pub fn write_wav(path: impl AsRef<Path>, clip: &AudioClip, format: WavSampleForm
     let path = path.as_ref();
     clip.validate()?;
     if clip.num_channels() > usize::from(u16::MAX) {
-        return Err(Error::InvalidAudio(format!(
-            "a WAV file holds at most {} channels, the clip has {}",
-            u16::MAX,
-            clip.num_channels()
-        )));
+        return Err(Error::InvalidAudio(AudioProblem::TooManyChannels {
+            max: u16::MAX.into(),
+            channels: clip.num_channels(),
+        }));
     }
     let bytes_per_sample = match format {
         WavSampleFormat::Pcm16 => 2,
@@ -55,11 +55,10 @@ pub fn write_wav(path: impl AsRef<Path>, clip: &AudioClip, format: WavSampleForm
     if (clip.num_frames() as u64) * (clip.num_channels() as u64) * bytes_per_sample
         > u64::from(u32::MAX - 64)
     {
-        return Err(Error::InvalidAudio(format!(
-            "{} frames of {} channels do not fit in a WAV file (4 GiB limit)",
-            clip.num_frames(),
-            clip.num_channels()
-        )));
+        return Err(Error::InvalidAudio(AudioProblem::TooLongForWav {
+            frames: clip.num_frames(),
+            channels: clip.num_channels(),
+        }));
     }
     if let Some((c, i)) = clip
         .channels
@@ -67,10 +66,10 @@ pub fn write_wav(path: impl AsRef<Path>, clip: &AudioClip, format: WavSampleForm
         .enumerate()
         .find_map(|(c, ch)| ch.iter().position(|x| !x.is_finite()).map(|i| (c, i)))
     {
-        return Err(Error::InvalidAudio(format!(
-            "cannot write {}: sample {i} of channel {c} is not a finite number",
-            path.display()
-        )));
+        return Err(Error::InvalidAudio(AudioProblem::NotFinite {
+            channel: c,
+            sample: i,
+        }));
     }
 
     let (bits_per_sample, sample_format) = match format {

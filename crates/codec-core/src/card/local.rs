@@ -96,7 +96,7 @@ pub(super) fn load_dir(dir: &Path, device: &Device) -> Result<Loaded> {
             return Err(Error::UnknownModel {
                 name: dir.display().to_string(),
                 hint: format!(
-                    "the folder holds several weight files ({}); pass one with --model FILE",
+                    "the folder holds several weight files ({}); load one of them by its path",
                     weights
                         .iter()
                         .map(|p| p.display().to_string())

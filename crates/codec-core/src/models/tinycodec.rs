@@ -242,9 +242,11 @@ impl TinyCodec {
     pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
         let dims = audio.dims();
         if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
-            return Err(Error::InvalidAudio(format!(
-                "tinycodec takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
-            )));
+            return Err(Error::audio_shape(
+                &self.info.name,
+                "[batch, 1, samples > 0]",
+                dims,
+            ));
         }
         let hop = self.config.hop_length;
         let len = dims[2];
@@ -306,25 +308,12 @@ impl TinyCodec {
     }
 
     fn check_codes(&self, codes: &Tensor) -> Result<()> {
-        let dims = codes.dims();
-        let stages = self.config.quantizer.stages;
-        if dims.len() != 3 || dims[1] == 0 || dims[1] > stages || dims[2] == 0 {
-            return Err(Error::InvalidCodes(format!(
-                "expected codes shaped [batch, 1..={stages}, frames > 0], got {dims:?}"
-            )));
-        }
-        let max = codes
-            .to_dtype(DType::U32)?
-            .flatten_all()?
-            .max(0)?
-            .to_scalar::<u32>()?;
-        if max as usize >= self.quantizer.codebook_size() {
-            return Err(Error::InvalidCodes(format!(
-                "code {max} is out of range for a codebook of {} entries",
-                self.quantizer.codebook_size()
-            )));
-        }
-        Ok(())
+        crate::codec::check_stacked_codes(
+            codes,
+            self.config.quantizer.stages,
+            self.quantizer.codebook_size(),
+            &self.info.name,
+        )
     }
 }
 
@@ -356,13 +345,7 @@ impl Codec for TinyCodec {
     }
 
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
-        let stages = options.num_codebooks.unwrap_or(self.config.default_stages);
-        if stages == 0 || stages > self.config.quantizer.stages {
-            return Err(Error::InvalidCodes(format!(
-                "{stages} codebooks requested, {} has 1 to {}",
-                self.info.name, self.config.quantizer.stages
-            )));
-        }
+        let stages = options.codebooks_for(&self.info, self.config.default_stages)?;
         let z = self.encode_latent(audio)?;
         CodeStreams::from_stacked(&self.quantizer.encode(&z, stages)?)
     }

@@ -314,9 +314,11 @@ impl WavTokenizer {
     fn check_audio(&self, audio: &Tensor) -> Result<()> {
         let dims = audio.dims();
         if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
-            return Err(Error::InvalidAudio(format!(
-                "WavTokenizer takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
-            )));
+            return Err(Error::audio_shape(
+                &self.info.name,
+                "[batch, 1, samples > 0]",
+                dims,
+            ));
         }
         Ok(())
     }

@@ -366,10 +366,11 @@ impl XCodec2 {
     pub fn quantize_latent(&self, latent: &Tensor) -> Result<Tensor> {
         let dims = latent.dims();
         if dims.len() != 3 || dims[1] != self.config.vq_dim || dims[2] == 0 {
-            return Err(Error::InvalidCodes(format!(
-                "expected a latent shaped [batch, {}, frames > 0], got {dims:?}",
-                self.config.vq_dim
-            )));
+            return Err(Error::LatentShape {
+                model: self.info.name.clone(),
+                expected: format!("[batch, {}, frames > 0]", self.config.vq_dim),
+                got: dims.to_vec(),
+            });
         }
         let z = latent
             .to_device(&self.device)?
@@ -426,9 +427,9 @@ impl Codec for XCodec2 {
         Err(Error::Unsupported(format!(
             "model {} cannot encode audio: its encoder (w2v-BERT 2.0 semantic features with an \
              acoustic encoder, at {} Hz) is not supported yet, only decoding is. Make the codes \
-             with the reference Python package, save them as .npy, and turn them into a token \
-             file with `codec import-codes --model {} CODES.npy OUT.tok`",
-            self.info.name, self.config.encoder_sample_rate, self.info.name
+             with the reference Python package, save them as .npy, and import them as a token \
+             file for this model (`codec import-codes`)",
+            self.info.name, self.config.encoder_sample_rate
         )))
     }
 

@@ -69,9 +69,9 @@ pub fn load_tracked<T>(
     let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
     // `build` names the model in its weight errors; the file is the better place to point at.
     let built = build(vb).map_err(|e| match e {
-        Error::Weights { reason, .. } => Error::Weights {
+        Error::Build { source: cause, .. } => Error::Build {
             path: source.clone(),
-            reason,
+            source: cause,
         },
         e => e,
     })?;
@@ -95,7 +95,10 @@ pub fn build_fingerprinted<T>(
     };
     let (built, read) = {
         let vb = VarBuilder::from_backend(Box::new(&recorder), DType::F32, device);
-        let built = build(vb).map_err(|e| Error::weights(model, e.to_string()))?;
+        let built = build(vb).map_err(|source| Error::Build {
+            path: model.to_string(),
+            source,
+        })?;
         (
             built,
             recorder.read.lock().expect("poisoned tensor map").clone(),

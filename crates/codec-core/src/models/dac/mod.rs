@@ -30,6 +30,7 @@ use candle_nn::VarBuilder;
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
 use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::error::CodesProblem;
 use crate::nn::snake::Snake1d;
 use crate::nn::torch_conv::{Conv, ConvSpec};
 use crate::quant::FactorizedRvq;
@@ -130,9 +131,7 @@ impl DacDecoder {
 pub(crate) fn check_mono_audio(family: &str, audio: &Tensor) -> Result<()> {
     let dims = audio.dims();
     if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 || dims[0] == 0 {
-        return Err(Error::InvalidAudio(format!(
-            "{family} takes audio shaped [batch, 1, samples] with samples > 0, got {dims:?}"
-        )));
+        return Err(Error::audio_shape(family, "[batch, 1, samples > 0]", dims));
     }
     Ok(())
 }
@@ -141,16 +140,20 @@ pub(crate) fn check_mono_audio(family: &str, audio: &Tensor) -> Result<()> {
 pub(crate) fn check_stream(stream: &Tensor, index: usize, size: usize) -> Result<Tensor> {
     let dims = stream.dims();
     if dims.len() != 2 || dims[0] == 0 || dims[1] == 0 {
-        return Err(Error::InvalidCodes(format!(
-            "codebook stream {index} must be shaped [batch, frames > 0], got {dims:?}"
-        )));
+        return Err(Error::InvalidCodes(CodesProblem::StreamShape {
+            stream: index,
+            expected: "[batch, frames > 0]".into(),
+            got: dims.to_vec(),
+        }));
     }
     let s = stream.to_dtype(DType::U32)?;
     let max = s.flatten_all()?.max(0)?.to_scalar::<u32>()?;
     if max as usize >= size {
-        return Err(Error::InvalidCodes(format!(
-            "code {max} in codebook {index} is out of range for a codebook of {size} entries"
-        )));
+        return Err(Error::InvalidCodes(CodesProblem::OutOfRange {
+            codebook: Some(index),
+            code: max.into(),
+            size,
+        }));
     }
     Ok(s)
 }
@@ -251,26 +254,19 @@ impl Dac {
         Ok(self.decoder.forward(z)?)
     }
 
-    /// Codes of the first `n` codebooks, each `[batch, frames]`.
+    /// Codes of the first `n` codebooks (1 to the model's), each `[batch, frames]`.
     fn encode_streams(&self, audio: &Tensor, n: usize) -> Result<Vec<Tensor>> {
-        if n == 0 || n > self.config.n_codebooks {
-            return Err(Error::InvalidCodes(format!(
-                "{n} codebooks requested, model {} has 1 to {}",
-                self.info.name, self.config.n_codebooks
-            )));
-        }
         let z = self.encode_latent(audio)?;
         Ok(self.quantizer.encode(&z, n)?)
     }
 
     fn decode_stream_list(&self, streams: &[Tensor]) -> Result<Tensor> {
         if streams.is_empty() || streams.len() > self.config.n_codebooks {
-            return Err(Error::InvalidCodes(format!(
-                "{} codebooks given, model {} takes 1 to {}",
-                streams.len(),
-                self.info.name,
-                self.config.n_codebooks
-            )));
+            return Err(Error::InvalidCodes(CodesProblem::Codebooks {
+                model: self.info.name.clone(),
+                given: streams.len(),
+                available: self.config.n_codebooks,
+            }));
         }
         let first = streams[0].dims().to_vec();
         let codes = streams
@@ -278,10 +274,11 @@ impl Dac {
             .enumerate()
             .map(|(i, s)| {
                 if s.dims() != first.as_slice() {
-                    return Err(Error::InvalidCodes(format!(
-                        "codebook stream {i} is shaped {:?}, stream 0 {first:?}",
-                        s.dims()
-                    )));
+                    return Err(Error::InvalidCodes(CodesProblem::StreamShape {
+                        stream: i,
+                        expected: format!("{first:?}, as stream 0"),
+                        got: s.dims().to_vec(),
+                    }));
                 }
                 check_stream(&s.to_device(&self.device)?, i, self.config.codebook_size)
             })
@@ -308,16 +305,17 @@ impl Codec for Dac {
     fn decode(&self, codes: &Tensor) -> Result<Tensor> {
         let dims = codes.dims();
         if dims.len() != 3 {
-            return Err(Error::InvalidCodes(format!(
-                "expected codes shaped [batch, 1..={}, frames], got {dims:?}",
-                self.config.n_codebooks
-            )));
+            return Err(Error::codes_shape(
+                &self.info.name,
+                format!("[batch, 1..={}, frames]", self.config.n_codebooks),
+                dims,
+            ));
         }
         self.decode_streams(&CodeStreams::from_stacked(codes)?)
     }
 
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
-        let n = options.num_codebooks.unwrap_or(self.config.n_codebooks);
+        let n = options.codebooks_for(&self.info, self.config.n_codebooks)?;
         Ok(CodeStreams {
             streams: self.encode_streams(audio, n)?,
             scales: None,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::CodesProblem;
 use crate::nn::seanet::SeanetConfig;
 use crate::nn::streaming_seanet;
 use crate::nn::{ConvNorm, PadMode};
@@ -159,9 +160,14 @@ impl EncodecConfig {
     /// Split `total_frames` concatenated code frames back into the frames of each segment: the
     /// split of the clip lengths that encode to that many frames (see the module docs).
     pub fn segment_frames(&self, total_frames: usize) -> Result<Vec<usize>> {
-        let bad = |m: String| Err(Error::InvalidCodes(m));
+        let bad = |problem: String| {
+            Err(Error::InvalidCodes(CodesProblem::Segments {
+                frames: total_frames,
+                problem,
+            }))
+        };
         if total_frames == 0 {
-            return bad("no code frames".into());
+            return Err(Error::InvalidCodes(CodesProblem::NoFrames));
         }
         if self.segment.is_none() {
             return Ok(vec![total_frames]);
@@ -183,17 +189,15 @@ impl EncodecConfig {
         let shortest = first_at_least(total_frames);
         if total(shortest) != total_frames {
             return bad(format!(
-                "{total_frames} frames is no whole number of segments of this model \
-                 (a clip of {shortest} samples gives {})",
+                "no whole number of segments of this model (a clip of {shortest} samples gives \
+                 {})",
                 total(shortest)
             ));
         }
         let longest = first_at_least(total_frames + 1) - 1;
         let split = self.frames_per_segment(shortest);
         if self.frames_per_segment(longest) != split {
-            return bad(format!(
-                "{total_frames} frames split into segments in more than one way"
-            ));
+            return bad("they split into segments in more than one way".into());
         }
         Ok(split)
     }

@@ -45,6 +45,7 @@ use candle_nn::VarBuilder;
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
 use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::error::CodesProblem;
 pub use crate::nn::seanet::hf_decoder_upsampling_layers;
 use crate::nn::seanet::{SeanetDecoder, SeanetEncoder};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
@@ -218,10 +219,11 @@ impl Encodec {
         let dims = audio.dims();
         let c = self.config.seanet.channels;
         if dims.len() != 3 || dims[1] != c || dims[2] == 0 {
-            return Err(Error::InvalidAudio(format!(
-                "EnCodec model {} takes audio shaped [batch, {c}, samples] with samples > 0, got {dims:?}",
-                self.info.name
-            )));
+            return Err(Error::audio_shape(
+                &self.info.name,
+                format!("[batch, {c}, samples > 0]"),
+                dims,
+            ));
         }
         Ok(())
     }
@@ -236,14 +238,7 @@ impl Encodec {
     }
 
     fn num_codebooks(&self, options: &EncodeOptions) -> Result<usize> {
-        let n_q = options.num_codebooks.unwrap_or(self.config.num_quantizers);
-        if n_q == 0 || n_q > self.config.num_quantizers {
-            return Err(Error::InvalidCodes(format!(
-                "{n_q} codebooks requested, model {} has 1 to {}",
-                self.info.name, self.config.num_quantizers
-            )));
-        }
-        Ok(n_q)
+        options.codebooks_for(&self.info, self.config.num_quantizers)
     }
 }
 
@@ -283,7 +278,7 @@ impl StackCodec for Encodec {
 fn linear_overlap_add(frames: &[Tensor], stride: usize) -> Result<Tensor> {
     let last = frames
         .last()
-        .ok_or_else(|| Error::InvalidCodes("no segments to decode".into()))?;
+        .ok_or(Error::InvalidCodes(CodesProblem::NoFrames))?;
     let (batch, channels, first_len) = frames[0].dims3()?;
     let total = stride * (frames.len() - 1) + last.dim(2)?;
     // torch.linspace(0, 1, first_len + 2)[1:-1] in f32, as torch computes it (from both ends).
@@ -305,9 +300,12 @@ fn linear_overlap_add(frames: &[Tensor], stride: usize) -> Result<Tensor> {
     for (i, frame) in frames.iter().enumerate() {
         let len = frame.dim(2)?;
         if len > first_len {
-            return Err(Error::InvalidCodes(format!(
-                "segment {i} ({len} samples) is longer than the first ({first_len})"
-            )));
+            return Err(Error::InvalidCodes(CodesProblem::Segments {
+                frames: frames.len(),
+                problem: format!(
+                    "segment {i} ({len} samples) is longer than the first ({first_len})"
+                ),
+            }));
         }
         let offset = i * stride;
         let data = frame
@@ -387,27 +385,24 @@ impl Codec for Encodec {
         let scales = match (&codes.scales, self.config.normalize) {
             (Some(s), true) => {
                 if s.dims() != [batch, split.len()] {
-                    return Err(Error::InvalidCodes(format!(
-                        "{total} frames make {} segments, which need scales shaped [{batch}, {}], got {:?}",
-                        split.len(),
-                        split.len(),
-                        s.dims()
-                    )));
+                    return Err(Error::InvalidCodes(CodesProblem::ScalesShape {
+                        frames: total,
+                        segments: split.len(),
+                        expected: vec![batch, split.len()],
+                        got: s.dims().to_vec(),
+                    }));
                 }
                 Some(s.to_device(&self.device)?.to_dtype(DType::F32)?)
             }
             (None, true) => {
-                return Err(Error::InvalidCodes(format!(
-                    "model {} normalises its input: decoding needs the per-segment scales \
-                     (CodeStreams::scales, a token file's scales)",
-                    self.info.name
-                )))
+                return Err(Error::InvalidCodes(CodesProblem::MissingScales {
+                    model: self.info.name.clone(),
+                }))
             }
             (Some(_), false) => {
-                return Err(Error::InvalidCodes(format!(
-                    "model {} does not use per-segment scales, but scales were given",
-                    self.info.name
-                )))
+                return Err(Error::InvalidCodes(CodesProblem::UnexpectedScales {
+                    model: self.info.name.clone(),
+                }))
             }
             (None, false) => None,
         };

@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use super::{architecture, CardFacts, Family, Loaded};
 use crate::card::ModelCard;
 use crate::codec::{check_stacked_codes, CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::error::{AudioProblem, CodesProblem};
 use crate::streaming::{StreamingDecoder, StreamingEncoder};
 use crate::{Error, Result};
 
@@ -271,16 +272,7 @@ impl Lyra {
     }
 
     fn stages_for(&self, options: &EncodeOptions) -> Result<usize> {
-        let n = options
-            .num_codebooks
-            .unwrap_or(self.config.default_quantizers);
-        if n == 0 || n > self.quantizer.stages {
-            return Err(Error::InvalidCodes(format!(
-                "{n} codebooks requested, model {} has 1 to {}",
-                self.info.name, self.quantizer.stages
-            )));
-        }
-        Ok(n)
+        options.codebooks_for(&self.info, self.config.default_quantizers)
     }
 
     /// Codes `[stages][frames]` of whole frames, continuing the stream in `state`.
@@ -378,10 +370,11 @@ impl Lyra {
     fn audio_items(&self, audio: &Tensor) -> Result<Vec<Vec<f32>>> {
         let dims = audio.dims();
         if dims.len() != 3 || dims[1] != 1 {
-            return Err(Error::InvalidAudio(format!(
-                "{} takes mono audio [batch, 1, samples], got {dims:?}",
-                self.info.name
-            )));
+            return Err(Error::audio_shape(
+                &self.info.name,
+                "[batch, 1, samples]",
+                dims,
+            ));
         }
         Ok(audio
             .to_device(&Device::Cpu)?
@@ -567,11 +560,10 @@ impl StreamingEncoder for LyraStreamEncoder {
     fn push_audio(&mut self, audio: &Tensor) -> Result<Option<Tensor>> {
         let items = self.model.audio_items(audio)?;
         if items.len() != self.states.len() {
-            return Err(Error::InvalidAudio(format!(
-                "the stream has {} items, got audio for {}",
-                self.states.len(),
-                items.len()
-            )));
+            return Err(Error::InvalidAudio(AudioProblem::Batch {
+                stream: self.states.len(),
+                got: items.len(),
+            }));
         }
         let mut out = Vec::with_capacity(items.len());
         for ((x, pending), state) in items
@@ -634,11 +626,10 @@ impl StreamingDecoder for LyraStreamDecoder {
     fn push_codes(&mut self, codes: &Tensor) -> Result<Option<Tensor>> {
         let items = self.model.code_items(codes)?;
         if items.len() != self.states.len() {
-            return Err(Error::InvalidCodes(format!(
-                "the stream has {} items, got codes for {}",
-                self.states.len(),
-                items.len()
-            )));
+            return Err(Error::InvalidCodes(CodesProblem::Batch {
+                stream: self.states.len(),
+                got: items.len(),
+            }));
         }
         let b = items.len();
         let audio: Vec<f32> = items

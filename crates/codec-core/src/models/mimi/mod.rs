@@ -35,6 +35,7 @@ use candle_nn::VarBuilder;
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
 use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::error::{AudioProblem, CodesProblem};
 use crate::nn::moshi_transformer::StreamingTransformer;
 use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
@@ -202,24 +203,17 @@ impl Mimi {
     }
 
     fn num_codebooks(&self, options: &EncodeOptions) -> Result<usize> {
-        let max = self.config.quantizer.n_q;
-        let n = options.num_codebooks.unwrap_or(max);
-        if n == 0 || n > max {
-            return Err(Error::InvalidCodes(format!(
-                "{n} codebooks requested, model {} has 1 to {max}",
-                self.info.name
-            )));
-        }
-        Ok(n)
+        options.codebooks_for(&self.info, self.config.quantizer.n_q)
     }
 
     fn check_audio(&self, audio: &Tensor) -> Result<()> {
         let dims = audio.dims();
         if dims.len() != 3 || dims[1] != 1 {
-            return Err(Error::InvalidAudio(format!(
-                "Mimi model {} takes audio shaped [batch, 1, samples], got {dims:?}",
-                self.info.name
-            )));
+            return Err(Error::audio_shape(
+                &self.info.name,
+                "[batch, 1, samples]",
+                dims,
+            ));
         }
         Ok(())
     }
@@ -228,18 +222,21 @@ impl Mimi {
         let dims = codes.dims();
         let max_q = self.config.quantizer.n_q;
         if dims.len() != 3 || dims[1] == 0 || dims[1] > max_q {
-            return Err(Error::InvalidCodes(format!(
-                "expected codes shaped [batch, 1..={max_q}, frames], got {dims:?}"
-            )));
+            return Err(Error::codes_shape(
+                &self.info.name,
+                format!("[batch, 1..={max_q}, frames]"),
+                dims,
+            ));
         }
         let codes = codes.to_device(&self.device)?.to_dtype(DType::U32)?;
         if codes.elem_count() > 0 {
             let max = codes.flatten_all()?.max(0)?.to_scalar::<u32>()?;
             if max as usize >= self.config.quantizer.bins {
-                return Err(Error::InvalidCodes(format!(
-                    "code {max} is out of range for a codebook of {} entries",
-                    self.config.quantizer.bins
-                )));
+                return Err(Error::InvalidCodes(CodesProblem::OutOfRange {
+                    codebook: None,
+                    code: max.into(),
+                    size: self.config.quantizer.bins,
+                }));
             }
         }
         Ok(codes)
@@ -299,7 +296,7 @@ impl Codec for Mimi {
         let mut decoder = self.decoder.clone();
         decoder.reset_state();
         run_in_chunks(&mut decoder, &latent, BATCH_CHUNK_FRAMES)?
-            .ok_or_else(|| Error::InvalidCodes("no frames to decode".into()))
+            .ok_or(Error::InvalidCodes(CodesProblem::NoFrames))
     }
 
     /// The input is padded with zeros to whole frames of 1920 samples, as moshi does.
@@ -317,8 +314,12 @@ impl Codec for Mimi {
         let audio = audio.pad_with_zeros(2, 0, padded_len - len)?;
         let mut encoder = self.encoder.clone();
         encoder.reset_state();
-        let latent = run_in_chunks(&mut encoder, &audio, BATCH_CHUNK_FRAMES * frame)?
-            .ok_or_else(|| Error::InvalidAudio("too short to encode".into()))?;
+        let latent =
+            run_in_chunks(&mut encoder, &audio, BATCH_CHUNK_FRAMES * frame)?.ok_or_else(|| {
+                Error::InvalidAudio(AudioProblem::TooShort {
+                    model: self.info.name.clone(),
+                })
+            })?;
         let codes = self.quantizer.encode(&latent, n_q)?;
         CodeStreams::from_stacked(&codes)
     }

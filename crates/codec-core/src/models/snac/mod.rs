@@ -26,6 +26,7 @@ use candle_nn::VarBuilder;
 use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
 use crate::card::ModelCard;
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use crate::error::CodesProblem;
 use crate::models::dac::blocks::{DecoderBlock, DecoderBlockSpec, EncoderBlock};
 use crate::models::dac::{check_mono_audio, check_stream, pad_to_multiple};
 use crate::nn::local_attention::LocalMha;
@@ -282,13 +283,6 @@ impl Snac {
     }
 
     fn encode_streams(&self, audio: &Tensor, n: usize) -> Result<Vec<Tensor>> {
-        let available = self.config.vq_strides.len();
-        if n == 0 || n > available {
-            return Err(Error::InvalidCodes(format!(
-                "{n} codebooks requested, model {} has 1 to {available}",
-                self.info.name
-            )));
-        }
         let z = self.encode_latent(audio)?;
         Ok(self.quantizer.encode(&z, n)?)
     }
@@ -296,12 +290,11 @@ impl Snac {
     fn decode_stream_list(&self, streams: &[Tensor]) -> Result<Tensor> {
         let strides = &self.config.vq_strides;
         if streams.is_empty() || streams.len() > strides.len() {
-            return Err(Error::InvalidCodes(format!(
-                "{} codebooks given, model {} takes 1 to {}",
-                streams.len(),
-                self.info.name,
-                strides.len()
-            )));
+            return Err(Error::InvalidCodes(CodesProblem::Codebooks {
+                model: self.info.name.clone(),
+                given: streams.len(),
+                available: strides.len(),
+            }));
         }
         let codes = streams
             .iter()
@@ -313,22 +306,29 @@ impl Snac {
         for (i, c) in codes.iter().enumerate() {
             let (b, t) = c.dims2()?;
             if b != batch || t * strides[i] != frames {
-                return Err(Error::InvalidCodes(format!(
-                    "codebook stream {i} has {t} frames; at stride {} it must have {} to match \
-                     stream 0 ({t0} frames at stride {})",
-                    strides[i],
-                    frames / strides[i],
-                    strides[0]
-                )));
+                return Err(Error::InvalidCodes(CodesProblem::StreamShape {
+                    stream: i,
+                    expected: format!(
+                        "[{batch}, {}]: at stride {} to match stream 0 ({t0} frames at stride {})",
+                        frames / strides[i],
+                        strides[i],
+                        strides[0]
+                    ),
+                    got: vec![b, t],
+                }));
             }
         }
         if let Some(w) = self.config.attn_window_size {
             if !frames.is_multiple_of(w) {
-                return Err(Error::InvalidCodes(format!(
-                    "{frames} latent frames is not a multiple of the attention window {w}: the \
-                     finest stream needs a multiple of {} frames",
-                    self.config.frame_multiple()
-                )));
+                return Err(Error::InvalidCodes(CodesProblem::FrameMultiple {
+                    frames,
+                    multiple: w,
+                    why: format!(
+                        "the attention window, in latent frames: the finest stream needs a \
+                         multiple of {} frames",
+                        self.config.frame_multiple()
+                    ),
+                }));
             }
         }
         let z = self.quantizer.decode(&codes)?;
@@ -372,19 +372,22 @@ impl Codec for Snac {
         let dims = codes.dims();
         let strides = &self.config.vq_strides;
         if dims.len() != 3 || dims[1] == 0 || dims[1] > strides.len() {
-            return Err(Error::InvalidCodes(format!(
-                "expected codes shaped [batch, 1..={}, frames], got {dims:?}",
-                strides.len()
-            )));
+            return Err(Error::codes_shape(
+                &self.info.name,
+                format!("[batch, 1..={}, frames]", strides.len()),
+                dims,
+            ));
         }
         let frames = dims[2];
         let streams = (0..dims[1])
             .map(|i| {
                 let s = strides[i];
                 if !frames.is_multiple_of(s) {
-                    return Err(Error::InvalidCodes(format!(
-                        "{frames} frames is not a multiple of codebook {i}'s stride {s}"
-                    )));
+                    return Err(Error::InvalidCodes(CodesProblem::FrameMultiple {
+                        frames,
+                        multiple: s,
+                        why: format!("codebook {i}'s stride"),
+                    }));
                 }
                 let idx: Vec<u32> = (0..frames / s).map(|t| (t * s) as u32).collect();
                 let idx = Tensor::new(idx, codes.device())?;
@@ -395,9 +398,7 @@ impl Codec for Snac {
     }
 
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
-        let n = options
-            .num_codebooks
-            .unwrap_or(self.config.vq_strides.len());
+        let n = options.codebooks_for(&self.info, self.config.vq_strides.len())?;
         Ok(CodeStreams {
             streams: self.encode_streams(audio, n)?,
             scales: None,
