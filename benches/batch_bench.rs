@@ -18,11 +18,28 @@ use codec::batch::{decode_batch, encode_batch};
 use codec::pipeline::{decode_tokens, encode_audio_with, DecodeOptions};
 use codec::{load_model, Device, EncodeOptions, ModelSpec};
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
+/// The command line (`cargo bench --bench batch_bench -- --models lyra-v2 --runs 5`).
+#[derive(clap::Parser)]
+#[command(about = "Clips encoded and decoded one call each versus one batch")]
+struct Cli {
+    /// Comma-separated model cards.
+    #[arg(long, default_value = "lyra-v2,tinycodec-24khz")]
+    models: String,
+    /// Seconds per clip.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Clips per batch.
+    #[arg(long, default_value_t = 8)]
+    items: usize,
+    /// Timed runs (best kept).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Test-name filters cargo passes on; ignored.
+    #[arg(hide = true)]
+    filters: Vec<String>,
 }
 
 fn best(runs: usize, mut f: impl FnMut()) -> f64 {
@@ -36,11 +53,14 @@ fn best(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> codec::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let models = arg(&args, "--models", "lyra-v2,tinycodec-24khz");
-    let seconds: f64 = arg(&args, "--seconds", "2").parse().unwrap_or(2.0);
-    let items: usize = arg(&args, "--items", "8").parse().unwrap_or(8);
-    let runs: usize = arg(&args, "--runs", "3").parse().unwrap_or(3);
+    let Cli {
+        models,
+        seconds,
+        items,
+        runs,
+        ..
+    } = clap::Parser::parse();
+    let (items, runs) = (items.max(1), runs.max(1));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "batch_bench: {items} clips x {seconds} s, best of {runs}, RAYON_NUM_THREADS={}, load average {}",

@@ -233,54 +233,63 @@ struct Args {
     stages: Option<bool>,
 }
 
+/// The command line (`cargo bench --bench codec_bench -- --models mimi --seconds 10`).
+#[derive(clap::Parser)]
+#[command(about = "Real-time factors and peak memory of our models beside their references")]
+struct Cli {
+    /// Run one measurement in this process (what the parent spawns per case).
+    #[arg(long, hide = true)]
+    case: Option<String>,
+    /// Comma-separated models (keys, `tinycodec`, or `all`).
+    #[arg(long, alias = "model", default_value = DEFAULT_MODELS)]
+    models: String,
+    /// Comma-separated clip lengths in seconds.
+    #[arg(long, value_delimiter = ',', default_values_t = [10.0, 60.0])]
+    seconds: Vec<f64>,
+    /// Threads for every engine.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed runs per case (best kept); by default 3 up to 30 s of audio, then 2.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// One 10 s clip, one run.
+    #[arg(long)]
+    quick: bool,
+    /// Time WavTokenizer's stages (on unless --quick).
+    #[arg(long, overrides_with = "no_stages")]
+    stages: bool,
+    /// Do not time WavTokenizer's stages.
+    #[arg(long)]
+    no_stages: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+    /// Test-name filters cargo passes on; ignored.
+    #[arg(hide = true)]
+    filters: Vec<String>,
+}
+
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        case: None,
-        models: parse_models(DEFAULT_MODELS)?,
-        seconds: vec![10.0, 60.0],
-        threads: 2,
-        runs: None,
-        quick: false,
-        stages: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "--case" => args.case = Some(value("--case")?),
-            "--models" | "--model" => args.models = parse_models(&value("--models")?)?,
-            "--seconds" => {
-                args.seconds = value("--seconds")?
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<f64>()
-                            .map_err(|e| format!("--seconds {s}: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-                if args.seconds.iter().any(|&s| s <= 0.0) {
-                    return Err("--seconds must be positive".into());
-                }
-            }
-            "--threads" => {
-                let v = value("--threads")?;
-                args.threads = v.parse().map_err(|e| format!("--threads {v}: {e}"))?;
-                if args.threads == 0 {
-                    return Err("--threads must be at least 1".into());
-                }
-            }
-            "--runs" => {
-                let v = value("--runs")?;
-                let runs: usize = v.parse().map_err(|e| format!("--runs {v}: {e}"))?;
-                args.runs = Some(runs.max(1));
-            }
-            "--quick" => args.quick = true,
-            "--stages" => args.stages = Some(true),
-            "--no-stages" => args.stages = Some(false),
-            // `--bench` from cargo, test-name filters and the like.
-            _ => {}
-        }
+    let cli = <Cli as clap::Parser>::parse();
+    if cli.seconds.iter().any(|&s| s.is_nan() || s <= 0.0) {
+        return Err("--seconds must be positive".into());
     }
+    if cli.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let mut args = Args {
+        case: cli.case,
+        models: parse_models(&cli.models)?,
+        seconds: cli.seconds,
+        threads: cli.threads,
+        runs: cli.runs.map(|r| r.max(1)),
+        quick: cli.quick,
+        stages: match (cli.stages, cli.no_stages) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+    };
     if args.quick {
         args.seconds = vec![10.0];
         args.runs.get_or_insert(1);

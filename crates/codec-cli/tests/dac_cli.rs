@@ -86,7 +86,7 @@ fn encode_gives_reference_codes_and_decode_reference_audio() {
     }
 }
 
-/// `--codebooks N` (a prefix of the residual codebooks), when this build's CLI has it.
+/// `--codebooks N` (a prefix of the residual codebooks).
 #[test]
 fn fewer_codebooks_give_the_reference_nq4_codes() {
     let Some(dir) = fixture_dir("dac") else {
