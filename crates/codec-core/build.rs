@@ -1,12 +1,19 @@
-//! Embeds every model card in the repo's `models/` folder, so that adding a model is adding
-//! a file there.
+//! Embeds every model card in this crate's `models/` folder (the repo's `models/` is a link to
+//! it), so that adding a model is adding a file there. The folder is part of the crate, so a
+//! packaged crate has its cards; a missing folder is a build error, never a build without cards.
 
 use std::path::PathBuf;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let models = manifest.join("../../models");
+    let models = manifest.join("models");
     println!("cargo:rerun-if-changed={}", models.display());
+    if !models.is_dir() {
+        panic!(
+            "{} is missing: the model cards are part of the crate and are compiled in",
+            models.display()
+        );
+    }
     let mut cards: Vec<PathBuf> = std::fs::read_dir(&models)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
@@ -15,6 +22,11 @@ fn main() {
         })
         .unwrap_or_default();
     cards.sort();
+    assert!(
+        !cards.is_empty(),
+        "no model cards (*.toml) in {}",
+        models.display()
+    );
     let mut out = String::from("/// Model cards compiled into the library: (file name, TOML text).\npub const BUILTIN_CARDS: &[(&str, &str)] = &[\n");
     for card in &cards {
         println!("cargo:rerun-if-changed={}", card.display());

@@ -135,7 +135,7 @@ pub enum TokenFormat {
     Npy,
 }
 
-pub fn run(command: Command, device: &str) -> Result<()> {
+pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
     match command {
         Command::Encode {
             input,
@@ -151,7 +151,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
         } => {
             ensure_distinct(&input, &output)?;
             let spec = ModelSpec::parse(&model)?;
-            let model = load(&spec, device)?;
+            let model = load(&spec, settings)?;
             stream::encode_stream(
                 model.as_ref(),
                 stream::EncodeStream {
@@ -195,7 +195,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
                 );
             }
             let spec = ModelSpec::parse(&model)?;
-            let model = load(&spec, device)?;
+            let model = load(&spec, settings)?;
             let options = CodebookChoice {
                 codebooks,
                 bandwidth,
@@ -233,7 +233,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
                 codebooks,
                 bandwidth,
             },
-            device,
+            settings,
         ),
         Command::Decode {
             input,
@@ -251,7 +251,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
                 Some(m) => m,
                 None => model_of_tokens(&reader.header().model)?,
             };
-            let model = load(&ModelSpec::parse(&name)?, device)?;
+            let model = load(&ModelSpec::parse(&name)?, settings)?;
             stream::decode_stream(
                 model.as_ref(),
                 reader,
@@ -278,7 +278,7 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             float,
             original_rate,
             force,
-            device,
+            settings,
         ),
         Command::Info { file } => info(&file),
         Command::Models => models(),
@@ -286,13 +286,21 @@ pub fn run(command: Command, device: &str) -> Result<()> {
             input,
             output,
             model,
-        } => import_codes(&input, &output, &model, device),
+        } => import_codes(&input, &output, &model, settings),
         Command::Convert { input, output } => convert(&input, &output),
     }
 }
 
-fn load(spec: &ModelSpec, device: &str) -> Result<Box<dyn Codec>> {
-    let device = parse_device(device)?;
+/// How every command loads its model: the device, and model-specific options to set.
+pub struct LoadSettings {
+    /// `--device`.
+    pub device: String,
+    /// `--set NAME=VALUE`, in order.
+    pub options: Vec<String>,
+}
+
+fn load(spec: &ModelSpec, settings: &LoadSettings) -> Result<Box<dyn Codec>> {
+    let device = parse_device(&settings.device)?;
     let loaded = with_spinner("loading model", || load_model_with_report(spec, &device))?;
     if !loaded.unused_keys.is_empty() {
         // Not an error: the model is complete. But keys no layer reads may mean the checkpoint
@@ -315,7 +323,28 @@ fn load(spec: &ModelSpec, device: &str) -> Result<Box<dyn Codec>> {
             }
         );
     }
-    Ok(loaded.model)
+    let mut model = loaded.model;
+    for option in &settings.options {
+        let Some((name, value)) = option.split_once('=') else {
+            bail!("--set {option}: write NAME=VALUE");
+        };
+        model.set_option(name.trim(), value.trim()).map_err(|e| {
+            let known: Vec<String> = model
+                .options()
+                .iter()
+                .map(|o| format!("{} ({}; now {})", o.name, o.description, o.value))
+                .collect();
+            anyhow::anyhow!(
+                "--set {option}: {e}{}",
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  options: {}", known.join("; "))
+                }
+            )
+        })?;
+    }
+    Ok(model)
 }
 
 /// How many codebooks `codec encode` was asked to use.
@@ -350,7 +379,7 @@ fn encode(
     model: &str,
     format: TokenFormat,
     choice: CodebookChoice,
-    device: &str,
+    settings: &LoadSettings,
 ) -> Result<()> {
     // Cheap checks first: a wrong --model should not wait for the audio to be decoded.
     no_pipe_without_stream(&[input, output])?;
@@ -363,7 +392,7 @@ fn encode(
         bail!("--bandwidth must be a positive number of kbit/s");
     }
     let clip = audio::read_audio(input)?;
-    let model = load(&spec, device)?;
+    let model = load(&spec, settings)?;
     let options = choice.options(model.as_ref())?;
     let encoded = with_spinner("encoding", || {
         pipeline::encode_audio_with(model.as_ref(), &clip, &options)
@@ -403,7 +432,7 @@ fn decode(
     float: bool,
     original_rate: bool,
     force: bool,
-    device: &str,
+    settings: &LoadSettings,
 ) -> Result<()> {
     no_pipe_without_stream(&[input, output])?;
     ensure_distinct(input, output)?;
@@ -412,7 +441,7 @@ fn decode(
         Some(m) => m.to_string(),
         None => model_of_tokens(&tokens.header.model)?,
     };
-    let model = load(&ModelSpec::parse(&model_name)?, device)?;
+    let model = load(&ModelSpec::parse(&model_name)?, settings)?;
     let options = DecodeOptions::new(original_rate, force);
     let clip = with_spinner("decoding", || {
         pipeline::decode_tokens(model.as_ref(), &tokens, &options)
@@ -572,11 +601,11 @@ fn short_number(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn import_codes(input: &Path, output: &Path, model: &str, device: &str) -> Result<()> {
+fn import_codes(input: &Path, output: &Path, model: &str, settings: &LoadSettings) -> Result<()> {
     ensure_distinct(input, output)?;
     let spec = ModelSpec::parse(model)?;
     let codes = codec_core::npy::read_npy(input)?;
-    let model = load(&spec, device)?;
+    let model = load(&spec, settings)?;
     let tokens = pipeline::import_codes(model.info(), &codes, &input.display().to_string())?;
     tokens.write(output)?;
     eprintln!(

@@ -22,6 +22,11 @@ struct Cli {
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
 
+    /// Set a model-specific option, NAME=VALUE (repeatable), e.g. `--set decoder_noise=false`
+    /// for SNAC's reproducible decoding; an unknown NAME lists the model's options.
+    #[arg(long = "set", global = true, value_name = "NAME=VALUE")]
+    options: Vec<String>,
+
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -40,7 +45,11 @@ fn main() -> ExitCode {
         // Must happen before the first tensor operation starts the thread pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    match commands::run(cli.command, &cli.device) {
+    let settings = commands::LoadSettings {
+        device: cli.device,
+        options: cli.options,
+    };
+    match commands::run(cli.command, &settings) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`codec models | head`): stop quietly, as Unix
         // tools do, with the status a SIGPIPE death would give.

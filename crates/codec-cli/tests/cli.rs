@@ -66,7 +66,8 @@ fn encode_gives_reference_codes_and_decode_reference_audio() {
         // Decode returns the original length; the reference returns whole frames.
         assert_eq!(decoded.len(), input_len, "{case}: decoded length");
         let snr = snr_db(&reference[..input_len], &decoded);
-        assert!(snr >= 60.0, "{case}: SNR {snr:.1} dB");
+        // Measured 107.1 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 95.0, "{case}: SNR {snr:.1} dB");
 
         let pcm = tmp.path().join(format!("{case}.pcm16.wav"));
         assert_ok(&codec(&[&"decode", &"--model", &dir, &tok, &pcm]));

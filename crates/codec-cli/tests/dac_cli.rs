@@ -82,7 +82,8 @@ fn encode_gives_reference_codes_and_decode_reference_audio() {
         let n = reference.len().min(input_len);
         let snr = snr_db(&reference[..n], &decoded[..n]);
         eprintln!("{case}: CLI decoded SNR {snr:.1} dB over {n} samples");
-        assert!(snr >= 60.0, "{case}: SNR {snr:.1} dB");
+        // Measured 118.9 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 105.0, "{case}: SNR {snr:.1} dB");
     }
 }
 
@@ -134,6 +135,7 @@ fn fewer_codebooks_give_the_reference_nq4_codes() {
         let n = reference.len().min(decoded.len());
         let snr = snr_db(&reference[..n], &decoded[..n]);
         eprintln!("{case}: CLI nq4 decoded SNR {snr:.1} dB");
-        assert!(snr >= 60.0, "{case}: nq4 SNR {snr:.1} dB");
+        // Measured 123.9 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 110.0, "{case}: nq4 SNR {snr:.1} dB");
     }
 }

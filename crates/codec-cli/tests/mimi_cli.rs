@@ -96,7 +96,8 @@ fn token_files_decode_to_the_reference_audio() {
             .collect();
         let snr = snr_db(&reference, &decoded);
         eprintln!("{case}: CLI encode + decode vs reference decode: SNR {snr:.1} dB");
-        assert!(snr >= 60.0, "{case}: SNR {snr:.1} dB");
+        // Measured 119.2 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 105.0, "{case}: SNR {snr:.1} dB");
     }
 }
 

@@ -44,7 +44,8 @@ fn imported_reference_codes_decode_like_the_reference() {
         let reference: Vec<f32> = reference.values.iter().map(|&v| v as f32).collect();
         let snr = snr_db(&reference, &decoded);
         eprintln!("{case}: CLI decoded SNR {snr:.1} dB");
-        assert!(snr >= 60.0, "{case}: SNR {snr:.1} dB");
+        // Measured 118.0 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 105.0, "{case}: SNR {snr:.1} dB");
 
         let o = codec(&[&"info", &tok]);
         assert_ok(&o);

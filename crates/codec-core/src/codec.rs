@@ -69,7 +69,9 @@ impl CodecInfo {
 /// plus optional per-segment scales `[batch, segments]` (EnCodec 48 kHz).
 #[derive(Debug, Clone)]
 pub struct CodeStreams {
+    /// One tensor per codebook stream, each `[batch, frames_i]` `u32`.
     pub streams: Vec<Tensor>,
+    /// Per-segment scales `[batch, segments]` of a normalising model (EnCodec 48 kHz).
     pub scales: Option<Tensor>,
 }
 
@@ -95,6 +97,29 @@ impl CodeStreams {
             }));
         }
         Ok(Tensor::stack(&self.streams, 1)?)
+    }
+}
+
+/// A model-specific setting, as [`Codec::options`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ModelOption {
+    /// Its name, for [`Codec::set_option`].
+    pub name: &'static str,
+    /// What it does and which values it takes.
+    pub description: &'static str,
+    /// Its current value.
+    pub value: String,
+}
+
+impl ModelOption {
+    /// An option called `name`, currently `value`.
+    pub fn new(name: &'static str, description: &'static str, value: impl ToString) -> Self {
+        Self {
+            name,
+            description,
+            value: value.to_string(),
+        }
     }
 }
 
@@ -215,6 +240,25 @@ pub trait Codec: Send + Sync {
         false
     }
 
+    /// The model's own settings (SNAC's decoder noise, ...), with their current values; set
+    /// them with [`set_option`](Self::set_option). Empty for models that have none.
+    fn options(&self) -> Vec<ModelOption> {
+        Vec::new()
+    }
+
+    /// Set one of [`options`](Self::options) by name, from its text form (`true`, `512`, ...).
+    ///
+    /// ```no_run
+    /// # use codec_core::{load_model, Codec, Device, ModelSpec};
+    /// let mut model = load_model(&ModelSpec::parse("snac-24khz")?, &Device::Cpu)?;
+    /// model.set_option("decoder_noise", "false")?; // reproducible decoding
+    /// # Ok::<(), codec_core::Error>(())
+    /// ```
+    fn set_option(&mut self, name: &str, value: &str) -> Result<()> {
+        let _ = value;
+        Err(unknown_option(self.info(), &self.options(), name))
+    }
+
     /// Whether [`streaming_encoder`](Self::streaming_encoder) and
     /// [`streaming_decoder`](Self::streaming_decoder) work (causal models).
     fn supports_streaming(&self) -> bool {
@@ -276,6 +320,29 @@ pub fn check_stacked_codes(
         }));
     }
     Ok(())
+}
+
+/// The error for an option a model does not have.
+pub(crate) fn unknown_option(
+    info: &CodecInfo,
+    options: &[ModelOption],
+    name: &str,
+) -> crate::Error {
+    let known: Vec<&str> = options.iter().map(|o| o.name).collect();
+    crate::Error::Unsupported(if known.is_empty() {
+        format!("model {} has no options (asked for '{name}')", info.name)
+    } else {
+        format!(
+            "model {} has no option '{name}' (its options: {})",
+            info.name,
+            known.join(", ")
+        )
+    })
+}
+
+/// An option's value that does not parse.
+pub(crate) fn bad_option_value(name: &str, value: &str, expected: &str) -> crate::Error {
+    crate::Error::Unsupported(format!("option {name} takes {expected}, not '{value}'"))
 }
 
 pub(crate) fn not_streaming(info: &CodecInfo) -> crate::Error {

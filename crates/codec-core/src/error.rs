@@ -12,6 +12,7 @@ pub enum Error {
     /// A file could not be opened, read or written.
     #[error("{path}: {cause}")]
     Io {
+        /// The file.
         path: PathBuf,
         /// Not a `#[source]`: the message already includes it, and chains would repeat it.
         cause: std::io::Error,
@@ -19,11 +20,19 @@ pub enum Error {
 
     /// An audio file could not be decoded (not audio, truncated, unsupported codec, ...).
     #[error("cannot read audio from {path}: {reason}")]
-    AudioRead { path: PathBuf, reason: String },
+    AudioRead {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be decoded.
+        reason: String,
+    },
 
     /// An audio file decoded fine but holds no samples.
     #[error("audio file {path} contains no samples")]
-    EmptyAudio { path: PathBuf },
+    EmptyAudio {
+        /// The file.
+        path: PathBuf,
+    },
 
     /// Audio given to a model or writer is not what it accepts (rate, channels, shape).
     #[error("invalid audio: {0}")]
@@ -36,20 +45,39 @@ pub enum Error {
         crate::audio::MIN_SAMPLE_RATE,
         crate::audio::MAX_SAMPLE_RATE
     )]
-    SampleRate { what: String, rate: u64 },
+    SampleRate {
+        /// Where the rate came from.
+        what: String,
+        /// The rate, in Hz.
+        rate: u64,
+    },
 
     /// An input is larger than the library reads (see [`crate::audio::MAX_INPUT_BYTES`]).
     #[error("{path}: the input is larger than {limit} bytes, the most this tool reads")]
-    InputTooLarge { path: PathBuf, limit: u64 },
+    InputTooLarge {
+        /// The input.
+        path: PathBuf,
+        /// The most read, in bytes.
+        limit: u64,
+    },
 
     /// Resampling between two rates failed.
     #[error("resampling from {from} Hz to {to} Hz failed: {reason}")]
-    Resample { from: u32, to: u32, reason: String },
+    Resample {
+        /// The input rate, in Hz.
+        from: u32,
+        /// The output rate, in Hz.
+        to: u32,
+        /// What the resampler said.
+        reason: String,
+    },
 
     /// A token file is malformed, corrupted or from another version.
     #[error("token file {}: {kind}", path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into()))]
     TokenFile {
+        /// The file (`None` for one in memory).
         path: Option<PathBuf>,
+        /// What is wrong with it.
         kind: TokenFileError,
     },
 
@@ -65,9 +93,13 @@ pub enum Error {
     ModelMismatch {
         /// `token file` or `token stream`.
         container: &'static str,
+        /// The model the file names.
         file_model: String,
+        /// The fingerprint of the weights it was made with.
         file_fingerprint: u64,
+        /// The decoding model.
         model: String,
+        /// The decoding model's fingerprint.
         model_fingerprint: u64,
     },
 
@@ -102,15 +134,30 @@ pub enum Error {
 
     /// `--model` named nothing we know.
     #[error("unknown model '{name}': {hint}")]
-    UnknownModel { name: String, hint: String },
+    UnknownModel {
+        /// What was asked for.
+        name: String,
+        /// What would work instead.
+        hint: String,
+    },
 
     /// A model configuration (card, yaml) is malformed or inconsistent.
     #[error("model config {source_name}: {reason}")]
-    Config { source_name: String, reason: String },
+    Config {
+        /// The card or config file.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
 
     /// A weight file is unreadable, or a tensor is missing or misshaped.
     #[error("weights {path}: {reason}")]
-    Weights { path: String, reason: String },
+    Weights {
+        /// The weight file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 
     /// A model could not be built from its weights; the source names the tensor that is
     /// missing or misshaped.
@@ -126,33 +173,52 @@ pub enum Error {
     /// A model graph file (TFLite) is unreadable, or is not the graph the family expects: an
     /// op it does not know, a shape, stride or quantisation that does not match.
     #[error("model file {file}: {problem}")]
-    Graph { file: String, problem: String },
+    Graph {
+        /// The graph file.
+        file: String,
+        /// What is wrong.
+        problem: String,
+    },
 
     /// A file that must come from the model hub is not available.
     #[error("{file} from hub repo {repo} is not available: {reason}\n  to use it offline, download it on a machine with internet and load the folder it is in (or put it in the Hugging Face cache)")]
     Download {
+        /// The hub repo.
         repo: String,
+        /// The file in it.
         file: String,
+        /// Why it is not available.
         reason: String,
     },
 
     /// An output path names the same file as an input: writing it would destroy the input.
     #[error("the output {} is the same file as the input {}: choose another output path", output.display(), input.display())]
-    SameFile { input: PathBuf, output: PathBuf },
+    SameFile {
+        /// The input.
+        input: PathBuf,
+        /// The output that names it.
+        output: PathBuf,
+    },
 
     /// A codebook count the model does not have.
     #[error("model {model} has {available} codebook{} (use 1 to {available}), not {requested}", if *available == 1 { "" } else { "s" })]
     CodebookCount {
+        /// The model.
         model: String,
+        /// Codebooks asked for.
         requested: usize,
+        /// Codebooks it has.
         available: usize,
     },
 
     /// A bandwidth the model does not define (`offered` is empty when it defines none).
     #[error("{}", bandwidth_message(model, *kbps, offered, *codebooks))]
     Bandwidth {
+        /// The model.
         model: String,
+        /// The bandwidth asked for.
         kbps: f64,
+        /// The bandwidths it defines.
         offered: Vec<f64>,
         /// How many codebooks the model has (to say what to use instead).
         codebooks: usize,
@@ -161,7 +227,9 @@ pub enum Error {
     /// Item `index` of a batch failed; `source` says why.
     #[error("batch item {index}: {source}")]
     BatchItem {
+        /// The item's index in the batch.
         index: usize,
+        /// Why it failed.
         #[source]
         source: Box<Error>,
     },
@@ -411,24 +479,53 @@ pub enum AudioProblem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenFileError {
+    /// The bytes do not start as a token file does.
     #[error("not a token file (bad magic bytes)")]
     BadMagic,
+    /// A format version this build does not read.
     #[error("unsupported format version {found} (this build reads version {supported})")]
-    UnsupportedVersion { found: u16, supported: u16 },
+    UnsupportedVersion {
+        /// The file's version.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
+    /// The file ends early.
     #[error("truncated: needs at least {needed} bytes, has {actual}")]
-    Truncated { needed: u64, actual: u64 },
+    Truncated {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes there.
+        actual: u64,
+    },
+    /// The checksum does not match the contents.
     #[error(
         "checksum mismatch (stored {stored:08x}, computed {computed:08x}): the file is corrupted"
     )]
-    ChecksumMismatch { stored: u32, computed: u32 },
+    ChecksumMismatch {
+        /// The CRC32 the file stores.
+        stored: u32,
+        /// The CRC32 of its contents.
+        computed: u32,
+    },
+    /// A header field is impossible.
     #[error("corrupted header: {0}")]
     Corrupt(String),
     /// A token stream's frame is damaged or cut (the header was fine).
     #[error("frame {frame}: {problem}")]
-    Frame { frame: u64, problem: String },
+    Frame {
+        /// The frame's index.
+        frame: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The bytes are not a token stream at all.
     #[error("not a token stream (bad magic bytes){hint}")]
-    NotAStream { hint: &'static str },
+    NotAStream {
+        /// What the bytes look like instead, if known.
+        hint: &'static str,
+    },
+    /// Bytes after the end of the data.
     #[error("{0} unexpected bytes after the end of the data")]
     TrailingBytes(u64),
     /// The in-memory contents cannot be written (code out of range, bad rate, ...).

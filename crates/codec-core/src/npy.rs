@@ -46,7 +46,9 @@ pub fn codes_npy_bytes(codes: &[Vec<u32>]) -> Result<Vec<u8>> {
 /// A numeric array read from a `.npy` file, as f64 values with its shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NpyArray {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// The values in C order, as f64.
     pub values: Vec<f64>,
 }
 

@@ -23,12 +23,14 @@ use crate::{Error, Result};
 /// The result of encoding: the token file and what was done to the input on the way.
 #[derive(Debug, Clone)]
 pub struct Encoded {
+    /// The token file.
     pub tokens: TokenFile,
     /// Human-readable notes, e.g. "mixed 2 channels down to mono", "resampled 44100 Hz to 24000 Hz".
     pub notes: Vec<String>,
 }
 
 impl Encoded {
+    /// Code frames (of the first stream).
     pub fn num_frames(&self) -> usize {
         self.tokens.num_frames()
     }
@@ -51,6 +53,7 @@ pub enum OutputRate {
 /// Options of [`decode_tokens`].
 #[derive(Debug, Clone, Default)]
 pub struct DecodeOptions {
+    /// Which rate the decoded audio comes out at.
     pub output_rate: OutputRate,
     /// Decode even if the token file was made by another model.
     pub force: bool,
@@ -101,8 +104,11 @@ pub fn encode_prepared(
 pub struct PreparedInput {
     /// The model's channels, each at the model's rate.
     pub channels: Vec<Vec<f32>>,
+    /// The input's sample rate in Hz.
     pub original_sample_rate: u32,
+    /// The input's length in samples (per channel).
     pub original_length: usize,
+    /// What was done to the input to fit the model (mixdown, resampling), for the user.
     pub notes: Vec<String>,
 }
 
@@ -279,9 +285,13 @@ pub fn check_compatible(model: &dyn Codec, tokens: &TokenFile, force: bool) -> R
 pub struct CodesOrigin<'a> {
     /// What carries the codes, for messages: `token file` or `token stream`.
     pub container: &'static str,
+    /// The model that made the codes.
     pub model: &'a str,
+    /// Its weights' fingerprint.
     pub fingerprint: u64,
+    /// The rate the codes were made at, in Hz.
     pub sample_rate: u32,
+    /// The codebook sizes, in stream order.
     pub codebook_sizes: &'a [u32],
 }
 

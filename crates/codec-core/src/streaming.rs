@@ -75,6 +75,15 @@ pub trait StreamingEncoder: Send {
 
     /// Start new streams: drop buffered samples and every layer's state.
     fn reset(&mut self);
+
+    /// Start a new stream in slot `index` of the batch only; the others go on. (moshi's
+    /// `reset_batch_idx`.) Models whose layers keep one state for the whole batch say so.
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        let _ = index;
+        Err(Error::Unsupported(
+            "this model's streams reset as a whole batch only (reset)".into(),
+        ))
+    }
 }
 
 /// Codes in, audio out, for a batch of independent streams.
@@ -103,6 +112,15 @@ pub trait StreamingDecoder: Send {
 
     /// Start new streams.
     fn reset(&mut self);
+
+    /// Start a new stream in slot `index` of the batch only (see
+    /// [`StreamingEncoder::reset_item`]).
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        let _ = index;
+        Err(Error::Unsupported(
+            "this model's streams reset as a whole batch only (reset)".into(),
+        ))
+    }
 }
 
 /// Concatenate optional pieces along time (the last dimension).

@@ -91,7 +91,8 @@ fn encoder_output_matches_reference() {
         let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
         let snr = common::snr_db(&want, &got);
         eprintln!("{}: encoder output SNR {snr:.1} dB", case.name);
-        assert!(snr >= 60.0, "{}: encoder output SNR {snr:.1} dB", case.name);
+        // Measured 100.7 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 85.0, "{}: encoder output SNR {snr:.1} dB", case.name);
     }
 }
 
@@ -154,7 +155,8 @@ fn codes_and_audio_match_reference() {
             assert_eq!(decoded.len(), reference.len(), "{what}: decoded length");
             let snr = common::snr_db(&reference, &decoded);
             eprintln!("{what}: decoded SNR {snr:.1} dB");
-            assert!(snr >= 60.0, "{what}: SNR {snr:.1} dB < 60 dB");
+            // Measured 118.9 dB at the lowest; asserted 12+ dB under it so a regression fails.
+            assert!(snr >= 105.0, "{what}: SNR {snr:.1} dB < 105 dB");
 
             // The per-stream path gives the same audio.
             let via_streams: Vec<f32> = model

@@ -287,7 +287,8 @@ fn streamed_codes_and_audio_equal_batch_on_whole_frames() {
                     "{what}: streamed decode of the batch codes ({groups:?} frames per push) \
                      vs batch decode, {whole} frames: SNR {snr:.1} dB"
                 );
-                assert!(snr >= 60.0, "{what}: streamed audio SNR {snr:.1} dB");
+                // Measured 114.9 dB at the lowest; asserted 12+ dB under it so a regression fails.
+                assert!(snr >= 100.0, "{what}: streamed audio SNR {snr:.1} dB");
             }
         }
     }
@@ -323,7 +324,8 @@ fn a_batch_of_streams_keeps_them_apart() {
         let want_audio = f32s(&model.decode(&want_codes).unwrap());
         let snr = common::snr_db(&want_audio, &f32s(&out.narrow(0, i, 1).unwrap()));
         println!("stream {i} of a batch of 2: codes equal, audio SNR {snr:.1} dB");
-        assert!(snr >= 60.0, "stream {i}: SNR {snr:.1} dB");
+        // Measured 114.9 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 100.0, "stream {i}: SNR {snr:.1} dB");
     }
     // A push of another batch size is refused.
     let one = audio.narrow(0, 0, 1).unwrap();

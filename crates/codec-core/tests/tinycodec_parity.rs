@@ -83,7 +83,8 @@ fn codes_and_audio_match_pytorch() {
             );
             let snr = common::snr_db(&reference, &decoded[..reference.len()]);
             eprintln!("{name}: {s} stage(s): SNR {snr:.1} dB");
-            assert!(snr >= 60.0, "{name}, {s} stages: SNR {snr:.1} dB < 60 dB");
+            // Measured 120.6 dB at the lowest; asserted 12+ dB under it so a regression fails.
+            assert!(snr >= 105.0, "{name}, {s} stages: SNR {snr:.1} dB < 105 dB");
         }
     }
 }

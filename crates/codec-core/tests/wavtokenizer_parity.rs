@@ -54,6 +54,7 @@ fn codes_and_audio_match_reference() {
         assert_eq!(decoded.len(), reference.len(), "{case}: decoded length");
         let snr = common::snr_db(&reference, &decoded);
         eprintln!("{case}: decoded SNR {snr:.1} dB");
-        assert!(snr >= 60.0, "{case}: SNR {snr:.1} dB < 60 dB");
+        // Measured 107.1 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 95.0, "{case}: SNR {snr:.1} dB < 95 dB");
     }
 }

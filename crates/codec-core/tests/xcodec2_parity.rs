@@ -92,7 +92,8 @@ fn codes_latents_and_audio_match_reference() {
         let post_a = model.post_a(&fsq_out).unwrap();
         let snr = common::snr_db(&to_f32(&trace["post_a"]), &to_f32(&post_a));
         eprintln!("{name}: post_a SNR {snr:.1} dB");
-        assert!(snr >= 100.0, "{name}: post_a SNR {snr:.1} dB");
+        // Measured 327.3 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 315.0, "{name}: post_a SNR {snr:.1} dB");
 
         // Decoded audio.
         let want = read_npy(&dir.join(format!("{name}.decoded.npy"))).unwrap();
@@ -102,7 +103,8 @@ fn codes_latents_and_audio_match_reference() {
         assert_eq!(decoded.dims(), &[1, 1, frames * 320]);
         let snr = common::snr_db(&want, &to_f32(&decoded));
         eprintln!("{name}: decoded SNR {snr:.1} dB");
-        assert!(snr >= 60.0, "{name}: decoded SNR {snr:.1} dB < 60 dB");
+        // Measured 118.0 dB at the lowest; asserted 12+ dB under it so a regression fails.
+        assert!(snr >= 105.0, "{name}: decoded SNR {snr:.1} dB < 105 dB");
     }
 }
 

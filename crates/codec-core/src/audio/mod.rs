@@ -10,6 +10,8 @@
 //! - [`prepare_mono`]: mix down + resample to a model's rate, remembering what is needed to restore
 //!   the original rate and length after decoding.
 
+#[cfg(feature = "audio-formats")]
+mod compressed;
 mod mix;
 mod read;
 mod resample;

@@ -43,11 +43,17 @@ pub struct HubFiles {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelCard {
+    /// The card's name, as `--model` takes it and token files record it.
     pub name: String,
+    /// The family that builds it (see [`crate::models::FAMILIES`]).
     pub family: String,
+    /// One or two sentences for `codec models`.
     pub description: String,
+    /// The weights' licence (SPDX where there is one).
     pub license: String,
+    /// Sample rate in Hz.
     pub sample_rate: u32,
+    /// Code frames per second (of the finest stream for multi-scale models).
     pub frame_rate: f64,
     /// Codebook sizes, in stream order.
     pub codebooks: Vec<u32>,
@@ -55,10 +61,13 @@ pub struct ModelCard {
     /// at different rates; every codebook runs at `frame_rate` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codebook_frame_rates: Option<Vec<f64>>,
+    /// What the published model was trained on.
     #[serde(default)]
     pub training_data: Option<String>,
+    /// The model's home page or paper.
     #[serde(default)]
     pub homepage: Option<String>,
+    /// Where its weights are published.
     #[serde(default)]
     pub hub: Option<HubFiles>,
     /// A weight file compiled into the library (from the repo's `models/` folder).

@@ -79,10 +79,12 @@ impl Istft {
         })
     }
 
+    /// FFT size.
     pub fn n_fft(&self) -> usize {
         self.n_fft
     }
 
+    /// Samples between frames.
     pub fn hop_length(&self) -> usize {
         self.hop
     }

@@ -30,6 +30,7 @@ impl std::fmt::Debug for Stft {
 }
 
 impl Stft {
+    /// An STFT of `n_fft` points every `hop` samples with `window` (`n_fft` long).
     pub fn new(n_fft: usize, hop: usize, window: &[f32], device: &Device) -> Result<Self> {
         if window.len() != n_fft || hop == 0 || !n_fft.is_multiple_of(hop) {
             candle_core::bail!(
@@ -52,6 +53,7 @@ impl Stft {
         })
     }
 
+    /// Frequency bins per frame (`n_fft / 2 + 1`).
     pub fn bins(&self) -> usize {
         self.n_fft / 2 + 1
     }

@@ -31,6 +31,15 @@ impl Score {
             Score::NONE
         }
     }
+
+    /// [`Score::SHARED_LAYOUT`] when `yes`, else [`Score::NONE`].
+    pub fn shared_layout_if(yes: bool) -> Score {
+        if yes {
+            Score::SHARED_LAYOUT
+        } else {
+            Score::NONE
+        }
+    }
 }
 
 /// Where a model's architecture comes from.
@@ -237,4 +246,88 @@ fn no_checkpoints(family: &str, files: Option<&[&str]>, name: &str) -> Error {
             files.unwrap_or_default().join(", ")
         ),
     }
+}
+
+/// Build a model from its config, a checkpoint, its name and a device; returns it and the keys
+/// it did not read.
+pub type LoadFn<C, M> = fn(&C, StateDict, &str, &Device) -> Result<(M, Vec<String>)>;
+
+/// A family whose published model is a tensor checkpoint and whose architecture is a serde
+/// config, as a table of its functions: a family module states what is its own (how to
+/// recognise its files, read its config, map its layouts, build it) and this implements
+/// [`Family`] from them, reading the architecture, building and checking cards once for all.
+///
+/// ```ignore
+/// pub static FAMILY: CheckpointFamily<DacConfig, Dac> = CheckpointFamily {
+///     name: "dac",
+///     weights_score: |w| Score::shared_layout_if(looks_like_dac(w)),
+///     config_score: |text| Score::distinctive_if(is_reference_config(text)),
+///     inference_weights,
+///     from_reference: DacConfig::from_reference_json,
+///     infer: infer_config,
+///     card_facts: DacConfig::card_facts,
+///     load: Dac::load,
+/// };
+/// ```
+pub struct CheckpointFamily<C: 'static, M: 'static> {
+    /// The family's name, as cards and token files spell it.
+    pub name: &'static str,
+    /// How well a checkpoint's keys (and shapes) match this family.
+    pub weights_score: fn(&StateDict) -> Score,
+    /// How well a reference config file's text matches this family.
+    pub config_score: fn(&str) -> Score,
+    /// See [`Family::inference_weights`].
+    pub inference_weights: fn(StateDict) -> Result<StateDict>,
+    /// The config from the reference implementation's own config file (text, path).
+    pub from_reference: fn(&str, &str) -> Result<C>,
+    /// The config a checkpoint given without one implies (from its shapes).
+    pub infer: fn(&StateDict) -> Result<C>,
+    /// Validate a config (errors name the source) and say what a card of it must state.
+    pub card_facts: fn(&C, &str) -> Result<CardFacts>,
+    /// Build the model; returns it and the keys it did not read.
+    pub load: LoadFn<C, M>,
+}
+
+impl<C, M> Family for CheckpointFamily<C, M>
+where
+    C: DeserializeOwned,
+    M: Codec + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn weights_score(&self, weights: &StateDict) -> Score {
+        (self.weights_score)(weights)
+    }
+
+    fn config_score(&self, text: &str) -> Score {
+        (self.config_score)(text)
+    }
+
+    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
+        (self.inference_weights)(state)
+    }
+
+    fn load(
+        &self,
+        arch: ArchSource<'_>,
+        weights: StateDict,
+        name: &str,
+        device: &Device,
+    ) -> Result<Loaded> {
+        let config = arch.read(name, &weights, self.from_reference, self.infer)?;
+        let (model, unused) = (self.load)(&config, weights, name, device)?;
+        Ok(Loaded::new(model, unused))
+    }
+
+    fn check_card(&self, card: &ModelCard) -> Result<()> {
+        let config: C = architecture(&card.architecture, &card.name)?;
+        (self.card_facts)(&config, &card.name)?.check(card)
+    }
+}
+
+/// For families no reference config file describes.
+pub fn no_config_file(_text: &str) -> Score {
+    Score::NONE
 }

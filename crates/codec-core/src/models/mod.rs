@@ -17,7 +17,9 @@ pub mod tinycodec;
 pub mod wavtokenizer;
 pub mod xcodec2;
 
-pub use family::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
+pub use family::{
+    architecture, no_config_file, ArchSource, CardFacts, CheckpointFamily, Family, Loaded, Score,
+};
 
 use crate::weights::StateDict;
 use crate::{Error, Result};

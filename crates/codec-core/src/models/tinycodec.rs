@@ -7,9 +7,10 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
-use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use super::{no_config_file, CardFacts, CheckpointFamily, Score};
+use crate::codec::{
+    bad_option_value, unknown_option, CodeStreams, Codec, CodecInfo, EncodeOptions, ModelOption,
+};
 use crate::dsp::{hann_window, IstftPadding, Stft};
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
 use crate::quant::ResidualFsq;
@@ -20,9 +21,13 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FsqConfig {
+    /// Levels per dimension.
     pub levels: usize,
+    /// Dimensions quantized.
     pub dims: usize,
+    /// Residual stages (codebooks).
     pub stages: usize,
+    /// Scale of each stage relative to the one before.
     pub stage_scale: f64,
 }
 
@@ -30,13 +35,19 @@ pub struct FsqConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TinyCodecConfig {
+    /// Sample rate in Hz.
     pub sample_rate: u32,
+    /// Samples per code frame.
     pub hop_length: usize,
+    /// FFT size of the STFT front end and the iSTFT head.
     pub n_fft: usize,
     /// Magnitudes below this are clamped before the log of the encoder features.
     pub feature_floor: f64,
+    /// The encoder backbone.
     pub encoder: VocosConfig,
+    /// The residual FSQ.
     pub quantizer: FsqConfig,
+    /// The decoder backbone.
     pub decoder: VocosConfig,
     /// Stages used when the caller does not say (the single-stream mode).
     pub default_stages: usize,
@@ -76,10 +87,12 @@ impl TinyCodecConfig {
         }
     }
 
+    /// Code frames per second.
     pub fn frame_rate(&self) -> f64 {
         self.sample_rate as f64 / self.hop_length as f64
     }
 
+    /// Check that the sizes fit together; errors name `source`.
     pub fn validate(&self, source: &str) -> Result<()> {
         let bad = |m: &str| Err(Error::config(source, m));
         if !self.n_fft.is_multiple_of(self.hop_length) {
@@ -105,7 +118,7 @@ impl TinyCodecConfig {
 }
 
 /// Clips longer than this many frames (60 s) are encoded and decoded in windows of it, so that
-/// memory stays bounded on any length; the results equal a single pass (see [`WindowPlan`]).
+/// memory stays bounded on any length; the results equal a single pass (see `WindowPlan`).
 pub const WINDOW_FRAMES: usize = 3000;
 
 /// Frames of context on each side of a window when encoding: the encoder's receptive field is
@@ -139,6 +152,9 @@ impl WindowPlan {
     }
 }
 
+/// The option name of [`TinyCodec::with_window_frames`] in [`Codec::set_option`].
+const WINDOW_OPTION: &str = "window_frames";
+
 /// A loaded tinycodec model.
 pub struct TinyCodec {
     info: CodecInfo,
@@ -167,9 +183,7 @@ impl TinyCodec {
         load_tracked(state, device, |vb| Self::new(config, vb, name))
     }
 
-    /// Build the model from a `VarBuilder` over inference weights in this family's own key
-    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
-    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    /// Build from a `VarBuilder` over [`inference_weights`]' layout (see [`crate::weights`]).
     pub fn new(config: &TinyCodecConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
@@ -226,6 +240,7 @@ impl TinyCodec {
         Ok(model)
     }
 
+    /// The architecture.
     pub fn config(&self) -> &TinyCodecConfig {
         &self.config
     }
@@ -318,6 +333,27 @@ impl TinyCodec {
 }
 
 impl Codec for TinyCodec {
+    fn options(&self) -> Vec<ModelOption> {
+        vec![ModelOption::new(
+            WINDOW_OPTION,
+            "frames per window on long clips (1 or more): memory only, the results do not \
+             depend on it",
+            self.window_frames,
+        )]
+    }
+
+    fn set_option(&mut self, name: &str, value: &str) -> Result<()> {
+        if name != WINDOW_OPTION {
+            return Err(unknown_option(&self.info, &self.options(), name));
+        }
+        self.window_frames = value
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| bad_option_value(name, value, "a number of frames, 1 or more"))?;
+        Ok(())
+    }
+
     // Measured bit-identical in batches of 1 to 8 (tests/batch_identity.rs).
     fn batch_invariant(&self) -> bool {
         true
@@ -364,62 +400,38 @@ pub fn looks_like_tinycodec(state: &StateDict) -> bool {
     has("encoder_proj.") && has("decoder.convnext.")
 }
 
-/// The tinycodec family (the project's own model).
-pub struct TinyCodecFamily;
-
-/// The registry's entry for this family.
-pub static FAMILY: TinyCodecFamily = TinyCodecFamily;
-
-impl Family for TinyCodecFamily {
-    fn name(&self) -> &'static str {
-        "tinycodec"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        Score::distinctive_if(looks_like_tinycodec(weights))
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    /// The model has no config format but its card; without one, the shipped architecture.
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let shipped = || Ok(TinyCodecConfig::tinycodec_24khz());
-        let config = arch.read(name, &weights, |_, _| shipped(), |_| shipped())?;
-        let (model, unused) = TinyCodec::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: TinyCodecConfig = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        let size = ResidualFsq::new(
-            cfg.quantizer.levels,
-            cfg.quantizer.dims,
-            cfg.quantizer.stages,
-            cfg.quantizer.stage_scale,
-        )
-        .codebook_size() as u32;
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate(),
-            codebooks: Some(vec![size; cfg.quantizer.stages]),
+impl TinyCodecConfig {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        let q = &self.quantizer;
+        let size = ResidualFsq::new(q.levels, q.dims, q.stages, q.stage_scale).codebook_size();
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate(),
+            codebooks: Some(vec![size as u32; q.stages]),
             codebook_frame_rates: None,
-        }
-        .check(card)
+        })
     }
 }
+
+/// The tinycodec family (the project's own model): no config format but its card, so a
+/// checkpoint without one gets the shipped architecture.
+pub static FAMILY: CheckpointFamily<TinyCodecConfig, TinyCodec> = CheckpointFamily {
+    name: "tinycodec",
+    weights_score: |weights| Score::distinctive_if(looks_like_tinycodec(weights)),
+    config_score: no_config_file,
+    inference_weights,
+    from_reference: |_, _| Ok(TinyCodecConfig::tinycodec_24khz()),
+    infer: |_| Ok(TinyCodecConfig::tinycodec_24khz()),
+    card_facts: TinyCodecConfig::card_facts,
+    load: TinyCodec::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn tinycodec_card_is_the_shipped_config() {

@@ -9,8 +9,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
+use super::{CardFacts, CheckpointFamily, Score};
 use crate::codec::{Codec, CodecInfo};
 use crate::dsp::IstftPadding;
 use crate::nn::seanet::{SeanetConfig, SeanetEncoder};
@@ -30,9 +29,13 @@ const HEAD: &str = "head";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadConfig {
+    /// Input channels (the backbone's width).
     pub dim: usize,
+    /// FFT size of the iSTFT.
     pub n_fft: usize,
+    /// Samples between iSTFT frames.
     pub hop_length: usize,
+    /// How the iSTFT pads (WavTokenizer's `same` or `center`).
     pub padding: IstftPadding,
 }
 
@@ -40,11 +43,17 @@ pub struct HeadConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WavTokenizerConfig {
+    /// Sample rate in Hz.
     pub sample_rate: u32,
+    /// The EnCodec-style SEANet encoder.
     pub encoder: SeanetConfig,
+    /// Entries of the codebook.
     pub codebook_size: usize,
+    /// Codebooks (1 in the published models).
     pub num_quantizers: usize,
+    /// The Vocos backbone.
     pub backbone: VocosConfig,
+    /// The iSTFT head.
     pub head: HeadConfig,
     /// AdaLayerNorm conditioning id used at inference (the reference always passes 0).
     #[serde(default)]
@@ -107,6 +116,7 @@ impl WavTokenizerConfig {
         Self::published(vec![6, 5, 5, 4], 2400, 600)
     }
 
+    /// Code frames per second.
     pub fn frame_rate(&self) -> f64 {
         self.sample_rate as f64 / self.encoder.hop_length() as f64
     }
@@ -243,9 +253,7 @@ impl WavTokenizer {
         load_tracked(state, device, |vb| Self::new(config, vb, name))
     }
 
-    /// Build the model from a `VarBuilder` over inference weights in this family's own key
-    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
-    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    /// Build from a `VarBuilder` over [`inference_weights`]' layout (see [`crate::weights`]).
     pub fn new(config: &WavTokenizerConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
@@ -292,6 +300,7 @@ impl WavTokenizer {
         Ok(model)
     }
 
+    /// The architecture.
     pub fn config(&self) -> &WavTokenizerConfig {
         &self.config
     }
@@ -450,62 +459,35 @@ pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
     Ok(cfg)
 }
 
-/// The wavtokenizer family.
-pub struct WavTokenizerFamily;
-
-/// The registry's entry for this family.
-pub static FAMILY: WavTokenizerFamily = WavTokenizerFamily;
-
-impl Family for WavTokenizerFamily {
-    fn name(&self) -> &'static str {
-        "wavtokenizer"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        Score::distinctive_if(looks_like_wavtokenizer(weights))
-    }
-
-    fn config_score(&self, text: &str) -> Score {
-        Score::distinctive_if(is_reference_config(text))
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let config: WavTokenizerConfig = arch.read(
-            name,
-            &weights,
-            WavTokenizerConfig::from_reference_yaml,
-            infer_config,
-        )?;
-        let (model, unused) = WavTokenizer::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: WavTokenizerConfig = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate(),
+impl WavTokenizerConfig {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate(),
             codebooks: None,
             codebook_frame_rates: None,
-        }
-        .check(card)
+        })
     }
 }
+
+/// The wavtokenizer family's entry in the registry.
+pub static FAMILY: CheckpointFamily<WavTokenizerConfig, WavTokenizer> = CheckpointFamily {
+    name: "wavtokenizer",
+    weights_score: |weights| Score::distinctive_if(looks_like_wavtokenizer(weights)),
+    config_score: |text| Score::distinctive_if(is_reference_config(text)),
+    inference_weights,
+    from_reference: WavTokenizerConfig::from_reference_yaml,
+    infer: infer_config,
+    card_facts: WavTokenizerConfig::card_facts,
+    load: WavTokenizer::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn published_wavtokenizer_cards_match_named_configs() {

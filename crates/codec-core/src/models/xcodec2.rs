@@ -18,8 +18,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
+use super::{CardFacts, CheckpointFamily, Score};
 use crate::codec::{Codec, CodecInfo};
 use crate::dsp::IstftPadding;
 use crate::nn::vocos::{IstftHead, TransformerVocosBackbone, TransformerVocosConfig};
@@ -44,12 +43,17 @@ pub struct XCodec2Config {
     pub hop_length: usize,
     /// iSTFT size; the reference uses `4 * hop_length`.
     pub n_fft: usize,
+    /// Width of the decoder's backbone.
     pub hidden_dim: usize,
+    /// Transformer blocks of the backbone.
     pub depth: usize,
+    /// Attention heads.
     pub heads: usize,
+    /// Width of the rotary position embedding (the reference's `pos_meb_dim`).
     pub pos_meb_dim: usize,
     /// Size of the latent the FSQ projects from and to.
     pub vq_dim: usize,
+    /// FSQ levels per dimension (the codebook is their product).
     pub fsq_levels: Vec<usize>,
 }
 
@@ -79,14 +83,17 @@ impl XCodec2Config {
         Self::published(24_000, 480)
     }
 
+    /// Code frames per second.
     pub fn frame_rate(&self) -> f64 {
         self.sample_rate as f64 / self.hop_length as f64
     }
 
+    /// Entries of the (single) codebook: the product of the FSQ levels.
     pub fn codebook_size(&self) -> usize {
         self.fsq_levels.iter().product()
     }
 
+    /// The decoder backbone's settings.
     pub fn backbone(&self) -> TransformerVocosConfig {
         TransformerVocosConfig {
             hidden_dim: self.hidden_dim,
@@ -307,9 +314,7 @@ impl XCodec2 {
         load_tracked(state, device, |vb| Self::new(config, vb, name))
     }
 
-    /// Build the model from a `VarBuilder` over inference weights in this family's own key
-    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
-    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    /// Build from a `VarBuilder` over [`inference_weights`]' layout (see [`crate::weights`]).
     pub fn new(config: &XCodec2Config, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let fsq = Fsq::new(&config.fsq_levels).map_err(|e| Error::config(name, e.to_string()))?;
@@ -357,6 +362,7 @@ impl XCodec2 {
         Ok(model)
     }
 
+    /// The architecture.
     pub fn config(&self) -> &XCodec2Config {
         &self.config
     }
@@ -440,62 +446,35 @@ impl Codec for XCodec2 {
     }
 }
 
-/// The xcodec2 family.
-pub struct XCodec2Family;
-
-/// The registry's entry for this family.
-pub static FAMILY: XCodec2Family = XCodec2Family;
-
-impl Family for XCodec2Family {
-    fn name(&self) -> &'static str {
-        "xcodec2"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        Score::distinctive_if(looks_like_xcodec2(weights))
-    }
-
-    fn config_score(&self, text: &str) -> Score {
-        Score::distinctive_if(is_reference_config(text))
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let config: XCodec2Config = arch.read(
-            name,
-            &weights,
-            XCodec2Config::from_reference_json,
-            infer_config,
-        )?;
-        let (model, unused) = XCodec2::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: XCodec2Config = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate(),
-            codebooks: Some(vec![cfg.codebook_size() as u32]),
+impl XCodec2Config {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate(),
+            codebooks: Some(vec![self.codebook_size() as u32]),
             codebook_frame_rates: None,
-        }
-        .check(card)
+        })
     }
 }
+
+/// The xcodec2 family's entry in the registry.
+pub static FAMILY: CheckpointFamily<XCodec2Config, XCodec2> = CheckpointFamily {
+    name: "xcodec2",
+    weights_score: |weights| Score::distinctive_if(looks_like_xcodec2(weights)),
+    config_score: |text| Score::distinctive_if(is_reference_config(text)),
+    inference_weights,
+    from_reference: XCodec2Config::from_reference_json,
+    infer: infer_config,
+    card_facts: XCodec2Config::card_facts,
+    load: XCodec2::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn published_configs_are_valid() {

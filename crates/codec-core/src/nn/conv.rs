@@ -107,17 +107,26 @@ pub struct SConv1d {
 /// Shape and padding options of an [`SConv1d`].
 #[derive(Debug, Clone, Copy)]
 pub struct SConv1dConfig {
+    /// Kernel size.
     pub kernel_size: usize,
+    /// Stride.
     pub stride: usize,
+    /// Dilation.
     pub dilation: usize,
+    /// Groups (1: dense).
     pub groups: usize,
+    /// All padding on the left (causal) or split around the input.
     pub causal: bool,
+    /// How the padding is filled.
     pub pad_mode: PadMode,
+    /// Whether the convolution has a bias.
     pub bias: bool,
+    /// The normalisation (weight norm folded at load).
     pub norm: ConvNorm,
 }
 
 impl SConv1dConfig {
+    /// Stride 1, dilation 1, one group, with bias, weight norm.
     pub fn new(kernel_size: usize, causal: bool, pad_mode: PadMode) -> Self {
         Self {
             kernel_size,
@@ -130,14 +139,17 @@ impl SConv1dConfig {
             norm: ConvNorm::WeightNorm,
         }
     }
+    /// Set the normalisation.
     pub fn norm(mut self, norm: ConvNorm) -> Self {
         self.norm = norm;
         self
     }
+    /// Set the stride.
     pub fn stride(mut self, stride: usize) -> Self {
         self.stride = stride;
         self
     }
+    /// Set the dilation.
     pub fn dilation(mut self, dilation: usize) -> Self {
         self.dilation = dilation;
         self
@@ -216,9 +228,13 @@ impl Module for SConv1d {
 /// Shape and trimming options of an [`SConvTranspose1d`].
 #[derive(Debug, Clone, Copy)]
 pub struct SConvTranspose1dConfig {
+    /// Kernel size.
     pub kernel_size: usize,
+    /// Stride (the upsampling factor).
     pub stride: usize,
+    /// Trim the extra samples on the right (causal) or around.
     pub causal: bool,
+    /// The normalisation (weight norm folded at load).
     pub norm: ConvNorm,
     /// Causal only: the share of the `kernel_size - stride` extra samples trimmed on the right
     /// (the rest on the left). EnCodec's default is 1.0: everything on the right.
@@ -226,6 +242,7 @@ pub struct SConvTranspose1dConfig {
 }
 
 impl SConvTranspose1dConfig {
+    /// Weight norm, trim ratio 1.
     pub fn new(kernel_size: usize, stride: usize, causal: bool) -> Self {
         Self {
             kernel_size,
@@ -235,10 +252,12 @@ impl SConvTranspose1dConfig {
             trim_right_ratio: 1.0,
         }
     }
+    /// Set the normalisation.
     pub fn norm(mut self, norm: ConvNorm) -> Self {
         self.norm = norm;
         self
     }
+    /// Of the samples a causal transposed convolution trims, the share taken on the right.
     pub fn trim_right_ratio(mut self, ratio: f64) -> Self {
         self.trim_right_ratio = ratio;
         self
@@ -261,6 +280,7 @@ pub struct SConvTranspose1d {
 }
 
 impl SConvTranspose1d {
+    /// A transposed convolution `in_c → out_c` with weights at `vb` (`convtr.*`).
     pub fn new(
         in_c: usize,
         out_c: usize,

@@ -16,6 +16,7 @@ use crate::nn::norm::LayerNorm;
 /// Channels per head in the reference (`dim_head=64`).
 pub const DIM_HEAD: usize = 64;
 
+/// Multi-head attention within windows of `window` steps (SNAC's `LocalMHA`).
 #[derive(Debug, Clone)]
 pub struct LocalMha {
     norm: LayerNorm,
@@ -29,6 +30,7 @@ pub struct LocalMha {
 }
 
 impl LocalMha {
+    /// Attention over `dim` channels in windows of `window` steps.
     pub fn new(dim: usize, window: usize, vb: VarBuilder) -> Result<Self> {
         if !dim.is_multiple_of(DIM_HEAD) || window == 0 {
             candle_core::bail!(
@@ -70,6 +72,7 @@ impl LocalMha {
         })
     }
 
+    /// Steps per attention window.
     pub fn window(&self) -> usize {
         self.window
     }

@@ -32,6 +32,7 @@ pub struct LstmState {
 }
 
 impl Lstm {
+    /// `num_layers` stacked LSTMs, `input` features to `hidden`.
     pub fn new(input: usize, hidden: usize, num_layers: usize, vb: VarBuilder) -> Result<Self> {
         let layers = (0..num_layers)
             .map(|l| {
@@ -122,6 +123,7 @@ pub struct StreamingLstm {
 }
 
 impl StreamingLstm {
+    /// Wrap an LSTM that carries its state from step to step.
     pub fn new(lstm: Lstm) -> Self {
         Self { lstm, state: None }
     }

@@ -15,6 +15,7 @@ pub struct AdaLayerNorm {
 }
 
 impl AdaLayerNorm {
+    /// `num_embeddings` conditioning embeddings of `dim` scales and shifts.
     pub fn new(num_embeddings: usize, dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         let scale = vb.pp("scale").get((num_embeddings, dim), "weight")?;
         let shift = vb.pp("shift").get((num_embeddings, dim), "weight")?;
@@ -55,7 +56,7 @@ fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
         .to_dtype(dtype)
 }
 
-/// LayerNorm over the last dimension with a two-pass variance (see [`normalize`]).
+/// LayerNorm over the last dimension with a two-pass variance (see `normalize`).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -64,6 +65,7 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    /// From its parameters.
     pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
         Self { weight, bias, eps }
     }

@@ -21,6 +21,7 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
+    /// RMSNorm over `dim` channels.
     pub fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             weight: vb.get(dim, "weight")?,
@@ -28,6 +29,7 @@ impl RmsNorm {
         })
     }
 
+    /// Normalise over the last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
     }
@@ -63,6 +65,7 @@ impl RotaryEmbedding {
         Ok(rope)
     }
 
+    /// Dimensions rotated (per head).
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -148,6 +151,7 @@ pub struct FusedQkvAttention {
 }
 
 impl FusedQkvAttention {
+    /// Attention over `dim` channels with `heads` heads and the rotary embedding `rope`.
     pub fn new(
         dim: usize,
         n_heads: usize,
@@ -218,6 +222,7 @@ pub struct SiluMlp {
 }
 
 impl SiluMlp {
+    /// An MLP `dim → hidden → dim`.
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             fc1: candle_nn::linear_no_bias(dim, hidden, vb.pp("fc1"))?,
@@ -225,6 +230,7 @@ impl SiluMlp {
         })
     }
 
+    /// Apply it.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(x)?.silu()?)
     }
@@ -240,6 +246,7 @@ pub struct TransformerBlock {
 }
 
 impl TransformerBlock {
+    /// A block of `dim` channels.
     pub fn new(
         dim: usize,
         n_heads: usize,

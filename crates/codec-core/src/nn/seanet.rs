@@ -13,20 +13,33 @@ use super::lstm::Lstm;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeanetConfig {
+    /// Audio channels.
     pub channels: usize,
+    /// Latent channels.
     pub dimension: usize,
+    /// Channels of the first convolution.
     pub n_filters: usize,
+    /// Residual blocks per ratio.
     pub n_residual_layers: usize,
     /// Upsampling ratios as the reference lists them; the encoder applies them in reverse.
     pub ratios: Vec<usize>,
+    /// Kernel of the first convolution.
     pub kernel_size: usize,
+    /// Kernel of the residual blocks.
     pub residual_kernel_size: usize,
+    /// Kernel of the last convolution.
     pub last_kernel_size: usize,
+    /// Dilation growth between residual blocks.
     pub dilation_base: usize,
+    /// Causal convolutions.
     pub causal: bool,
+    /// How convolutions pad.
     pub pad_mode: PadMode,
+    /// Identity skip connections in residual blocks.
     pub true_skip: bool,
+    /// Channel reduction inside residual blocks.
     pub compress: usize,
+    /// LSTM layers after the convolutions (0 for none).
     pub lstm: usize,
     /// Normalisation of every convolution (EnCodec's `norm`); weight norm when absent.
     #[serde(default)]
@@ -252,6 +265,7 @@ pub struct SeanetEncoder {
 }
 
 impl SeanetEncoder {
+    /// The encoder `cfg` describes, with weights at `vb` (`model.*`).
     pub fn new(cfg: &SeanetConfig, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp("model");
         let layers = cfg

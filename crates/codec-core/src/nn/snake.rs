@@ -23,6 +23,7 @@ pub struct Snake1d {
 }
 
 impl Snake1d {
+    /// Snake over `channels` channels, `alpha` at `vb`.
     pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
         let alpha = vb.get((1, channels, 1), "alpha")?;
         Self::from_alpha(alpha)

@@ -9,13 +9,21 @@ use super::conv::DepthwiseConv1d;
 /// The arguments of a PyTorch `nn.Conv1d` with zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvSpec {
+    /// Channels in.
     pub in_c: usize,
+    /// Channels out.
     pub out_c: usize,
+    /// Kernel size.
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
+    /// Zeros on each side.
     pub padding: usize,
+    /// Dilation.
     pub dilation: usize,
+    /// Groups.
     pub groups: usize,
+    /// Whether it has a bias.
     pub bias: bool,
 }
 
@@ -33,22 +41,27 @@ impl ConvSpec {
             bias: true,
         }
     }
+    /// Set the stride.
     pub fn stride(mut self, stride: usize) -> Self {
         self.stride = stride;
         self
     }
+    /// Set the padding.
     pub fn padding(mut self, padding: usize) -> Self {
         self.padding = padding;
         self
     }
+    /// Set the dilation.
     pub fn dilation(mut self, dilation: usize) -> Self {
         self.dilation = dilation;
         self
     }
+    /// Set the groups.
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;
         self
     }
+    /// Set whether it has a bias.
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
@@ -59,11 +72,14 @@ impl ConvSpec {
 /// (`groups == channels`) run as [`DepthwiseConv1d`], far faster than a grouped convolution.
 #[derive(Debug, Clone)]
 pub enum Conv {
+    /// A dense or grouped convolution (candle's).
     Dense(Conv1d),
+    /// A depthwise convolution (ours, faster).
     Depthwise(DepthwiseConv1d),
 }
 
 impl Conv {
+    /// The convolution `spec` describes, with weights at `vb`.
     pub fn new(spec: ConvSpec, vb: VarBuilder) -> Result<Self> {
         let depthwise = spec.groups > 1
             && spec.groups == spec.in_c
@@ -130,6 +146,7 @@ pub struct ConvTranspose {
 }
 
 impl ConvTranspose {
+    /// A transposed convolution with weights at `vb`.
     pub fn new(
         in_c: usize,
         out_c: usize,

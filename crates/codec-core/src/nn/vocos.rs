@@ -18,9 +18,13 @@ use cpu::{BiasGelu, BiasScaleResidual, NormParams, RowSum};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VocosConfig {
+    /// Channels in.
     pub input_channels: usize,
+    /// Width of the ConvNeXt blocks.
     pub dim: usize,
+    /// Hidden width of their MLPs.
     pub intermediate_dim: usize,
+    /// ConvNeXt blocks.
     pub num_layers: usize,
     /// Number of conditioning ids for AdaLayerNorm; `None` for plain LayerNorm.
     pub adanorm_num_embeddings: Option<usize>,
@@ -260,6 +264,7 @@ pub struct VocosBackbone {
 }
 
 impl VocosBackbone {
+    /// The backbone `cfg` describes, with weights at `vb`.
     pub fn new(cfg: &VocosConfig, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.dim;
         let embed = conv1d(cfg.input_channels, dim, 7, 3, vb.pp("embed"))?;
@@ -363,6 +368,7 @@ pub struct IstftHead {
 }
 
 impl IstftHead {
+    /// An iSTFT head from `dim` channels, with weights at `vb` (`out.*`).
     pub fn new(
         dim: usize,
         n_fft: usize,
@@ -441,9 +447,11 @@ impl IstftHead {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformerVocosConfig {
+    /// Width.
     pub hidden_dim: usize,
     /// Transformer blocks.
     pub depth: usize,
+    /// Attention heads.
     pub heads: usize,
     /// Size of the rotary embedding; torchtune requires it to equal the head size.
     pub pos_meb_dim: usize,
@@ -463,6 +471,7 @@ pub struct TransformerVocosBackbone {
 }
 
 impl TransformerVocosBackbone {
+    /// The backbone `cfg` describes, with weights at `vb`.
     pub fn new(cfg: &TransformerVocosConfig, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.hidden_dim;
         let embed = conv1d(dim, dim, 7, 3, vb.pp("embed"))?;

@@ -59,10 +59,12 @@ impl FactorizedVq {
         })
     }
 
+    /// Entries of the codebook.
     pub fn size(&self) -> usize {
         self.codebook.dim(0).unwrap_or(0)
     }
 
+    /// Frames of the latent per code (SNAC's multi-scale strides; 1 in DAC).
     pub fn stride(&self) -> usize {
         self.stride
     }
@@ -158,10 +160,12 @@ impl FactorizedRvq {
         Ok(Self { quantizers })
     }
 
+    /// Codebooks.
     pub fn num_codebooks(&self) -> usize {
         self.quantizers.len()
     }
 
+    /// The stages.
     pub fn quantizers(&self) -> &[FactorizedVq] {
         &self.quantizers
     }

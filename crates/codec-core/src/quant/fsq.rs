@@ -51,6 +51,7 @@ impl Fsq {
         })
     }
 
+    /// Levels per dimension.
     pub fn levels(&self) -> &[usize] {
         &self.levels
     }
@@ -176,13 +177,18 @@ impl Fsq {
 /// with `half = (levels - 1) / 2`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResidualFsq {
+    /// Levels per dimension.
     pub levels: usize,
+    /// Dimensions.
     pub dims: usize,
+    /// Stages.
     pub stages: usize,
+    /// Scale of each stage relative to the one before.
     pub stage_scale: f64,
 }
 
 impl ResidualFsq {
+    /// `stages` FSQs of `dims` dimensions at `levels` levels, each `stage_scale` times the one before.
     pub fn new(levels: usize, dims: usize, stages: usize, stage_scale: f64) -> Self {
         Self {
             levels,

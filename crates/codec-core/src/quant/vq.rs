@@ -28,6 +28,7 @@ impl EuclideanCodebook {
         Self::from_embed(sum.broadcast_div(&usage)?)
     }
 
+    /// A codebook from its entries `[bins, dim]`.
     pub fn from_embed(embed: Tensor) -> Result<Self> {
         let embed_t = embed.t()?.contiguous()?;
         let embed_sq = embed.sqr()?.sum_keepdim(1)?.t()?.contiguous()?;
@@ -38,6 +39,7 @@ impl EuclideanCodebook {
         })
     }
 
+    /// Entries.
     pub fn bins(&self) -> usize {
         self.embed.dim(0).unwrap_or(0)
     }
@@ -98,10 +100,12 @@ impl ResidualVq {
         Ok(Self { codebooks })
     }
 
+    /// Codebooks.
     pub fn num_codebooks(&self) -> usize {
         self.codebooks.len()
     }
 
+    /// Each codebook's entries, in order.
     pub fn codebook_sizes(&self) -> Vec<u32> {
         self.codebooks.iter().map(|c| c.bins() as u32).collect()
     }

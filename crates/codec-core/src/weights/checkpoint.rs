@@ -12,6 +12,7 @@ use crate::{Error, Result};
 pub struct StateDict {
     /// Where the tensors came from, for error messages.
     pub source: String,
+    /// Tensors by key.
     pub tensors: HashMap<String, Tensor>,
 }
 

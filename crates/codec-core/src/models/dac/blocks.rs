@@ -75,6 +75,9 @@ pub struct EncoderBlock {
 }
 
 impl EncoderBlock {
+    /// Three residual units of `input_dim` channels (dilations 1, 3, 9; `groups` > 1: SNAC's
+    /// grouped residual convolutions), Snake, and a convolution of stride `stride` to
+    /// `output_dim` channels.
     pub fn new(
         input_dim: usize,
         output_dim: usize,
@@ -119,6 +122,7 @@ pub struct NoiseBlock {
 }
 
 impl NoiseBlock {
+    /// A noise block of `dim` channels (SNAC's decoder).
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             linear: Conv::new(ConvSpec::new(dim, dim, 1).bias(false), vb.pp("linear"))?,
@@ -140,8 +144,11 @@ impl NoiseBlock {
 /// Options of a [`DecoderBlock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderBlockSpec {
+    /// Channels in.
     pub input_dim: usize,
+    /// Channels out.
     pub output_dim: usize,
+    /// Upsampling factor of the transposed convolution.
     pub stride: usize,
     /// `output_padding` of the transposed conv: 0 in DAC, `stride % 2` in SNAC.
     pub output_padding: usize,
@@ -162,6 +169,7 @@ pub struct DecoderBlock {
 }
 
 impl DecoderBlock {
+    /// A decoder block as `spec` describes it.
     pub fn new(spec: DecoderBlockSpec, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp("block");
         let s = spec.stride;

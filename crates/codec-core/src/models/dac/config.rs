@@ -2,22 +2,31 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::CardFacts;
 use crate::{Error, Result};
 
 /// Architecture of a DAC model: the arguments of `dac.model.DAC` (less training-only ones).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DacConfig {
+    /// Sample rate in Hz.
     pub sample_rate: u32,
+    /// Channels of the encoder's first convolution.
     pub encoder_dim: usize,
+    /// Downsampling factor of each encoder block.
     pub encoder_rates: Vec<usize>,
     /// Latent channels; `encoder_dim * 2^len(encoder_rates)` when absent (as in the reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_dim: Option<usize>,
+    /// Channels of the decoder's first convolution.
     pub decoder_dim: usize,
+    /// Upsampling factor of each decoder block.
     pub decoder_rates: Vec<usize>,
+    /// Codebooks of the residual quantizer.
     pub n_codebooks: usize,
+    /// Entries per codebook.
     pub codebook_size: usize,
+    /// Dimensions of the factorised codebook space.
     pub codebook_dim: usize,
 }
 
@@ -61,6 +70,7 @@ impl DacConfig {
         vec![Self::dac_16khz(), Self::dac_24khz(), Self::dac_44khz()]
     }
 
+    /// Latent channels: `latent_dim`, or `encoder_dim * 2^len(encoder_rates)`.
     pub fn latent_dim(&self) -> usize {
         self.latent_dim
             .unwrap_or(self.encoder_dim << self.encoder_rates.len())
@@ -71,6 +81,7 @@ impl DacConfig {
         self.encoder_rates.iter().product()
     }
 
+    /// Code frames per second.
     pub fn frame_rate(&self) -> f64 {
         self.sample_rate as f64 / self.hop_length() as f64
     }
@@ -182,5 +193,18 @@ impl DacConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl DacConfig {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate(),
+            codebooks: Some(vec![self.codebook_size as u32; self.n_codebooks]),
+            codebook_frame_rates: None,
+        })
     }
 }

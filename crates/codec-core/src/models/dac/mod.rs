@@ -27,8 +27,7 @@ pub use weights::*;
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
+use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::error::CodesProblem;
 use crate::nn::snake::Snake1d;
@@ -189,9 +188,7 @@ impl Dac {
         load_tracked(state, device, |vb| Self::new(config, vb, name))
     }
 
-    /// Build the model from a `VarBuilder` over inference weights in this family's own key
-    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
-    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    /// Build from a `VarBuilder` over [`inference_weights`]' layout (see [`crate::weights`]).
     pub fn new(config: &DacConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
@@ -230,6 +227,7 @@ impl Dac {
         Ok(model)
     }
 
+    /// The architecture.
     pub fn config(&self) -> &DacConfig {
         &self.config
     }
@@ -327,62 +325,22 @@ impl Codec for Dac {
     }
 }
 
-/// The dac family.
-pub struct DacFamily;
-
-/// The registry's entry for this family.
-pub static FAMILY: DacFamily = DacFamily;
-
-impl Family for DacFamily {
-    fn name(&self) -> &'static str {
-        "dac"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        if looks_like_dac(weights) {
-            Score::SHARED_LAYOUT
-        } else {
-            Score::NONE
-        }
-    }
-
-    fn config_score(&self, text: &str) -> Score {
-        Score::distinctive_if(is_reference_config(text))
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let config: DacConfig =
-            arch.read(name, &weights, DacConfig::from_reference_json, infer_config)?;
-        let (model, unused) = Dac::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: DacConfig = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate(),
-            codebooks: Some(vec![cfg.codebook_size as u32; cfg.n_codebooks]),
-            codebook_frame_rates: None,
-        }
-        .check(card)
-    }
-}
+/// The dac family's entry in the registry.
+pub static FAMILY: CheckpointFamily<DacConfig, Dac> = CheckpointFamily {
+    name: "dac",
+    weights_score: |weights| Score::shared_layout_if(looks_like_dac(weights)),
+    config_score: |text| Score::distinctive_if(is_reference_config(text)),
+    inference_weights,
+    from_reference: DacConfig::from_reference_json,
+    infer: infer_config,
+    card_facts: DacConfig::card_facts,
+    load: Dac::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn published_configs_are_consistent() {

@@ -145,7 +145,7 @@ pub fn from_hf_layout(state: StateDict) -> StateDict {
 }
 
 /// The inference weights in the original layout, weight norm folded, f32: what
-/// [`Dac::load`] consumes and `codec convert` writes.
+/// [`Dac::load`](super::Dac::load) consumes and `codec convert` writes.
 pub fn inference_weights(state: StateDict) -> Result<StateDict> {
     let mut state = if is_hf_layout(&state) {
         from_hf_layout(state)

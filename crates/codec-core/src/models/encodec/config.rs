@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CodesProblem;
+use crate::models::CardFacts;
 use crate::nn::seanet::SeanetConfig;
 use crate::nn::streaming_seanet;
 use crate::nn::{ConvNorm, PadMode};
@@ -21,6 +22,7 @@ fn default_trim_right_ratio() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncodecConfig {
+    /// Sample rate in Hz.
     pub sample_rate: u32,
     /// The SEANet encoder's hyperparameters; the decoder mirrors them (EnCodec builds both from
     /// the same arguments). `channels` is the audio's channel count.
@@ -102,7 +104,7 @@ impl EncodecConfig {
         self.seanet.hop_length()
     }
 
-    /// Whether the model can stream (see [`Encodec`]'s streaming section): a causal SEANet
+    /// Whether the model can stream (see [`Encodec`](super::Encodec)'s streaming section): a causal SEANet
     /// without group norm, the whole clip as one segment, no normalisation, and transposed
     /// convolutions trimmed on the right only.
     pub fn can_stream(&self) -> bool {
@@ -503,5 +505,29 @@ impl Json<'_> {
                 _ => Err(self.err(key, "reflect or constant")),
             })
             .transpose()
+    }
+}
+
+impl EncodecConfig {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        // Every bandwidth is the bitrate of a prefix of the codebooks.
+        for &kbps in &self.bandwidths {
+            let n = self.codebooks_for_bandwidth(kbps);
+            let bits = self.frame_rate() * n as f64 * (self.codebook_size as f64).log2();
+            if (bits - kbps * 1000.0).abs() > 1e-6 {
+                return Err(Error::config(
+                    source,
+                    format!("{kbps} kbit/s is not the bitrate of a whole number of codebooks"),
+                ));
+            }
+        }
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate(),
+            codebooks: Some(vec![self.codebook_size as u32; self.num_quantizers]),
+            codebook_frame_rates: None,
+        })
     }
 }

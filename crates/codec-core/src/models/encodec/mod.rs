@@ -42,8 +42,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
+use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::error::CodesProblem;
 pub use crate::nn::seanet::hf_decoder_upsampling_layers;
@@ -167,6 +166,7 @@ impl Encodec {
         Ok(model)
     }
 
+    /// The architecture.
     pub fn config(&self) -> &EncodecConfig {
         &self.config
     }
@@ -456,81 +456,22 @@ impl Codec for Encodec {
     }
 }
 
-/// The encodec family.
-pub struct EncodecFamily;
-
-/// The registry's entry for this family.
-pub static FAMILY: EncodecFamily = EncodecFamily;
-
-impl Family for EncodecFamily {
-    fn name(&self) -> &'static str {
-        "encodec"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        if looks_like_encodec(weights) {
-            Score::SHARED_LAYOUT
-        } else {
-            Score::NONE
-        }
-    }
-
-    fn config_score(&self, text: &str) -> Score {
-        if is_reference_config(text) {
-            Score::SHARED_LAYOUT
-        } else {
-            Score::NONE
-        }
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let config: EncodecConfig = arch.read(
-            name,
-            &weights,
-            EncodecConfig::from_reference_json,
-            infer_config,
-        )?;
-        let (model, unused) = Encodec::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: EncodecConfig = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        // Every bandwidth is the bitrate of a prefix of the codebooks.
-        for &kbps in &cfg.bandwidths {
-            let n = cfg.codebooks_for_bandwidth(kbps);
-            let bits = cfg.frame_rate() * n as f64 * (cfg.codebook_size as f64).log2();
-            if (bits - kbps * 1000.0).abs() > 1e-6 {
-                return Err(Error::config(
-                    &card.name,
-                    format!("{kbps} kbit/s is not the bitrate of a whole number of codebooks"),
-                ));
-            }
-        }
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate(),
-            codebooks: Some(vec![cfg.codebook_size as u32; cfg.num_quantizers]),
-            codebook_frame_rates: None,
-        }
-        .check(card)
-    }
-}
+/// The encodec family's entry in the registry.
+pub static FAMILY: CheckpointFamily<EncodecConfig, Encodec> = CheckpointFamily {
+    name: "encodec",
+    weights_score: |weights| Score::shared_layout_if(looks_like_encodec(weights)),
+    config_score: |text| Score::shared_layout_if(is_reference_config(text)),
+    inference_weights,
+    from_reference: EncodecConfig::from_reference_json,
+    infer: infer_config,
+    card_facts: EncodecConfig::card_facts,
+    load: Encodec::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn published_configs_are_valid() {

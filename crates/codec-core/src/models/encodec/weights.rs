@@ -63,7 +63,7 @@ pub fn map_hf_keys(state: StateDict) -> StateDict {
 
 /// Keep only the inference weights (original layout), fold weight norm, f32.
 ///
-/// The result is what `codec convert` writes, and what [`Encodec::load`] consumes.
+/// The result is what `codec convert` writes, and what [`Encodec::load`](super::Encodec::load) consumes.
 pub fn inference_weights(state: StateDict) -> Result<StateDict> {
     let mut state = map_hf_keys(state);
     state.retain(|k| {

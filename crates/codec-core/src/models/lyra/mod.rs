@@ -4,10 +4,10 @@
 //! `soundstream_encoder.tflite` (320 samples → 64 features per 20 ms frame),
 //! `quantizer.tflite` (residual VQ, 46 stages of 16 entries: 4 bits each) and `lyragan.tflite`
 //! (64 features → 320 samples). The port reads each graph with [`codec_tflite`], checks it op by op
-//! ([`graph`]), and runs it as the graph says, the int8 blocks included: `QUANTIZE` /
+//! (`graph.rs`), and runs it as the graph says, the int8 blocks included: `QUANTIZE` /
 //! `DEQUANTIZE` at the int8 tensors with their scales and zero points, int8 convolutions with
 //! per-channel requantisation, int8 activations and adds, all with TFLite's reference-kernel
-//! arithmetic ([`fixed_point`]). The float convolutions keep the reference summation order, so
+//! arithmetic (`fixed_point.rs`). The float convolutions keep the reference summation order, so
 //! the port computes what LiteRT's reference kernels compute.
 //!
 //! There is no look-ahead: each frame's codes depend on that frame and the past only, so the
@@ -77,6 +77,7 @@ pub const FILES: [&str; 3] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LyraConfig {
+    /// Sample rate in Hz (16000: the graphs' rate).
     pub sample_rate: u32,
     /// Quantizer stages used when no bandwidth or codebook count is asked for.
     pub default_quantizers: usize,
@@ -610,6 +611,29 @@ impl StreamingEncoder for LyraStreamEncoder {
         self.states.iter_mut().for_each(StreamState::reset);
         self.pending.iter_mut().for_each(Vec::clear);
     }
+
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        let batch = self.states.len();
+        let (Some(state), Some(pending)) =
+            (self.states.get_mut(index), self.pending.get_mut(index))
+        else {
+            return Err(Error::InvalidAudio(AudioProblem::Batch {
+                stream: batch,
+                got: index + 1,
+            }));
+        };
+        // The batch advances a frame at a time for every item at once: a new stream starts
+        // on a frame boundary, or the items' frames would no longer line up.
+        if !pending.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "a stream item resets on a frame boundary only: {} samples of a {FRAME}-sample \
+                 frame are waiting; push the rest of the frame first",
+                pending.len()
+            )));
+        }
+        state.reset();
+        Ok(())
+    }
 }
 
 /// Frame-by-frame decoding with the stream's generator state.
@@ -650,5 +674,17 @@ impl StreamingDecoder for LyraStreamDecoder {
 
     fn reset(&mut self) {
         self.states.iter_mut().for_each(StreamState::reset);
+    }
+
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        let batch = self.states.len();
+        self.states
+            .get_mut(index)
+            .ok_or(Error::InvalidCodes(CodesProblem::Batch {
+                stream: batch,
+                got: index + 1,
+            }))?
+            .reset();
+        Ok(())
     }
 }

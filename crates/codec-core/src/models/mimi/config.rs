@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::CardFacts;
 use crate::nn::moshi_transformer::StreamingTransformerConfig;
 use crate::nn::seanet::SeanetConfig;
 use crate::nn::{ConvNorm, PadMode};
@@ -332,5 +333,18 @@ impl MimiConfig {
             return bad("transformer: context must be positive, conv_layout true".into());
         }
         Ok(())
+    }
+}
+
+impl MimiConfig {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate,
+            codebooks: Some(vec![self.quantizer.bins as u32; self.quantizer.n_q]),
+            codebook_frame_rates: None,
+        })
     }
 }

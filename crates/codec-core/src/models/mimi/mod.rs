@@ -32,8 +32,7 @@
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
+use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::error::{AudioProblem, CodesProblem};
 use crate::nn::moshi_transformer::StreamingTransformer;
@@ -374,62 +373,22 @@ impl StackCodec for Mimi {
     }
 }
 
-/// The mimi family.
-pub struct MimiFamily;
-
-/// The registry's entry for this family.
-pub static FAMILY: MimiFamily = MimiFamily;
-
-impl Family for MimiFamily {
-    fn name(&self) -> &'static str {
-        "mimi"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        Score::distinctive_if(looks_like_mimi(weights))
-    }
-
-    fn config_score(&self, text: &str) -> Score {
-        Score::distinctive_if(is_reference_config(text))
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let config: MimiConfig = arch.read(
-            name,
-            &weights,
-            MimiConfig::from_reference_json,
-            infer_config,
-        )?;
-        let (model, unused) = Mimi::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: MimiConfig = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate,
-            codebooks: Some(vec![cfg.quantizer.bins as u32; cfg.quantizer.n_q]),
-            codebook_frame_rates: None,
-        }
-        .check(card)
-    }
-}
+/// The mimi family's entry in the registry.
+pub static FAMILY: CheckpointFamily<MimiConfig, Mimi> = CheckpointFamily {
+    name: "mimi",
+    weights_score: |weights| Score::distinctive_if(looks_like_mimi(weights)),
+    config_score: |text| Score::distinctive_if(is_reference_config(text)),
+    inference_weights,
+    from_reference: MimiConfig::from_reference_json,
+    infer: infer_config,
+    card_facts: MimiConfig::card_facts,
+    load: Mimi::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn published_config_is_valid_and_round_trips() {

@@ -167,7 +167,7 @@ pub fn map_hf_keys(state: StateDict, heads: usize) -> Result<StateDict> {
 }
 
 /// Keep only the inference weights (drop the codebooks' `_initialized` flags), fold any weight
-/// norm, f32. What `codec convert` writes and [`Mimi::load`] consumes. A transformers-layout
+/// norm, f32. What `codec convert` writes and [`Mimi::load`](super::Mimi::load) consumes. A transformers-layout
 /// state dict is renamed first ([`map_hf_keys`], heads of 64 channels as published).
 pub fn inference_weights(state: StateDict) -> Result<StateDict> {
     let heads = state

@@ -2,27 +2,35 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::CardFacts;
 use crate::{Error, Result};
 
 /// Architecture of a SNAC model: the arguments of `snac.SNAC` (its `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnacConfig {
+    /// Sample rate in Hz.
     #[serde(alias = "sampling_rate")]
     pub sample_rate: u32,
+    /// Channels of the encoder's first convolution.
     pub encoder_dim: usize,
+    /// Downsampling factor of each encoder block.
     pub encoder_rates: Vec<usize>,
     /// Latent channels; `encoder_dim * 2^len(encoder_rates)` when absent. The reference's
     /// encoder always produces that many, so any other value is rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_dim: Option<usize>,
+    /// Channels of the decoder's first convolution.
     pub decoder_dim: usize,
+    /// Upsampling factor of each decoder block.
     pub decoder_rates: Vec<usize>,
     /// Window of the local attention after the encoder and before the decoder blocks; no
     /// attention when absent (`null` in the reference's JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attn_window_size: Option<usize>,
+    /// Entries per codebook.
     pub codebook_size: usize,
+    /// Dimensions of the factorised codebook space.
     pub codebook_dim: usize,
     /// Temporal stride of each codebook, coarsest first.
     pub vq_strides: Vec<usize>,
@@ -89,10 +97,12 @@ impl SnacConfig {
         Self::music(44100)
     }
 
+    /// The three published variants (24, 32, 44.1 kHz).
     pub fn published_configs() -> Vec<Self> {
         vec![Self::snac_24khz(), Self::snac_32khz(), Self::snac_44khz()]
     }
 
+    /// Latent channels: `latent_dim`, or `encoder_dim * 2^len(encoder_rates)`.
     pub fn latent_dim(&self) -> usize {
         self.latent_dim
             .unwrap_or(self.encoder_dim << self.encoder_rates.len())
@@ -205,5 +215,18 @@ impl SnacConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl SnacConfig {
+    /// Validate the config (errors name `source`) and say what a card of it must state.
+    pub fn card_facts(&self, source: &str) -> Result<CardFacts> {
+        self.validate(source)?;
+        Ok(CardFacts {
+            sample_rate: self.sample_rate,
+            frame_rate: self.frame_rate(),
+            codebooks: Some(vec![self.codebook_size as u32; self.vq_strides.len()]),
+            codebook_frame_rates: Some(self.codebook_frame_rates()),
+        })
     }
 }

@@ -23,9 +23,10 @@ pub use weights::*;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{architecture, ArchSource, CardFacts, Family, Loaded, Score};
-use crate::card::ModelCard;
-use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
+use super::{CheckpointFamily, Score};
+use crate::codec::{
+    bad_option_value, unknown_option, CodeStreams, Codec, CodecInfo, EncodeOptions, ModelOption,
+};
 use crate::error::CodesProblem;
 use crate::models::dac::blocks::{DecoderBlock, DecoderBlockSpec, EncoderBlock};
 use crate::models::dac::{check_mono_audio, check_stream, pad_to_multiple};
@@ -170,6 +171,9 @@ impl SnacDecoder {
     }
 }
 
+/// The option name of [`Snac::set_decoder_noise`] in [`Codec::set_option`].
+const DECODER_NOISE: &str = "decoder_noise";
+
 /// A loaded SNAC model.
 ///
 /// Through [`Codec::encode_with`] / [`Codec::decode_streams`] its codes are one stream per
@@ -204,9 +208,7 @@ impl Snac {
         load_tracked(state, device, |vb| Self::new(config, vb, name))
     }
 
-    /// Build the model from a `VarBuilder` over inference weights in this family's own key
-    /// layout, weight norm folded (what [`inference_weights`] returns and `codec convert`
-    /// writes), read as f32. A missing or misshaped tensor is an error naming it.
+    /// Build from a `VarBuilder` over [`inference_weights`]' layout (see [`crate::weights`]).
     pub fn new(config: &SnacConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
@@ -247,6 +249,7 @@ impl Snac {
         Ok(model)
     }
 
+    /// The architecture.
     pub fn config(&self) -> &SnacConfig {
         &self.config
     }
@@ -337,6 +340,25 @@ impl Snac {
 }
 
 impl Codec for Snac {
+    fn options(&self) -> Vec<ModelOption> {
+        vec![ModelOption::new(
+            DECODER_NOISE,
+            "true (the reference's default: random noise in the decoder blocks, so decoding \
+             is not reproducible) or false",
+            self.decoder_noise,
+        )]
+    }
+
+    fn set_option(&mut self, name: &str, value: &str) -> Result<()> {
+        if name != DECODER_NOISE {
+            return Err(unknown_option(&self.info, &self.options(), name));
+        }
+        self.decoder_noise = value
+            .parse()
+            .map_err(|_| bad_option_value(name, value, "true or false"))?;
+        Ok(())
+    }
+
     // Measured bit-identical in batches of 1 to 8 (tests/batch_identity.rs).
     fn batch_invariant(&self) -> bool {
         true
@@ -410,62 +432,22 @@ impl Codec for Snac {
     }
 }
 
-/// The snac family.
-pub struct SnacFamily;
-
-/// The registry's entry for this family.
-pub static FAMILY: SnacFamily = SnacFamily;
-
-impl Family for SnacFamily {
-    fn name(&self) -> &'static str {
-        "snac"
-    }
-
-    fn weights_score(&self, weights: &StateDict) -> Score {
-        Score::distinctive_if(looks_like_snac(weights))
-    }
-
-    fn config_score(&self, text: &str) -> Score {
-        Score::distinctive_if(is_reference_config(text))
-    }
-
-    fn inference_weights(&self, state: StateDict) -> Result<StateDict> {
-        inference_weights(state)
-    }
-
-    fn load(
-        &self,
-        arch: ArchSource<'_>,
-        weights: StateDict,
-        name: &str,
-        device: &Device,
-    ) -> Result<Loaded> {
-        let config: SnacConfig = arch.read(
-            name,
-            &weights,
-            SnacConfig::from_reference_json,
-            infer_config,
-        )?;
-        let (model, unused) = Snac::load(&config, weights, name, device)?;
-        Ok(Loaded::new(model, unused))
-    }
-
-    fn check_card(&self, card: &ModelCard) -> Result<()> {
-        let cfg: SnacConfig = architecture(&card.architecture, &card.name)?;
-        cfg.validate(&card.name)?;
-        CardFacts {
-            sample_rate: cfg.sample_rate,
-            frame_rate: cfg.frame_rate(),
-            codebooks: Some(vec![cfg.codebook_size as u32; cfg.vq_strides.len()]),
-            codebook_frame_rates: Some(cfg.codebook_frame_rates()),
-        }
-        .check(card)
-    }
-}
+/// The snac family's entry in the registry.
+pub static FAMILY: CheckpointFamily<SnacConfig, Snac> = CheckpointFamily {
+    name: "snac",
+    weights_score: |weights| Score::distinctive_if(looks_like_snac(weights)),
+    config_score: |text| Score::distinctive_if(is_reference_config(text)),
+    inference_weights,
+    from_reference: SnacConfig::from_reference_json,
+    infer: infer_config,
+    card_facts: SnacConfig::card_facts,
+    load: Snac::load,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ModelCard;
 
     #[test]
     fn published_configs_are_consistent() {

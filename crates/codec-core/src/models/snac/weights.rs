@@ -39,7 +39,7 @@ pub fn looks_like_snac(state: &StateDict) -> bool {
     marker || depthwise
 }
 
-/// The inference weights, weight norm folded, f32: what [`Snac::load`] consumes and
+/// The inference weights, weight norm folded, f32: what [`Snac::load`](super::Snac::load) consumes and
 /// `codec convert` writes.
 pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
     state.fold_weight_norm()?;
