@@ -12,7 +12,8 @@ use codec_core::batch;
 use codec_core::pipeline::{self, DecodeOptions};
 use codec_core::tokfile::TokenFile;
 use codec_core::{
-    load_model, Codec, Device, EncodeOptions, ModelSpec, StreamingDecoder, StreamingEncoder, Tensor,
+    load_model_with_report, Codec, Device, EncodeOptions, ModelSpec, StreamingDecoder,
+    StreamingEncoder, Tensor,
 };
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::create_exception;
@@ -50,6 +51,8 @@ fn candle_err(e: candle_core::Error) -> PyErr {
 #[pyclass(frozen, module = "codec._codec")]
 struct Model {
     inner: Arc<dyn Codec>,
+    /// Checkpoint keys no layer read (see `load_model_with_report`).
+    unused_keys: Vec<String>,
 }
 
 #[pymethods]
@@ -71,6 +74,15 @@ impl Model {
         d.set_item("fingerprint", format!("{:016x}", i.fingerprint))?;
         d.set_item("supports_streaming", self.inner.supports_streaming())?;
         d.set_item("batch_invariant", self.inner.batch_invariant())?;
+        let options = PyDict::new(py);
+        for o in self.inner.options() {
+            let entry = PyDict::new(py);
+            entry.set_item("value", &o.value)?;
+            entry.set_item("description", o.description)?;
+            options.set_item(o.name, entry)?;
+        }
+        d.set_item("options", options)?;
+        d.set_item("unused_keys", self.unused_keys.clone())?;
         Ok(d)
     }
 
@@ -468,10 +480,16 @@ impl StreamDecoder {
     }
 }
 
-/// Load a model by card name, hub repo id, folder or weight file (as the CLI's `--model`).
+/// Load a model by card name, hub repo id, folder or weight file (as the CLI's `--model`),
+/// with model-specific options set (name to value, as the CLI's `--set NAME=VALUE`).
 #[pyfunction]
-#[pyo3(signature = (spec, device="cpu"))]
-fn load(py: Python<'_>, spec: &str, device: &str) -> PyResult<Model> {
+#[pyo3(signature = (spec, device="cpu", options=None))]
+fn load(
+    py: Python<'_>,
+    spec: &str,
+    device: &str,
+    options: Option<Vec<(String, String)>>,
+) -> PyResult<Model> {
     let device = match device {
         "cpu" => Device::Cpu,
         "cuda" => Device::new_cuda(0).map_err(candle_err)?,
@@ -483,11 +501,16 @@ fn load(py: Python<'_>, spec: &str, device: &str) -> PyResult<Model> {
         }
     };
     let spec = ModelSpec::parse(spec).map_err(err)?;
-    let model = py
-        .allow_threads(move || load_model(&spec, &device))
+    let loaded = py
+        .allow_threads(move || load_model_with_report(&spec, &device))
         .map_err(err)?;
+    let mut model = loaded.model;
+    for (name, value) in options.unwrap_or_default() {
+        model.set_option(&name, &value).map_err(err)?;
+    }
     Ok(Model {
         inner: Arc::from(model),
+        unused_keys: loaded.unused_keys,
     })
 }
 

@@ -155,6 +155,19 @@ def test_info(lyra):
     assert lyra.bandwidths_kbps == [3.2, 6.0, 9.2]
     assert lyra.encode(np.zeros(1600, np.float32), 16_000, bandwidth=6.0).shape[0] == 30
     assert any(m["name"] == "lyra-v2" and m["built_in"] for m in codec.models())
+    assert lyra.options == {} and lyra.unused_keys == []
+
+
+def test_model_options():
+    default = codec.load("tinycodec-24khz")
+    assert default.options["window_frames"]["value"] != "7"
+    windowed = codec.load("tinycodec-24khz", options={"window_frames": 7})
+    assert windowed.options["window_frames"]["value"] == "7"
+    audio = (0.3 * np.sin(np.arange(24_000) * 0.01)).astype(np.float32)
+    # The window changes memory only, not the codes.
+    np.testing.assert_array_equal(default.encode(audio, 24_000), windowed.encode(audio, 24_000))
+    with pytest.raises(codec.CodecError, match="window_frames"):
+        codec.load("tinycodec-24khz", options={"no_such": 1})
 
 
 def test_errors_are_python_exceptions(lyra, tiny):

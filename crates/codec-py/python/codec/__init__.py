@@ -51,14 +51,22 @@ def set_threads(threads: int) -> None:
     _codec.set_threads(int(threads))
 
 
-def load(model: str = DEFAULT_MODEL, device: str = "cpu", threads: Optional[int] = None) -> "Model":
+def load(
+    model: str = DEFAULT_MODEL,
+    device: str = "cpu",
+    threads: Optional[int] = None,
+    options: Optional[dict] = None,
+) -> "Model":
     """Load a model: a card name (see :func:`models`), a hub repo id, a folder or a weight file.
 
     ``device`` is ``"cpu"``, ``"cuda"`` or ``"metal"`` (the latter two in builds with them).
+    ``options`` sets model-specific settings, e.g. ``{"decoder_noise": False}`` for SNAC's
+    reproducible decoding; ``Model.options`` lists a model's.
     """
     if threads is not None:
         set_threads(threads)
-    return Model(_codec.load(model, device))
+    pairs = [(str(k), str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (options or {}).items()]
+    return Model(_codec.load(model, device, pairs))
 
 
 def models() -> List[dict]:
@@ -120,6 +128,10 @@ class Model:
         self.bitrate: float = info["bitrate"]
         self.supports_streaming: bool = info["supports_streaming"]
         self.fingerprint: str = info["fingerprint"]
+        #: Model-specific settings: name -> {"value", "description"}.
+        self.options: dict = info["options"]
+        #: Checkpoint keys no layer read (empty for a complete checkpoint).
+        self.unused_keys: List[str] = info["unused_keys"]
 
     @property
     def multi_scale(self) -> bool:
