@@ -124,3 +124,40 @@ fn the_floor_rejects_unrelated_audio() {
 /// between machines. Raise the bar when a better model ships (step 4500 measured 2.96 / 2.97).
 const LSD_FLOOR_1_STAGE: f64 = 3.2;
 const LSD_FLOOR_4_STAGES: f64 = 3.2;
+
+/// `--set NAME=VALUE` reaches a model's own options: tinycodec's window changes memory, not
+/// codes; an unknown name fails and lists the model's options.
+#[test]
+fn set_reaches_model_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, windowed) = (
+        tmp.path().join("plain.tok"),
+        tmp.path().join("windowed.tok"),
+    );
+    let clip = example_clip();
+    run(&[&"encode", &"-m", &"tinycodec-24khz", &clip, &plain]);
+    run(&[
+        &"--set",
+        &"window_frames=9",
+        &"encode",
+        &"-m",
+        &"tinycodec-24khz",
+        &clip,
+        &windowed,
+    ]);
+    let codes = |p: &Path| TokenFile::read(p).unwrap().streams;
+    assert_eq!(codes(&plain), codes(&windowed));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_codec"))
+        .args(["--set", "no_such=1", "encode", "-m", "tinycodec-24khz"])
+        .arg(&clip)
+        .arg(tmp.path().join("x.tok"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("window_frames"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("x.tok").exists());
+}
