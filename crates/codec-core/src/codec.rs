@@ -328,21 +328,20 @@ pub(crate) fn unknown_option(
     options: &[ModelOption],
     name: &str,
 ) -> crate::Error {
-    let known: Vec<&str> = options.iter().map(|o| o.name).collect();
-    crate::Error::Unsupported(if known.is_empty() {
-        format!("model {} has no options (asked for '{name}')", info.name)
-    } else {
-        format!(
-            "model {} has no option '{name}' (its options: {})",
-            info.name,
-            known.join(", ")
-        )
-    })
+    crate::Error::UnknownOption {
+        model: info.name.clone(),
+        name: name.to_string(),
+        known: options.iter().map(|o| o.name).collect(),
+    }
 }
 
 /// An option's value that does not parse.
-pub(crate) fn bad_option_value(name: &str, value: &str, expected: &str) -> crate::Error {
-    crate::Error::Unsupported(format!("option {name} takes {expected}, not '{value}'"))
+pub(crate) fn bad_option_value(name: &str, value: &str, expected: &'static str) -> crate::Error {
+    crate::Error::OptionValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected,
+    }
 }
 
 pub(crate) fn not_streaming(info: &CodecInfo) -> crate::Error {

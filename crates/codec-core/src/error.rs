@@ -132,6 +132,28 @@ pub enum Error {
     #[error("not supported: {0}")]
     Unsupported(String),
 
+    /// A model-specific option the model does not have ([`crate::Codec::set_option`]).
+    #[error("model {model} has {}", known_options(name, known))]
+    UnknownOption {
+        /// The model.
+        model: String,
+        /// The option asked for.
+        name: String,
+        /// The options it has.
+        known: Vec<&'static str>,
+    },
+
+    /// A model-specific option's value does not parse.
+    #[error("option {name} takes {expected}, not '{value}'")]
+    OptionValue {
+        /// The option.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What it takes.
+        expected: &'static str,
+    },
+
     /// `--model` named nothing we know.
     #[error("unknown model '{name}': {hint}")]
     UnknownModel {
@@ -531,6 +553,14 @@ pub enum TokenFileError {
     /// The in-memory contents cannot be written (code out of range, bad rate, ...).
     #[error("cannot write token file: {0}")]
     Invalid(String),
+}
+
+fn known_options(name: &str, known: &[&str]) -> String {
+    if known.is_empty() {
+        format!("no options (asked for '{name}')")
+    } else {
+        format!("no option '{name}' (its options: {})", known.join(", "))
+    }
 }
 
 fn bandwidth_message(model: &str, kbps: f64, offered: &[f64], codebooks: usize) -> String {

@@ -187,7 +187,6 @@ impl TinyCodec {
     pub fn new(config: &TinyCodecConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
-        let device = &device;
         let ((encoder, encoder_proj, decoder, head), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder"))?;
@@ -210,7 +209,7 @@ impl TinyCodec {
             config.n_fft,
             config.hop_length,
             &hann_window(config.n_fft),
-            device,
+            &device,
         )?;
         let q = &config.quantizer;
         let quantizer = ResidualFsq::new(q.levels, q.dims, q.stages, q.stage_scale);

@@ -257,7 +257,6 @@ impl WavTokenizer {
     pub fn new(config: &WavTokenizerConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
-        let device = &device;
         let ((encoder, quantizer, backbone, head), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let encoder = SeanetEncoder::new(&config.encoder, vb.pp(ENCODER))?;

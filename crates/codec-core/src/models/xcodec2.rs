@@ -319,7 +319,6 @@ impl XCodec2 {
         config.validate(name)?;
         let fsq = Fsq::new(&config.fsq_levels).map_err(|e| Error::config(name, e.to_string()))?;
         let device = vb.device().clone();
-        let device = &device;
         let ((project_in, project_out, fc_post_a, backbone, head), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let q = vb.pp(QUANTIZER);

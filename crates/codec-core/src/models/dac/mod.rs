@@ -192,7 +192,6 @@ impl Dac {
     pub fn new(config: &DacConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
-        let device = &device;
         let ((encoder, quantizer, decoder), fingerprint) = build_fingerprinted(vb, name, |vb| {
             let encoder = DacEncoder::new(config, vb.pp("encoder"))?;
             let quantizer = FactorizedRvq::new(

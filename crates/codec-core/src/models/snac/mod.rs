@@ -212,7 +212,6 @@ impl Snac {
     pub fn new(config: &SnacConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
-        let device = &device;
         let ((encoder, quantizer, decoder), fingerprint) = build_fingerprinted(vb, name, |vb| {
             let encoder = SnacEncoder::new(config, vb.pp("encoder"))?;
             let quantizer = FactorizedRvq::new(
