@@ -107,8 +107,9 @@ pub enum Command {
     },
     /// List the known models and whether their weights are in the local cache.
     Models,
-    /// Turn codes made elsewhere (a .npy array [codebooks, frames], [1, codebooks, frames], or
-    /// [frames] for single-codebook models) into a token file for a model.
+    /// Turn codes made elsewhere (a .npy array [codebooks, frames], [1, codebooks, frames],
+    /// [codebooks, 1, frames] as residual-VQ packages return them, or [frames] for
+    /// single-codebook models) into a token file for a model.
     ImportCodes {
         /// Input .npy array of integer codes.
         input: PathBuf,

@@ -448,8 +448,9 @@ pub(crate) fn finish_decoded(
 }
 
 /// A token file for `model`'s codes made elsewhere (e.g. by the reference implementation),
-/// read from a `.npy` array shaped `[codebooks, frames]`, `[1, codebooks, frames]`, or `[frames]`
-/// for a single-codebook model. A prefix of a residual model's codebooks is fine, also written
+/// read from a `.npy` array shaped `[codebooks, frames]`, `[1, codebooks, frames]`,
+/// `[codebooks, 1, frames]` (EnCodec's and SpeechTokenizer's own `[n_q, batch, frames]`, for a
+/// model of several codebooks), or `[frames]` for a single-codebook model. A prefix of a residual model's codebooks is fine, also written
 /// the way Lyra's runtime writes it: all codebooks, the unused trailing ones filled with -1.
 ///
 /// The header is the model's (name, weights fingerprint, rates); the original audio is taken to
@@ -487,6 +488,9 @@ pub fn import_codes(
         }
         [n, frames] => (*n, *frames),
         [1, n, frames] => (*n, *frames),
+        // The residual-VQ packages' own layout (EnCodec's and SpeechTokenizer's `encode`
+        // return `[n_q, batch, frames]`), for one clip of a model with that many codebooks.
+        [n, 1, frames] if available > 1 && *n <= available => (*n, *frames),
         [b, _, _] => {
             return Err(bad(format!(
                 "a batch of {b} clips; import one clip ([1, codebooks, frames]) at a time"

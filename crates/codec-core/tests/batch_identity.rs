@@ -134,6 +134,11 @@ fn snac() {
 }
 
 #[test]
+fn speechtokenizer() {
+    check_fixture("speechtokenizer", "speech_a.wav", EncodeOptions::default());
+}
+
+#[test]
 fn wavtokenizer() {
     check_fixture("wavtokenizer", "speech_a.wav", EncodeOptions::default());
 }

@@ -88,11 +88,13 @@ pub fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
     (spec, samples)
 }
 
-/// `cases.json` → `[case][variant].ambiguous_frames` of a fixture.
+/// `cases.json` → `[case][variant].ambiguous_frames` of a fixture (the cases at the top level
+/// or under `cases`, as fixtures lay them out).
 pub fn ambiguous_frames(dir: &Path, case: &str, variant: &str) -> Vec<usize> {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
-    json[case][variant]["ambiguous_frames"]
+    let cases = json.get("cases").unwrap_or(&json);
+    cases[case][variant]["ambiguous_frames"]
         .as_array()
         .unwrap()
         .iter()

@@ -13,6 +13,7 @@ mod family;
 pub mod lyra;
 pub mod mimi;
 pub mod snac;
+pub mod speechtokenizer;
 pub mod tinycodec;
 pub mod wavtokenizer;
 pub mod xcodec2;
@@ -31,6 +32,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &dac::FAMILY,
     &snac::FAMILY,
     &encodec::FAMILY,
+    &speechtokenizer::FAMILY,
     &xcodec2::FAMILY,
     &mimi::FAMILY,
     &lyra::FAMILY,

@@ -78,6 +78,7 @@ impl WavTokenizerConfig {
             true_skip: false,
             compress: 2,
             lstm: 2,
+            bidirectional_lstm: false,
             norm: ConvNorm::WeightNorm,
         }
     }

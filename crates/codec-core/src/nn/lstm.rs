@@ -1,6 +1,7 @@
-//! A multi-layer unidirectional LSTM with PyTorch's weight layout (`weight_ih_l{k}`, ...), run
-//! on a whole sequence ([`Lstm::forward`]) or on a stream with `(h, c)` carried between pieces
-//! ([`StreamingLstm`]).
+//! A multi-layer LSTM with PyTorch's weight layout (`weight_ih_l{k}`, ...), run on a whole
+//! sequence ([`Lstm::forward`]) or, unidirectional, on a stream with `(h, c)` carried between
+//! pieces ([`StreamingLstm`]). A bidirectional one ([`Lstm::bidirectional`], PyTorch's
+//! `bidirectional=True`: `*_reverse` weights) needs the whole sequence.
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -17,10 +18,27 @@ struct Layer {
     bias: Tensor,
 }
 
+impl Layer {
+    /// The weights of layer `l` (`suffix` `""` forward, `"_reverse"` backward) at `vb`.
+    fn new(vb: &VarBuilder, l: usize, suffix: &str, in_size: usize, hidden: usize) -> Result<Self> {
+        let w_ih = vb.get((4 * hidden, in_size), &format!("weight_ih_l{l}{suffix}"))?;
+        let w_hh = vb.get((4 * hidden, hidden), &format!("weight_hh_l{l}{suffix}"))?;
+        let b_ih = vb.get(4 * hidden, &format!("bias_ih_l{l}{suffix}"))?;
+        let b_hh = vb.get(4 * hidden, &format!("bias_hh_l{l}{suffix}"))?;
+        Ok(Layer {
+            w_ih_t: w_ih.t()?.contiguous()?,
+            w_hh_t: w_hh.t()?.contiguous()?,
+            bias: (b_ih + b_hh)?,
+        })
+    }
+}
+
 /// Stacked LSTM; gates in PyTorch order (input, forget, cell, output).
 #[derive(Debug, Clone)]
 pub struct Lstm {
     layers: Vec<Layer>,
+    /// The backward direction of each layer, for a bidirectional LSTM.
+    reverse: Option<Vec<Layer>>,
     hidden: usize,
 }
 
@@ -37,33 +55,69 @@ impl Lstm {
         let layers = (0..num_layers)
             .map(|l| {
                 let in_size = if l == 0 { input } else { hidden };
-                let w_ih = vb.get((4 * hidden, in_size), &format!("weight_ih_l{l}"))?;
-                let w_hh = vb.get((4 * hidden, hidden), &format!("weight_hh_l{l}"))?;
-                let b_ih = vb.get(4 * hidden, &format!("bias_ih_l{l}"))?;
-                let b_hh = vb.get(4 * hidden, &format!("bias_hh_l{l}"))?;
-                Ok(Layer {
-                    w_ih_t: w_ih.t()?.contiguous()?,
-                    w_hh_t: w_hh.t()?.contiguous()?,
-                    bias: (b_ih + b_hh)?,
-                })
+                Layer::new(&vb, l, "", in_size, hidden)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { layers, hidden })
+        Ok(Self {
+            layers,
+            reverse: None,
+            hidden,
+        })
     }
 
-    /// `x`: `[batch, time, input]` → `[batch, time, hidden]`, from a zero state.
+    /// `num_layers` stacked bidirectional LSTMs, `input` features to `hidden` per direction:
+    /// each layer after the first reads both directions' outputs (`2 * hidden` features).
+    pub fn bidirectional(
+        input: usize,
+        hidden: usize,
+        num_layers: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let in_size = |l: usize| if l == 0 { input } else { 2 * hidden };
+        let direction = |suffix: &str| {
+            (0..num_layers)
+                .map(|l| Layer::new(&vb, l, suffix, in_size(l), hidden))
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(Self {
+            layers: direction("")?,
+            reverse: Some(direction("_reverse")?),
+            hidden,
+        })
+    }
+
+    /// Whether this LSTM runs in both directions (its output has `2 * hidden` features).
+    pub fn is_bidirectional(&self) -> bool {
+        self.reverse.is_some()
+    }
+
+    /// `x`: `[batch, time, input]` → `[batch, time, hidden]` (`2 * hidden` for a bidirectional
+    /// LSTM: the forward direction's features, then the backward's), from a zero state.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_with_state(x, None)?.0)
+        let Some(reverse) = &self.reverse else {
+            return Ok(self.forward_with_state(x, None)?.0);
+        };
+        let mut xs = x.clone();
+        for (fwd, bwd) in self.layers.iter().zip(reverse) {
+            let (ys_fwd, _, _) = self.run_layer(fwd, &xs, None, false)?;
+            let (ys_bwd, _, _) = self.run_layer(bwd, &xs, None, true)?;
+            xs = Tensor::cat(&[ys_fwd, ys_bwd], D::Minus1)?;
+        }
+        Ok(xs)
     }
 
     /// `x`: `[batch, time, input]` (time > 0) → `[batch, time, hidden]` and the state after the
     /// last step, starting from `state` (zeros when `None`). Running a sequence in pieces, each
     /// from the previous piece's state, gives the output of one run over the whole sequence.
+    /// A bidirectional LSTM has no such state: an error.
     pub fn forward_with_state(
         &self,
         x: &Tensor,
         state: Option<&LstmState>,
     ) -> Result<(Tensor, LstmState)> {
+        if self.is_bidirectional() {
+            candle_core::bail!("a bidirectional LSTM runs on whole sequences, not on a stream");
+        }
         let mut xs = x.clone();
         let mut next = LstmState {
             h: Vec::with_capacity(self.layers.len()),
@@ -71,7 +125,7 @@ impl Lstm {
         };
         for (l, layer) in self.layers.iter().enumerate() {
             let init = state.map(|s| (&s.h[l], &s.c[l]));
-            let (ys, h, c) = self.run_layer(layer, &xs, init)?;
+            let (ys, h, c) = self.run_layer(layer, &xs, init, false)?;
             xs = ys;
             next.h.push(h);
             next.c.push(c);
@@ -79,11 +133,14 @@ impl Lstm {
         Ok((xs, next))
     }
 
+    /// One layer over `xs` `[batch, time, input]`, from the last step to the first when
+    /// `backward` (outputs still in time order); returns the outputs and the final `(h, c)`.
     fn run_layer(
         &self,
         layer: &Layer,
         xs: &Tensor,
         init: Option<(&Tensor, &Tensor)>,
+        backward: bool,
     ) -> Result<(Tensor, Tensor, Tensor)> {
         let (batch, time, _) = xs.dims3()?;
         // The input projection of every step at once: one large matmul instead of `time` small ones.
@@ -98,7 +155,12 @@ impl Lstm {
             }
         };
         let mut outputs = Vec::with_capacity(time);
-        for t in 0..time {
+        let steps: Box<dyn Iterator<Item = usize>> = if backward {
+            Box::new((0..time).rev())
+        } else {
+            Box::new(0..time)
+        };
+        for t in steps {
             let gates = (gates_x.narrow(1, t, 1)?.squeeze(1)? + h.matmul(&layer.w_hh_t)?)?;
             let chunks = gates.chunk(4, D::Minus1)?;
             let i = candle_nn::ops::sigmoid(&chunks[0])?;
@@ -108,6 +170,9 @@ impl Lstm {
             c = ((f * c)? + (i * g)?)?;
             h = (o * c.tanh()?)?;
             outputs.push(h.clone());
+        }
+        if backward {
+            outputs.reverse();
         }
         Ok((Tensor::stack(&outputs, 1)?, h, c))
     }
@@ -194,6 +259,80 @@ mod tests {
             .max(0)?
             .to_scalar::<f32>()?;
         assert!(diff < 1e-5, "{diff}");
+        Ok(())
+    }
+
+    fn random_weights(
+        w: &mut HashMap<String, Tensor>,
+        suffix: &str,
+        input: usize,
+        hidden: usize,
+        dev: &Device,
+    ) -> Result<()> {
+        w.insert(
+            format!("weight_ih_l0{suffix}"),
+            Tensor::randn(0f32, 0.5, (4 * hidden, input), dev)?,
+        );
+        w.insert(
+            format!("weight_hh_l0{suffix}"),
+            Tensor::randn(0f32, 0.5, (4 * hidden, hidden), dev)?,
+        );
+        for b in ["bias_ih", "bias_hh"] {
+            w.insert(
+                format!("{b}_l0{suffix}"),
+                Tensor::randn(0f32, 0.5, 4 * hidden, dev)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// A bidirectional layer is the forward LSTM beside the forward LSTM (with the `_reverse`
+    /// weights) run over the time-reversed input and reversed back.
+    #[test]
+    fn bidirectional_layer_is_forward_beside_reversed() -> crate::Result<()> {
+        let dev = Device::Cpu;
+        let (input, hidden, time) = (3, 4, 9);
+        let mut w = HashMap::new();
+        random_weights(&mut w, "", input, hidden, &dev)?;
+        random_weights(&mut w, "_reverse", input, hidden, &dev)?;
+        let reverse_as_forward: HashMap<String, Tensor> = w
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_suffix("_reverse")?.to_string(), v.clone())))
+            .collect();
+        let bi = Lstm::bidirectional(
+            input,
+            hidden,
+            1,
+            VarBuilder::from_tensors(w.clone(), DType::F32, &dev),
+        )?;
+        assert!(bi.is_bidirectional());
+        let fwd = Lstm::new(
+            input,
+            hidden,
+            1,
+            VarBuilder::from_tensors(w, DType::F32, &dev),
+        )?;
+        let bwd = Lstm::new(
+            input,
+            hidden,
+            1,
+            VarBuilder::from_tensors(reverse_as_forward, DType::F32, &dev),
+        )?;
+        let x = Tensor::randn(0f32, 1.0, (2, time, input), &dev)?;
+        let flip = |t: &Tensor| -> Result<Tensor> {
+            let idx: Vec<u32> = (0..time as u32).rev().collect();
+            t.index_select(&Tensor::new(idx, &dev)?, 1)
+        };
+        let want = Tensor::cat(&[fwd.forward(&x)?, flip(&bwd.forward(&flip(&x)?)?)?], 2)?;
+        let got = bi.forward(&x)?;
+        assert_eq!(got.dims(), &[2, time, 2 * hidden]);
+        let diff = (got - want)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "{diff}");
+        assert!(bi.forward_with_state(&x, None).is_err());
         Ok(())
     }
 }

@@ -41,6 +41,12 @@ pub struct SeanetConfig {
     pub compress: usize,
     /// LSTM layers after the convolutions (0 for none).
     pub lstm: usize,
+    /// The encoder's LSTM runs in both directions (SpeechTokenizer's `bidirectional`): its
+    /// output has twice the channels, its skip is the input repeated twice, and the last
+    /// convolution reads `2 x` the channels. The decoder's LSTM is unidirectional either way.
+    /// Such an encoder cannot stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bidirectional_lstm: bool,
     /// Normalisation of every convolution (EnCodec's `norm`); weight norm when absent.
     #[serde(default)]
     pub norm: ConvNorm,
@@ -79,8 +85,8 @@ pub(crate) enum SeanetLayer {
     },
     /// A residual block on `dim` channels.
     Resnet { dim: usize, dilation: usize },
-    /// The LSTM (with its skip) on `dim` channels.
-    Lstm { dim: usize },
+    /// The LSTM (with its skip) on `dim` channels; `2 * dim` out when `bidirectional`.
+    Lstm { dim: usize, bidirectional: bool },
 }
 
 impl SeanetConfig {
@@ -117,10 +123,14 @@ impl SeanetConfig {
             idx += 1;
             mult *= 2;
         }
-        let dim = mult * self.n_filters;
+        let mut dim = mult * self.n_filters;
         if self.lstm > 0 {
-            out.push((idx, SeanetLayer::Lstm { dim }));
+            let bidirectional = self.bidirectional_lstm;
+            out.push((idx, SeanetLayer::Lstm { dim, bidirectional }));
             idx += 1;
+            if bidirectional {
+                dim *= 2;
+            }
         }
         idx += 1; // activation
         out.push((
@@ -152,6 +162,7 @@ impl SeanetConfig {
                 idx,
                 SeanetLayer::Lstm {
                     dim: mult * self.n_filters,
+                    bidirectional: false,
                 },
             ));
             idx += 1;
@@ -248,9 +259,16 @@ fn run_layers(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
             Layer::EluConvTr(c) => c.forward(&x.elu(1.0)?)?,
             Layer::Resnet(r) => r.forward(&x)?,
             Layer::Lstm(l) => {
-                // EnCodec's SLSTM: over time, plus the input (skip).
+                // EnCodec's SLSTM: over time, plus the input (skip); a bidirectional one's
+                // skip is the input twice over (`x.repeat(1, 1, 2)` in SpeechTokenizer).
                 let seq = x.transpose(1, 2)?.contiguous()?;
-                (l.forward(&seq)? + seq)?.transpose(1, 2)?.contiguous()?
+                let y = l.forward(&seq)?;
+                let skip = if l.is_bidirectional() {
+                    Tensor::cat(&[&seq, &seq], 2)?
+                } else {
+                    seq
+                };
+                (y + skip)?.transpose(1, 2)?.contiguous()?
             }
         };
     }
@@ -312,7 +330,11 @@ fn build_layer(
         SeanetLayer::Resnet { dim, dilation } => {
             Layer::Resnet(Box::new(ResnetBlock::new(dim, dilation, cfg, vb)?))
         }
-        SeanetLayer::Lstm { dim } => Layer::Lstm(Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?),
+        SeanetLayer::Lstm { dim, bidirectional } => Layer::Lstm(if bidirectional {
+            Lstm::bidirectional(dim, dim, cfg.lstm, vb.pp("lstm"))?
+        } else {
+            Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?
+        }),
     })
 }
 

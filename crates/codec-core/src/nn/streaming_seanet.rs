@@ -216,7 +216,15 @@ fn build_layer(cfg: &SeanetConfig, layer: SeanetLayer, vb: VarBuilder) -> Result
         SeanetLayer::Resnet { dim, dilation } => {
             Layer::Resnet(Box::new(ResnetBlock::new(dim, dilation, cfg, vb)?))
         }
-        SeanetLayer::Lstm { dim } => {
+        SeanetLayer::Lstm {
+            bidirectional: true,
+            ..
+        } => {
+            candle_core::bail!(
+                "a bidirectional LSTM needs the whole sequence: this SEANet cannot stream"
+            )
+        }
+        SeanetLayer::Lstm { dim, .. } => {
             let lstm = Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?;
             Layer::Lstm(StreamingLstm::new(lstm))
         }

@@ -65,6 +65,7 @@ impl EncodecConfig {
             true_skip: false,
             compress: 2,
             lstm: 2,
+            bidirectional_lstm: false,
             norm,
         }
     }
@@ -282,6 +283,7 @@ impl EncodecConfig {
             true_skip: j.bool_or("true_skip", false)?,
             compress: j.usize_or("compress", dflt.compress)?,
             lstm: j.usize_or("lstm", dflt.lstm)?,
+            bidirectional_lstm: false,
             norm,
         };
         let bandwidths = j
@@ -333,6 +335,7 @@ impl EncodecConfig {
             true_skip: !j.bool_or("use_conv_shortcut", true)?,
             compress: j.usize_or("compress", dflt.compress)?,
             lstm: j.usize_or("num_lstm_layers", dflt.lstm)?,
+            bidirectional_lstm: false,
             norm,
         };
         let bandwidths = j

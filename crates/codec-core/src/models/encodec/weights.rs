@@ -65,11 +65,15 @@ pub fn map_hf_keys(state: StateDict) -> StateDict {
 ///
 /// The result is what `codec convert` writes, and what [`Encodec::load`](super::Encodec::load) consumes.
 pub fn inference_weights(state: StateDict) -> Result<StateDict> {
-    let mut state = map_hf_keys(state);
+    keep_inference_weights(map_hf_keys(state), &[ENCODER, DECODER, QUANTIZER])
+}
+
+/// The keys under `prefixes` of an original-layout checkpoint, without the codebooks'
+/// training statistics, weight norm folded, f32: EnCodec's inference weights, and those of
+/// the families that reuse its layout (SpeechTokenizer adds its `transform`).
+pub(crate) fn keep_inference_weights(mut state: StateDict, prefixes: &[&str]) -> Result<StateDict> {
     state.retain(|k| {
-        let model = [ENCODER, DECODER, QUANTIZER]
-            .iter()
-            .any(|p| k.starts_with(&format!("{p}.")));
+        let model = prefixes.iter().any(|p| k.starts_with(&format!("{p}.")));
         // k-means/EMA statistics of the codebooks are training state.
         let stats =
             k.ends_with(".cluster_size") || k.ends_with(".embed_avg") || k.ends_with(".inited");

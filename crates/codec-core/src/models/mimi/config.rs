@@ -236,6 +236,7 @@ impl MimiConfig {
             true_skip: s.true_skip,
             compress: s.compress,
             lstm: 0,
+            bidirectional_lstm: false,
             norm: ConvNorm::None,
         }
     }
