@@ -24,6 +24,7 @@
 //! | `tinycodec-1` | tinycodec-24khz, single-stream mode (580 bit/s) | 1 of 4 stages |
 //! | `tinycodec-4` | tinycodec-24khz, every stage (2.3 kbit/s) | all 4 stages |
 //! | `lyra` | lyra-v2, the default model, on its published weights (compiled in); batch and streaming | first 16 of 46 stages (3.2 kbit/s) |
+//! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
 //!
 //! The published models have random weights: their keys and shapes are built from the configs
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
@@ -70,6 +71,7 @@ use codec::models::encodec::{Encodec, EncodecConfig};
 use codec::models::lyra::{LyraConfig, FRAME};
 use codec::models::mimi::{Mimi, MimiConfig};
 use codec::models::snac::{Snac, SnacConfig};
+use codec::models::speechtokenizer::{SpeechTokenizer, SpeechTokenizerConfig};
 use codec::models::tinycodec::{TinyCodec, TinyCodecConfig};
 use codec::models::wavtokenizer::{WavTokenizer, WavTokenizerConfig};
 use codec::models::xcodec2::{XCodec2, XCodec2Config};
@@ -100,10 +102,11 @@ enum Bench {
     Mimi,
     XCodec2,
     Lyra,
+    SpeechTokenizer,
 }
 
 impl Bench {
-    const ALL: [Bench; 11] = [
+    const ALL: [Bench; 12] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -115,6 +118,7 @@ impl Bench {
         Bench::Mimi,
         Bench::XCodec2,
         Bench::Lyra,
+        Bench::SpeechTokenizer,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -130,6 +134,7 @@ impl Bench {
             Bench::TinyCodec4 => "tinycodec-4",
             Bench::Mimi => "mimi",
             Bench::XCodec2 => "xcodec2",
+            Bench::SpeechTokenizer => "speechtokenizer",
             Bench::Lyra => "lyra",
         }
     }
@@ -146,6 +151,7 @@ impl Bench {
             Bench::TinyCodec4 => "tinycodec 4 stages",
             Bench::Mimi => "mimi (8 codebooks)",
             Bench::XCodec2 => "xcodec2 decoder",
+            Bench::SpeechTokenizer => "speechtokenizer (8 codebooks)",
             Bench::Lyra => "lyra-v2 3.2 kbps",
         }
     }
@@ -173,6 +179,9 @@ impl Bench {
             Bench::TinyCodec1 | Bench::TinyCodec4 => TinyCodecConfig::tinycodec_24khz().sample_rate,
             Bench::Mimi => MimiConfig::mimi().sample_rate,
             Bench::XCodec2 => XCodec2Config::xcodec2().sample_rate,
+            Bench::SpeechTokenizer => {
+                SpeechTokenizerConfig::speechtokenizer_hubert_avg().sample_rate
+            }
             Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
     }
@@ -485,6 +494,24 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 stream_frames: vec![frames; n],
                 hop,
                 codebook_size: 2048,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::SpeechTokenizer => {
+            let config = SpeechTokenizerConfig::speechtokenizer_hubert_avg();
+            let keys = fixture_keys("speechtokenizer", "full-speechtokenizer-keys.json")?;
+            let hop = config.hop_length();
+            let frames = samples.div_ceil(hop);
+            let (model, unused) =
+                SpeechTokenizer::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames; config.num_quantizers],
+                hop,
+                codebook_size: config.codebook_size,
                 num_params: num_params(&keys),
             }
         }

@@ -11,7 +11,8 @@
 #   --models LIST    wavtokenizer, encodec (24 kHz at 6 kbit/s), encodec-24kbps, dac (44.1 kHz),
 #                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
 #                    lyra (Lyra v2 at 3.2 kbit/s, batch and streaming; its reference is LiteRT
-#                    on the published TFLite files), tinycodec-1, tinycodec-4 (ours only: the
+#                    on the published TFLite files), speechtokenizer (all 8 codebooks),
+#                    tinycodec-1, tinycodec-4 (ours only: the
 #                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
 #   --threads N      threads for every implementation (default 2)
@@ -60,11 +61,11 @@ while [[ $# -gt 0 ]]; do
         --no-pause) PAUSE=0; shift ;;
         --resume) RESUME=1; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -82,7 +83,9 @@ if [[ $SETUP == 1 ]]; then
     # Mimi (moshi) and the X-Codec2 decoder (xcodec2): their pins (torch < 2.10, transformers,
     # torchtune's extras) would replace the system torch, so install them without dependencies
     # plus the few modules the benchmarked code paths import.
-    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
+    # SpeechTokenizer likewise (its __init__ imports the trainer; the benchmark loads only its
+    # model module).
+    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 speechtokenizer==1.0.1 torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
     # Lyra's reference: Google's LiteRT runtime (the TFLite interpreter; numpy is its only
     # heavy dependency, held at the system's version). On its own so that a failure here
     # leaves the other models' venv as it was.
@@ -186,25 +189,32 @@ fi
 OURS=$BIN/codec_bench
 CANDLE=$BIN/candle_reference
 
-REF_OK=1
-# (Not looked at when lyra is the only model: its reference needs no torch, see LITERT_OK.)
-if [[ $MODELS != lyra ]] && ! "$PYTHON" -c 'import encodec, dac, snac' > /dev/null 2>&1; then
-    # Import errors from torchaudio's CUDA check are handled by the script itself; look closer.
-    if ! "$PYTHON" - > /dev/null 2>&1 <<'EOF'
-import importlib.util, sys
-sys.exit(0 if all(importlib.util.find_spec(m) for m in ("torch", "encodec", "dac", "snac")) else 1)
-EOF
-    then
-        REF_OK=0
-        echo "run_all.sh: $PYTHON lacks torch/encodec/descript-audio-codec/snac; reference column skipped (try --setup)" >&2
+# The Python packages each model's reference needs, looked up without importing them (the
+# script itself handles torchaudio's CUDA check at import); none listed: no reference package.
+reference_modules() {
+    case $1 in
+        encodec|encodec-24kbps) echo torch encodec ;;
+        dac) echo torch dac ;;
+        snac|snac-32khz) echo torch snac ;;
+        mimi) echo torch moshi ;;
+        xcodec2) echo torch xcodec2 torchtune ;;
+        speechtokenizer) echo torch speechtokenizer einops ;;
+        lyra) echo numpy ai_edge_litert ;;
+    esac
+}
+reference_ready() { # model
+    local modules
+    modules=$(reference_modules "$1")
+    [[ -z $modules ]] && return 0
+    # shellcheck disable=SC2086  # one word per module
+    "$PYTHON" -c 'import importlib.util, sys
+sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)' $modules > /dev/null 2>&1
+}
+for model in ${MODELS//,/ }; do
+    if ! reference_ready "$model"; then
+        echo "run_all.sh: $PYTHON lacks $(reference_modules "$model"); the $model reference column will be skipped (try --setup)" >&2
     fi
-fi
-# Lyra's reference needs only LiteRT (and numpy), not torch.
-LITERT_OK=1
-if [[ ,$MODELS, == *,lyra,* ]] && ! "$PYTHON" -c 'import numpy, ai_edge_litert.interpreter' > /dev/null 2>&1; then
-    LITERT_OK=0
-    echo "run_all.sh: $PYTHON lacks ai-edge-litert; lyra reference column skipped (try --setup)" >&2
-fi
+done
 
 # ---------------------------------------------------------------------------------------------
 # The cases.
@@ -235,16 +245,12 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == reference && $model == lyra && $LITERT_OK == 0 ]]; then
-        echo "{\"impl\": \"reference\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"ai-edge-litert not installed\"}" >> "$RESULTS"
-        return
-    fi
-    if [[ $impl == reference && $model != lyra && $REF_OK == 0 ]]; then
-        echo "{\"impl\": \"reference\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"reference packages not installed\"}" >> "$RESULTS"
+    if [[ $impl == reference ]] && ! reference_ready "$model"; then
+        echo "{\"impl\": \"reference\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"reference packages not installed ($(reference_modules "$model"))\"}" >> "$RESULTS"
         return
     fi
     echo "== $impl $model $task ${seconds} s" >&2
@@ -314,6 +320,7 @@ LABELS = {
     "mimi": "Mimi (8 cb)",
     "xcodec2": "X-Codec2 decoder",
     "lyra": "Lyra v2 16 kHz, 3.2 kbps (16 q)",
+    "speechtokenizer": "SpeechTokenizer 16 kHz (8 cb)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",
 }

@@ -35,6 +35,11 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   [0, 16); ``encode-stream`` / ``decode-stream`` are the same loops with the
                   per-frame compute time (median, p95, max) reported. Needs numpy and
                   ai-edge-litert only (no torch)
+  speechtokenizer SpeechTokenizer (``speechtokenizer`` 1.0.1, installed without its dependencies),
+                  ``SpeechTokenizer(config)`` with the published speechtokenizer_hubert_avg model
+                  fields, all 8 codebooks: ``encode`` (codes [8, 1, frames]) / ``decode``. The
+                  package's ``__init__`` imports its trainer (accelerate, beartype, ...); only
+                  ``speechtokenizer.model`` is loaded
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -57,7 +62,7 @@ import time
 
 RESULT_TAG = "REF_RESULT "
 MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
-          "wavtokenizer"]
+          "speechtokenizer", "wavtokenizer"]
 STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -83,7 +88,15 @@ DAC_44KHZ = dict(
 )
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
-                "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000}
+                "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000,
+                "speechtokenizer": 16000}
+
+# fnlp/SpeechTokenizer speechtokenizer_hubert_avg/config.json: the fields the model reads.
+SPEECHTOKENIZER_HUBERT_AVG = dict(
+    n_filters=64, strides=[8, 5, 4, 2], dimension=1024, semantic_dimension=768,
+    bidirectional=True, dilation_base=2, residual_kernel_size=3, n_residual_layers=1,
+    lstm_layers=2, activation="ELU", codebook_size=1024, n_q=8, sample_rate=16000,
+)
 
 # Lyra v2's published TFLite files (google/lyra lyra/model_coeffs, v1.3.2), in the shared folder
 # beside the repository; 16 quantizers = 3.2 kbit/s, Lyra's lowest bitrate.
@@ -111,6 +124,10 @@ def import_torchaudio_leniently():
     import torch
     try:
         import torchaudio  # noqa: F401
+        return None
+    except ModuleNotFoundError:
+        # Not every reference needs it (SpeechTokenizer's model does not); those that do fail
+        # at their own import, naming it.
         return None
     except RuntimeError as e:
         if "CUDA version" not in str(e):
@@ -377,6 +394,34 @@ def run_case(key, task, seconds, runs, threads):
             emb = fc_post_a(emb)  # [1, frames, 1024]
             y = decoder(emb, vq=False)[0]
             assert abs(y.shape[-1] - frames * hop) < hop, y.shape
+    elif key == "speechtokenizer":
+        # Load `speechtokenizer.model` without the package's __init__ (which imports the trainer
+        # and its dependencies): a bare package module pointing at the installed folder.
+        import importlib.util
+        import types
+        spec = importlib.util.find_spec("speechtokenizer")
+        if spec is None:
+            raise ImportError("speechtokenizer is not installed (run_all.sh --setup)")
+        pkg = types.ModuleType("speechtokenizer")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        sys.modules["speechtokenizer"] = pkg
+        from speechtokenizer.model import SpeechTokenizer
+        versions["speechtokenizer"] = "1.0.1"
+        model = SpeechTokenizer(SPEECHTOKENIZER_HUBERT_AVG).eval()
+        hop, n_q = 320, 8
+        frames = math.ceil(samples / hop)
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, 1, samples)
+
+            def step():
+                codes = model.encode(x)
+                assert tuple(codes.shape) == (n_q, 1, frames), codes.shape
+        else:
+            codes = torch.randint(0, 1024, (n_q, 1, frames), generator=gen)
+
+            def step():
+                y = model.decode(codes)
+                assert tuple(y.shape) == (1, 1, frames * hop), y.shape
     else:
         raise ValueError(f"unknown model {key}")
 

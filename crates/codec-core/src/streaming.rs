@@ -48,6 +48,38 @@ pub trait StreamingModule {
 
     /// Forget the stream: the next [`step`](Self::step) starts a new one.
     fn reset_state(&mut self);
+
+    /// Start a new stream in row `index` of the batch only, the other rows going on, as if
+    /// that row's next [`step`](Self::step) were its first. Called between whole frames (the
+    /// stream wrappers check that first), where a layer holds no half-consumed input; a layer
+    /// whose state cannot be restarted row by row (reflect padding, which waits for input to
+    /// mirror) says so. On an error the batch is to be [`reset`](Self::reset_state) whole.
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        let _ = index;
+        Err(Error::Unsupported(
+            "this layer's stream state restarts for the whole batch only".into(),
+        ))
+    }
+}
+
+/// `t` with row `index` of its first (batch) dimension set to zeros: a fresh causal state for
+/// that row of a buffer whose fresh content is zeros.
+pub(crate) fn zero_batch_row(t: &Tensor, index: usize) -> Result<Tensor> {
+    let batch = t.dim(0)?;
+    if index >= batch {
+        return Err(Error::Unsupported(format!(
+            "stream row {index} of a batch of {batch}"
+        )));
+    }
+    let mut parts = Vec::with_capacity(3);
+    if index > 0 {
+        parts.push(t.narrow(0, 0, index)?);
+    }
+    parts.push(t.narrow(0, index, 1)?.zeros_like()?);
+    if index + 1 < batch {
+        parts.push(t.narrow(0, index + 1, batch - index - 1)?);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
 }
 
 /// Audio in, codes out, for a batch of independent streams.
@@ -150,6 +182,29 @@ pub(crate) trait StackCodec: Send + 'static {
     fn stream_startup_frames(&self) -> (usize, usize) {
         (0, 0)
     }
+    /// Whether every layer of the stacks restarts row by row ([`StreamingModule::reset_item`]):
+    /// causal, zero-padded stacks do; reflect padding (EnCodec) does not.
+    fn stream_resets_items(&self) -> bool {
+        false
+    }
+}
+
+/// Whether slot `index` of a batch of `batch` streams may restart alone: the model's layers
+/// must allow it. The error names what stands in the way.
+fn check_item_reset(resets_items: bool, index: usize, batch: usize) -> Result<()> {
+    if !resets_items {
+        return Err(Error::Unsupported(
+            "this model's streams reset as a whole batch only (reset): its convolutions pad \
+             with the stream's own first samples"
+                .into(),
+        ));
+    }
+    if index >= batch {
+        return Err(Error::Unsupported(format!(
+            "stream item {index} of a batch of {batch}"
+        )));
+    }
+    Ok(())
 }
 
 /// A [`StreamingEncoder`] from a model's encoder stack (audio → latent) and its quantizer.
@@ -232,6 +287,21 @@ impl<M: StackCodec, S: StreamingModule + Send> StreamingEncoder for StackEncoder
         self.stack.reset_state();
         self.partial = 0;
     }
+
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        check_item_reset(self.model.stream_resets_items(), index, self.batch)?;
+        // The batch advances a frame at a time for every item at once: a new stream starts on
+        // a frame boundary, or the items' frames would no longer line up.
+        if self.partial > 0 {
+            return Err(Error::Unsupported(format!(
+                "a stream item resets on a frame boundary only: {} samples of a {}-sample frame \
+                 are waiting; push the rest of the frame first",
+                self.partial,
+                self.model.stream_frame_size()
+            )));
+        }
+        self.stack.reset_item(index)
+    }
 }
 
 /// A [`StreamingDecoder`] from a model's dequantizer and its decoder stack (latent → audio).
@@ -278,5 +348,10 @@ impl<M: StackCodec, S: StreamingModule + Send> StreamingDecoder for StackDecoder
 
     fn reset(&mut self) {
         self.stack.reset_state();
+    }
+
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        check_item_reset(self.model.stream_resets_items(), index, self.batch)?;
+        self.stack.reset_item(index)
     }
 }

@@ -5,6 +5,7 @@
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use crate::streaming::StreamingModule;
 
@@ -12,8 +13,10 @@ use crate::streaming::StreamingModule;
 struct Layer {
     /// `[input, 4*hidden]`, transposed once at load.
     w_ih_t: Tensor,
-    /// `[hidden, 4*hidden]`.
-    w_hh_t: Tensor,
+    /// `[hidden, 4*hidden]` in column blocks, one per thread: a step's `h @ w_hh_t` is a
+    /// matrix-vector product, which candle runs on one thread and which is bound by the
+    /// weights' memory traffic; the blocks run side by side (same sums, same order per gate).
+    w_hh_t: Vec<Tensor>,
     /// `b_ih + b_hh`, `[4*hidden]`.
     bias: Tensor,
 }
@@ -27,10 +30,35 @@ impl Layer {
         let b_hh = vb.get(4 * hidden, &format!("bias_hh_l{l}{suffix}"))?;
         Ok(Layer {
             w_ih_t: w_ih.t()?.contiguous()?,
-            w_hh_t: w_hh.t()?.contiguous()?,
+            w_hh_t: column_blocks(&w_hh.t()?, rayon::current_num_threads())?,
             bias: (b_ih + b_hh)?,
         })
     }
+
+    /// `h @ w_hh_t`, `[batch, 4*hidden]`, the column blocks computed in parallel.
+    fn recurrent(&self, h: &Tensor) -> Result<Tensor> {
+        if let [w] = self.w_hh_t.as_slice() {
+            return h.matmul(w);
+        }
+        let blocks = self
+            .w_hh_t
+            .par_iter()
+            .map(|w| h.matmul(w))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&blocks, 1)
+    }
+}
+
+/// `w` `[rows, cols]` as up to `parts` contiguous column blocks of at least 512 columns
+/// (below that a thread's share is not worth the hand-off).
+fn column_blocks(w: &Tensor, parts: usize) -> Result<Vec<Tensor>> {
+    let cols = w.dim(1)?;
+    let parts = parts.min(cols / 512).max(1);
+    let width = cols.div_ceil(parts);
+    (0..cols)
+        .step_by(width)
+        .map(|start| w.narrow(1, start, width.min(cols - start))?.contiguous())
+        .collect()
 }
 
 /// Stacked LSTM; gates in PyTorch order (input, forget, cell, output).
@@ -99,9 +127,12 @@ impl Lstm {
         };
         let mut xs = x.clone();
         for (fwd, bwd) in self.layers.iter().zip(reverse) {
-            let (ys_fwd, _, _) = self.run_layer(fwd, &xs, None, false)?;
-            let (ys_bwd, _, _) = self.run_layer(bwd, &xs, None, true)?;
-            xs = Tensor::cat(&[ys_fwd, ys_bwd], D::Minus1)?;
+            // The two directions are independent: side by side.
+            let (ys_fwd, ys_bwd) = rayon::join(
+                || self.run_layer(fwd, &xs, None, false),
+                || self.run_layer(bwd, &xs, None, true),
+            );
+            xs = Tensor::cat(&[ys_fwd?.0, ys_bwd?.0], D::Minus1)?;
         }
         Ok(xs)
     }
@@ -161,7 +192,7 @@ impl Lstm {
             Box::new(0..time)
         };
         for t in steps {
-            let gates = (gates_x.narrow(1, t, 1)?.squeeze(1)? + h.matmul(&layer.w_hh_t)?)?;
+            let gates = (gates_x.narrow(1, t, 1)?.squeeze(1)? + layer.recurrent(&h)?)?;
             let chunks = gates.chunk(4, D::Minus1)?;
             let i = candle_nn::ops::sigmoid(&chunks[0])?;
             let f = candle_nn::ops::sigmoid(&chunks[1])?;
@@ -210,6 +241,16 @@ impl StreamingModule for StreamingLstm {
 
     fn reset_state(&mut self) {
         self.state = None;
+    }
+
+    /// A fresh row starts from `h = c = 0`.
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        if let Some(state) = &mut self.state {
+            for t in state.h.iter_mut().chain(state.c.iter_mut()) {
+                *t = crate::streaming::zero_batch_row(t, index)?;
+            }
+        }
+        Ok(())
     }
 }
 

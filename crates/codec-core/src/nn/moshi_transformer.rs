@@ -57,19 +57,25 @@ struct Attention {
 }
 
 impl Attention {
-    /// `x`: `[batch, time, d_model]` at stream positions `offset..offset + time`.
-    fn forward(&mut self, x: &Tensor, offset: usize, rope: &RotaryEmbedding) -> Result<Tensor> {
+    /// `x`: `[batch, time, d_model]` at steps `offset..offset + time` of the batch; row `i`'s
+    /// stream began at step `starts[i]` (all at 0 when `starts` is empty): its positions count
+    /// from there and it sees no key from before.
+    fn forward(
+        &mut self,
+        x: &Tensor,
+        offset: usize,
+        starts: &[usize],
+        rope: &RotaryEmbedding,
+    ) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let (h, d) = (self.num_heads, self.head_dim);
         let qkv = self.in_proj.forward(x)?.reshape((b, t, 3, h, d))?;
         let part = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.contiguous();
         // RoPE on [b, t, h, d] (time in dimension 1), then [b, h, t, d].
-        let q = rope
-            .forward_from(&part(0)?, offset)?
+        let q = rope_rows(rope, &part(0)?, offset, starts)?
             .transpose(1, 2)?
             .contiguous()?;
-        let k = rope
-            .forward_from(&part(1)?, offset)?
+        let k = rope_rows(rope, &part(1)?, offset, starts)?
             .transpose(1, 2)?
             .contiguous()?;
         let v = part(2)?.transpose(1, 2)?.contiguous()?;
@@ -99,7 +105,27 @@ impl Attention {
                     mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
                 }
             }
-            let mask = Tensor::from_vec(mask, (1, 1, qn, kn), x.device())?;
+            // A row whose stream began after the first of these keys sees none from before.
+            let first_seen = first_key + k_lo;
+            let mask = if starts.iter().any(|&s| s > first_seen) {
+                let rows: Vec<f32> = starts
+                    .iter()
+                    .flat_map(|&start| {
+                        mask.chunks(kn).flat_map(move |row| {
+                            row.iter().enumerate().map(move |(kj, &m)| {
+                                if first_seen + kj < start {
+                                    f32::NEG_INFINITY
+                                } else {
+                                    m
+                                }
+                            })
+                        })
+                    })
+                    .collect();
+                Tensor::from_vec(rows, (b, 1, qn, kn), x.device())?
+            } else {
+                Tensor::from_vec(mask, (1, 1, qn, kn), x.device())?
+            };
             let qc = q.narrow(2, qs, qn)?;
             let kc = k_all.narrow(2, k_lo, kn)?;
             let vc = v_all.narrow(2, k_lo, kn)?;
@@ -119,6 +145,28 @@ impl Attention {
         ));
         let y = y.transpose(1, 2)?.reshape((b, t, c))?;
         self.out_proj.forward(&y)
+    }
+}
+
+/// RoPE on `x` `[batch, time, heads, head_dim]` at batch steps `offset..`, each row at the
+/// positions of its own stream (`offset - starts[row]`).
+fn rope_rows(
+    rope: &RotaryEmbedding,
+    x: &Tensor,
+    offset: usize,
+    starts: &[usize],
+) -> Result<Tensor> {
+    match starts.first() {
+        None => rope.forward_from(x, offset),
+        Some(&s) if starts.iter().all(|&o| o == s) => rope.forward_from(x, offset - s),
+        Some(_) => {
+            let rows = starts
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| rope.forward_from(&x.narrow(0, i, 1)?, offset - s))
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&rows, 0)
+        }
     }
 }
 
@@ -163,12 +211,20 @@ impl Layer {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, offset: usize, rope: &RotaryEmbedding) -> Result<Tensor> {
+    fn forward(
+        &mut self,
+        x: &Tensor,
+        offset: usize,
+        starts: &[usize],
+        rope: &RotaryEmbedding,
+    ) -> Result<Tensor> {
         let scaled = |y: Tensor, s: &Option<Tensor>| match s {
             Some(s) => y.broadcast_mul(s),
             None => Ok(y),
         };
-        let a = self.attn.forward(&self.norm1.forward(x)?, offset, rope)?;
+        let a = self
+            .attn
+            .forward(&self.norm1.forward(x)?, offset, starts, rope)?;
         let x = (x + scaled(a, &self.scale1)?)?;
         let h = self.linear1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?;
         let m = self.linear2.forward(&h)?;
@@ -187,6 +243,9 @@ pub struct StreamingTransformer {
     rope: RotaryEmbedding,
     /// Steps seen since the start of the stream.
     offset: usize,
+    /// The step at which each row's stream began, after [`StreamingModule::reset_item`];
+    /// empty while every row began at step 0.
+    starts: Vec<usize>,
 }
 
 impl StreamingTransformer {
@@ -230,6 +289,7 @@ impl StreamingTransformer {
             layers,
             rope,
             offset: 0,
+            starts: Vec::new(),
         })
     }
 }
@@ -248,7 +308,7 @@ impl StreamingModule for StreamingTransformer {
             x = p.forward(&x)?;
         }
         for layer in &mut self.layers {
-            x = layer.forward(&x, self.offset, &self.rope)?;
+            x = layer.forward(&x, self.offset, &self.starts, &self.rope)?;
         }
         if let Some(p) = &self.output_proj {
             x = p.forward(&x)?;
@@ -259,9 +319,27 @@ impl StreamingModule for StreamingTransformer {
 
     fn reset_state(&mut self) {
         self.offset = 0;
+        self.starts.clear();
         for layer in &mut self.layers {
             layer.attn.cache = None;
         }
+    }
+
+    /// Row `index` starts a new stream at the next step: positions from 0 again, no key of
+    /// its old stream visible (the cache keeps them for the other rows; they age out).
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        let Some((keys, _)) = self.layers.first().and_then(|l| l.attn.cache.as_ref()) else {
+            return Ok(()); // nothing seen yet
+        };
+        let batch = keys.dim(0)?;
+        if index >= batch {
+            return Err(crate::Error::Unsupported(format!(
+                "stream row {index} of a batch of {batch}"
+            )));
+        }
+        self.starts.resize(batch, 0);
+        self.starts[index] = self.offset;
+        Ok(())
     }
 }
 

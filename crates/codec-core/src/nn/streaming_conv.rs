@@ -92,6 +92,9 @@ pub struct StreamingConv1d {
     /// Whether the left padding has been put in front of the buffer (reflect padding waits for
     /// enough input to mirror).
     started: bool,
+    /// Batch rows that start a new stream at the next step: their left context becomes the
+    /// padding a fresh stream gets, made from that step's input.
+    restart_rows: Vec<usize>,
 }
 
 impl StreamingConv1d {
@@ -146,6 +149,7 @@ impl StreamingConv1d {
             pad_mode: cfg.pad_mode,
             buffer: None,
             started: false,
+            restart_rows: Vec::new(),
         })
     }
 
@@ -164,6 +168,12 @@ impl StreamingModule for StreamingConv1d {
             return Ok(None);
         }
         let context = self.context();
+        if !self.restart_rows.is_empty() {
+            if let Some(b) = self.buffer.take() {
+                self.buffer = Some(self.fresh_context(b, xs)?);
+            }
+            self.restart_rows.clear();
+        }
         let pending = match self.buffer.take() {
             Some(b) => Tensor::cat(&[&b, xs], D::Minus1)?,
             None => xs.clone(),
@@ -196,6 +206,61 @@ impl StreamingModule for StreamingConv1d {
     fn reset_state(&mut self) {
         self.buffer = None;
         self.started = false;
+        self.restart_rows.clear();
+    }
+
+    /// A convolution that has started holds exactly its left context between frames; a
+    /// restarted row gets the left padding of a fresh stream at the next step (zeros, or that
+    /// step's first sample repeated). Reflect padding mirrors samples that are not there yet:
+    /// refused. (Before the first step there is nothing to reset.)
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(());
+        };
+        if self.pad_mode == PadMode::Reflect {
+            return Err(crate::Error::Unsupported(
+                "a reflect-padded convolution restarts for the whole batch only".into(),
+            ));
+        }
+        let batch = buffer.dim(0)?;
+        if index >= batch {
+            return Err(crate::Error::Unsupported(format!(
+                "stream row {index} of a batch of {batch}"
+            )));
+        }
+        if !self.started || buffer.dim(D::Minus1)? != self.context() {
+            return Err(crate::Error::Unsupported(
+                "a convolution holds part of a frame: reset a stream item between frames".into(),
+            ));
+        }
+        if !self.restart_rows.contains(&index) {
+            self.restart_rows.push(index);
+        }
+        Ok(())
+    }
+}
+
+impl StreamingConv1d {
+    /// `buffer` (the left context, `[batch, channels, context]`) with the rows in
+    /// `restart_rows` replaced by a fresh stream's padding in front of `xs`.
+    fn fresh_context(&self, buffer: Tensor, xs: &Tensor) -> Result<Tensor> {
+        let context = buffer.dim(D::Minus1)?;
+        let rows = (0..buffer.dim(0)?)
+            .map(|r| {
+                let row = buffer.narrow(0, r, 1)?;
+                if !self.restart_rows.contains(&r) || context == 0 {
+                    return Ok(row);
+                }
+                match self.pad_mode {
+                    PadMode::Replicate => xs
+                        .narrow(0, r, 1)?
+                        .narrow(D::Minus1, 0, 1)?
+                        .repeat((1, 1, context)),
+                    _ => row.zeros_like(),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&rows, 0)
     }
 }
 
@@ -327,6 +392,14 @@ impl StreamingModule for StreamingConvTranspose1d {
 
     fn reset_state(&mut self) {
         self.partial = None;
+    }
+
+    /// The overlap a fresh row adds to its first output is zero.
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        if let Some(partial) = &self.partial {
+            self.partial = Some(crate::streaming::zero_batch_row(partial, index)?);
+        }
+        Ok(())
     }
 }
 

@@ -113,6 +113,20 @@ impl StreamingModule for ResnetBlock {
         }
         self.skip = None;
     }
+
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        if self.skip.is_some() {
+            return Err(crate::Error::Unsupported(
+                "a residual block holds part of a frame: reset a stream item between frames".into(),
+            ));
+        }
+        self.conv1.reset_item(index)?;
+        self.conv2.reset_item(index)?;
+        if let Some(s) = &mut self.shortcut {
+            s.reset_item(index)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +161,15 @@ impl StreamingModule for Layer {
             Layer::EluConvTr(c) => c.reset_state(),
             Layer::Resnet(r) => r.reset_state(),
             Layer::Lstm(l) => l.reset_state(),
+        }
+    }
+
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        match self {
+            Layer::Conv(c) | Layer::EluConv(c) => c.reset_item(index),
+            Layer::EluConvTr(c) => c.reset_item(index),
+            Layer::Resnet(r) => r.reset_item(index),
+            Layer::Lstm(l) => l.reset_item(index),
         }
     }
 }
@@ -239,6 +262,10 @@ impl StreamingModule for StreamingSeanetEncoder {
     fn reset_state(&mut self) {
         self.layers.iter_mut().for_each(Layer::reset_state);
     }
+
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.reset_item(index))
+    }
 }
 
 /// Streaming SEANet decoder: latent frames `[batch, dimension, frames]` → audio
@@ -270,5 +297,9 @@ impl StreamingModule for StreamingSeanetDecoder {
 
     fn reset_state(&mut self) {
         self.layers.iter_mut().for_each(Layer::reset_state);
+    }
+
+    fn reset_item(&mut self, index: usize) -> crate::Result<()> {
+        self.layers.iter_mut().try_for_each(|l| l.reset_item(index))
     }
 }

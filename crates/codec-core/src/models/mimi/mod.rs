@@ -75,6 +75,12 @@ impl StreamingModule for EncoderStack {
         self.transformer.reset_state();
         self.downsample.reset_state();
     }
+
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        self.seanet.reset_item(index)?;
+        self.transformer.reset_item(index)?;
+        self.downsample.reset_item(index)
+    }
 }
 
 /// The layers that carry state on the decoding side.
@@ -96,6 +102,14 @@ impl StreamingModule for DecoderStack {
         self.upsample.reset_state();
         self.transformer.reset_state();
         self.seanet.reset_state();
+    }
+
+    /// Every layer of the decoding side, its transformer included (moshi's
+    /// `reset_batch_idx` resets the encoder's transformer twice and the decoder's never).
+    fn reset_item(&mut self, index: usize) -> Result<()> {
+        self.upsample.reset_item(index)?;
+        self.transformer.reset_item(index)?;
+        self.seanet.reset_item(index)
     }
 }
 
@@ -370,6 +384,11 @@ impl StackCodec for Mimi {
     fn codes_to_latent(&self, codes: &Tensor) -> Result<Tensor> {
         let codes = self.check_codes(codes)?;
         Ok(self.quantizer.decode(&codes)?)
+    }
+
+    /// Causal, zero-padded convolutions and a transformer with per-row positions.
+    fn stream_resets_items(&self) -> bool {
+        true
     }
 }
 
