@@ -141,9 +141,9 @@ fn one_mimi_stream_of_a_batch_restarts_alone() {
         0,
     );
     let missed = snr_db(&fresh, &carried);
-    eprintln!("MEASURE missed {missed:.1}");
+    // Measured 22.3 dB: the checks above tell a reset stream from one that was not.
     assert!(
-        missed < 40.0,
+        missed < 35.0,
         "a stream that was not reset looks fresh: {missed:.1} dB"
     );
 }
