@@ -108,8 +108,9 @@ pub trait StreamingEncoder: Send {
     /// Start new streams: drop buffered samples and every layer's state.
     fn reset(&mut self);
 
-    /// Start a new stream in slot `index` of the batch only; the others go on. (moshi's
-    /// `reset_batch_idx`.) Models whose layers keep one state for the whole batch say so.
+    /// Start a new stream in slot `index` of the batch only, between frames; the others go on
+    /// (moshi's `reset_batch_idx`). Lyra v2 and Mimi do; models whose layers keep one state
+    /// for the whole batch (EnCodec's reflect padding) say so.
     fn reset_item(&mut self, index: usize) -> Result<()> {
         let _ = index;
         Err(Error::Unsupported(
