@@ -410,22 +410,10 @@ pub fn infer_config(state: &StateDict) -> Result<WavTokenizerConfig> {
     }
     ratios.reverse();
     let embed = dims(&format!("{QUANTIZER}.layers.0._codebook.embed"))?;
-    let num_quantizers = (0..)
-        .take_while(|i| {
-            state
-                .tensors
-                .contains_key(&format!("{QUANTIZER}.layers.{i}._codebook.embed"))
-        })
-        .count();
+    let num_quantizers = state.count_indexed(|i| format!("{QUANTIZER}.layers.{i}._codebook.embed"));
     let bb_embed = dims(&format!("{BACKBONE}.embed.weight"))?;
     let pw1 = dims(&format!("{BACKBONE}.convnext.0.pwconv1.weight"))?;
-    let num_layers = (0..)
-        .take_while(|i| {
-            state
-                .tensors
-                .contains_key(&format!("{BACKBONE}.convnext.{i}.pwconv1.weight"))
-        })
-        .count();
+    let num_layers = state.count_indexed(|i| format!("{BACKBONE}.convnext.{i}.pwconv1.weight"));
     let adanorm = state
         .tensors
         .get(&format!("{BACKBONE}.norm.scale.weight"))

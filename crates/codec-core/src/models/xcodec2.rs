@@ -260,13 +260,7 @@ pub fn infer_config(state: &StateDict) -> Result<XCodec2Config> {
     let embed = dims(&format!("{BACKBONE}.embed.weight"))?;
     let project_out = dims(&format!("{QUANTIZER}.project_out.weight"))?;
     let window = dims(&format!("{HEAD}.istft.window"))?;
-    let depth = (0..)
-        .take_while(|i| {
-            state
-                .tensors
-                .contains_key(&format!("{BACKBONE}.transformers.{i}.att_norm.weight"))
-        })
-        .count();
+    let depth = state.count_indexed(|i| format!("{BACKBONE}.transformers.{i}.att_norm.weight"));
     let hidden = embed[0];
     let n_fft = window[0];
     let hop = n_fft / 4;

@@ -81,6 +81,15 @@ impl StateDict {
         }
     }
 
+    /// How many of `key(0)`, `key(1)`, ... are present, counting from 0 until the first absent
+    /// one: the number of layers, stages or codebooks a checkpoint holds, for reading a config
+    /// off its keys.
+    pub fn count_indexed(&self, key: impl Fn(usize) -> String) -> usize {
+        (0..)
+            .take_while(|&i| self.tensors.contains_key(&key(i)))
+            .count()
+    }
+
     /// Remove the entries for which `drop` is true (training-only buffers and modules).
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.tensors.retain(|k, _| keep(k));

@@ -115,13 +115,7 @@ pub fn infer_config(state: &StateDict) -> Result<EncodecConfig> {
     let dims = |k: &str| state.tensors.get(k).map(|t| t.dims().to_vec());
     let first = dims("encoder.model.0.conv.conv.weight");
     let embed = dims(&format!("{QUANTIZER}.layers.0._codebook.embed"));
-    let n_q = (0..)
-        .take_while(|i| {
-            state
-                .tensors
-                .contains_key(&format!("{QUANTIZER}.layers.{i}._codebook.embed"))
-        })
-        .count();
+    let n_q = state.count_indexed(|i| format!("{QUANTIZER}.layers.{i}._codebook.embed"));
     let group_norm = state
         .tensors
         .contains_key("encoder.model.0.conv.norm.weight");

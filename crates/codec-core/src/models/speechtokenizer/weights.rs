@@ -78,9 +78,7 @@ pub fn infer_config(state: &StateDict) -> Result<SpeechTokenizerConfig> {
         })
         .count();
     let lstm_prefix = |l: usize| format!("encoder.model.{}.lstm.weight_ih_l{l}", last_index - 2);
-    let lstm = (0..)
-        .take_while(|&l| state.tensors.contains_key(&lstm_prefix(l)))
-        .count();
+    let lstm = state.count_indexed(lstm_prefix);
     let bidirectional = state
         .tensors
         .contains_key(&format!("{}_reverse", lstm_prefix(0)));
@@ -89,13 +87,7 @@ pub fn infer_config(state: &StateDict) -> Result<SpeechTokenizerConfig> {
     let [codebook_size, dimension] = embed[..] else {
         return Err(fail("codebook shape"));
     };
-    let num_quantizers = (0..)
-        .take_while(|i| {
-            state
-                .tensors
-                .contains_key(&format!("{QUANTIZER}.layers.{i}._codebook.embed"))
-        })
-        .count();
+    let num_quantizers = state.count_indexed(|i| format!("{QUANTIZER}.layers.{i}._codebook.embed"));
     let semantic_dimension = match dims(&format!("{TRANSFORM}.weight")) {
         Some(shape) => shape[0],
         None => dimension,
