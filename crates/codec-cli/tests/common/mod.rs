@@ -89,12 +89,18 @@ pub fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
 }
 
 /// `cases.json` → `[case][variant].ambiguous_frames` of a fixture (the cases at the top level
-/// or under `cases`, as fixtures lay them out).
+/// or under `cases`, as fixtures lay them out; `variant` "" for a fixture without variants).
 pub fn ambiguous_frames(dir: &Path, case: &str, variant: &str) -> Vec<usize> {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let cases = json.get("cases").unwrap_or(&json);
-    cases[case][variant]["ambiguous_frames"]
+    // Fixtures with one variant per case keep the list on the case itself (`variant` "").
+    let entry = if variant.is_empty() {
+        &cases[case]
+    } else {
+        &cases[case][variant]
+    };
+    entry["ambiguous_frames"]
         .as_array()
         .unwrap()
         .iter()

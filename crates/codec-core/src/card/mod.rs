@@ -73,6 +73,11 @@ pub struct ModelCard {
     /// A weight file compiled into the library (from the repo's `models/` folder).
     #[serde(default)]
     pub embedded: Option<String>,
+    /// How to obtain weights this library can load, for a model published in a form it does
+    /// not read (S3Tokenizer's ONNX graphs): what the error says when the card has neither
+    /// `hub` nor `embedded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_note: Option<String>,
     /// Family-specific hyperparameters, read by the family's `Config`.
     pub architecture: toml::Table,
 }

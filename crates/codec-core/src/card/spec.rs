@@ -168,7 +168,10 @@ fn load_card(card: &ModelCard, device: &Device) -> Result<Loaded> {
     }
     let hub = card.hub.as_ref().ok_or_else(|| Error::UnknownModel {
         name: card.name.clone(),
-        hint: "the card names no weight files".into(),
+        hint: card
+            .weights_note
+            .clone()
+            .unwrap_or_else(|| "the card names no weight files".into()),
     })?;
     let weights = fetch_file(&hub.repo, hub.revision.as_deref(), &hub.weights)?;
     let state = StateDict::load(&weights)?;

@@ -4,6 +4,7 @@
 //! CPU a real FFT in float64 (`realfft`), on other devices DFT-by-matmul built from candle ops.
 
 pub mod istft;
+pub mod mel;
 pub mod stft;
 
 pub use istft::{Istft, IstftPadding};

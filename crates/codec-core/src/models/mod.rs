@@ -12,6 +12,7 @@ pub mod encodec;
 mod family;
 pub mod lyra;
 pub mod mimi;
+pub mod s3tokenizer;
 pub mod snac;
 pub mod speechtokenizer;
 pub mod tinycodec;
@@ -33,6 +34,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &snac::FAMILY,
     &encodec::FAMILY,
     &speechtokenizer::FAMILY,
+    &s3tokenizer::FAMILY,
     &xcodec2::FAMILY,
     &mimi::FAMILY,
     &lyra::FAMILY,

@@ -384,6 +384,25 @@ impl DepthwiseConv1d {
         })
     }
 
+    /// The same without a bias (`bias=False`): weight `[channels, 1, kernel]` at `vb.weight`.
+    pub fn without_bias(
+        channels: usize,
+        kernel: usize,
+        padding: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get((channels, 1, kernel), "weight")?;
+        let taps = (0..kernel)
+            .map(|k| weight.narrow(2, k, 1)?.reshape((channels, 1)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            taps,
+            bias: None,
+            padding,
+            dilation: 1,
+        })
+    }
+
     /// Space the taps `dilation` samples apart (PyTorch's `dilation`); 1 by default.
     pub fn with_dilation(mut self, dilation: usize) -> Self {
         self.dilation = dilation.max(1);
