@@ -24,6 +24,7 @@
 //! | `tinycodec-1` | tinycodec-24khz, single-stream mode (580 bit/s) | 1 of 4 stages |
 //! | `tinycodec-4` | tinycodec-24khz, every stage (2.3 kbit/s) | all 4 stages |
 //! | `lyra` | lyra-v2, the default model, on its published weights (compiled in); batch and streaming | first 16 of 46 stages (3.2 kbit/s) |
+//! | `s3tokenizer` | S3Tokenizer v2 (`S3TokenizerConfig::s3tokenizer_v2()`, keys from the fixture's manifest), encode only | 1 stream of 6561 |
 //! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
 //!
 //! The published models have random weights: their keys and shapes are built from the configs
@@ -70,6 +71,7 @@ use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
 use codec::models::lyra::{LyraConfig, FRAME};
 use codec::models::mimi::{Mimi, MimiConfig};
+use codec::models::s3tokenizer::{S3Tokenizer, S3TokenizerConfig};
 use codec::models::snac::{Snac, SnacConfig};
 use codec::models::speechtokenizer::{SpeechTokenizer, SpeechTokenizerConfig};
 use codec::models::tinycodec::{TinyCodec, TinyCodecConfig};
@@ -103,10 +105,11 @@ enum Bench {
     XCodec2,
     Lyra,
     SpeechTokenizer,
+    S3Tokenizer,
 }
 
 impl Bench {
-    const ALL: [Bench; 12] = [
+    const ALL: [Bench; 13] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -119,6 +122,7 @@ impl Bench {
         Bench::XCodec2,
         Bench::Lyra,
         Bench::SpeechTokenizer,
+        Bench::S3Tokenizer,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -135,6 +139,7 @@ impl Bench {
             Bench::Mimi => "mimi",
             Bench::XCodec2 => "xcodec2",
             Bench::SpeechTokenizer => "speechtokenizer",
+            Bench::S3Tokenizer => "s3tokenizer",
             Bench::Lyra => "lyra",
         }
     }
@@ -152,6 +157,7 @@ impl Bench {
             Bench::Mimi => "mimi (8 codebooks)",
             Bench::XCodec2 => "xcodec2 decoder",
             Bench::SpeechTokenizer => "speechtokenizer (8 codebooks)",
+            Bench::S3Tokenizer => "s3tokenizer v2",
             Bench::Lyra => "lyra-v2 3.2 kbps",
         }
     }
@@ -182,6 +188,7 @@ impl Bench {
             Bench::SpeechTokenizer => {
                 SpeechTokenizerConfig::speechtokenizer_hubert_avg().sample_rate
             }
+            Bench::S3Tokenizer => S3TokenizerConfig::s3tokenizer_v2().sample_rate,
             Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
     }
@@ -194,6 +201,8 @@ impl Bench {
             Bench::Mimi | Bench::Lyra => &["encode", "decode", "encode-stream", "decode-stream"],
             // Its encoder (w2v-BERT 2.0 based) is not supported.
             Bench::XCodec2 => &["decode"],
+            // Encode only: its decoder is CosyVoice's flow-matching model.
+            Bench::S3Tokenizer => &["encode"],
             _ => &["encode", "decode"],
         }
     }
@@ -512,6 +521,23 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 stream_frames: vec![frames; config.num_quantizers],
                 hop,
                 codebook_size: config.codebook_size,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::S3Tokenizer => {
+            let config = S3TokenizerConfig::s3tokenizer_v2();
+            let keys = fixture_keys("s3tokenizer", "full-v2-25hz-keys.json")?;
+            let frames = config.tokens_for_samples(samples);
+            let (model, unused) =
+                S3Tokenizer::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames],
+                hop: config.hop_samples(),
+                codebook_size: 6561,
                 num_params: num_params(&keys),
             }
         }

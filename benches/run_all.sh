@@ -12,6 +12,7 @@
 #                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
 #                    lyra (Lyra v2 at 3.2 kbit/s, batch and streaming; its reference is LiteRT
 #                    on the published TFLite files), speechtokenizer (all 8 codebooks),
+#                    s3tokenizer (v2, encode only),
 #                    tinycodec-1, tinycodec-4 (ours only: the
 #                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
@@ -61,11 +62,11 @@ while [[ $# -gt 0 ]]; do
         --no-pause) PAUSE=0; shift ;;
         --resume) RESUME=1; shift ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -85,7 +86,7 @@ if [[ $SETUP == 1 ]]; then
     # plus the few modules the benchmarked code paths import.
     # SpeechTokenizer likewise (its __init__ imports the trainer; the benchmark loads only its
     # model module).
-    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 speechtokenizer==1.0.1 torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
+    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 speechtokenizer==1.0.1 s3tokenizer==0.3.0 tqdm torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
     # Lyra's reference: Google's LiteRT runtime (the TFLite interpreter; numpy is its only
     # heavy dependency, held at the system's version). On its own so that a failure here
     # leaves the other models' venv as it was.
@@ -199,6 +200,7 @@ reference_modules() {
         mimi) echo torch moshi ;;
         xcodec2) echo torch xcodec2 torchtune ;;
         speechtokenizer) echo torch speechtokenizer einops ;;
+        s3tokenizer) echo torch s3tokenizer einops tqdm ;;
         lyra) echo numpy ai_edge_litert ;;
     esac
 }
@@ -245,7 +247,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
@@ -284,6 +286,7 @@ for model in "${model_list[@]}"; do
         # Streaming models also run one frame at a time.
         [[ $model == mimi || $model == lyra ]] && tasks+=(encode-stream decode-stream)
         [[ $model == xcodec2 ]] && tasks=(decode)  # its encoder is not supported (w2v-BERT 2.0)
+        [[ $model == s3tokenizer ]] && tasks=(encode)  # encode only: its decoder is CosyVoice's
         [[ $model == tinycodec-* ]] && tasks=(encode decode encode+decode)
         for task in "${tasks[@]}"; do
             for impl in ours reference candle; do
@@ -321,6 +324,7 @@ LABELS = {
     "xcodec2": "X-Codec2 decoder",
     "lyra": "Lyra v2 16 kHz, 3.2 kbps (16 q)",
     "speechtokenizer": "SpeechTokenizer 16 kHz (8 cb)",
+    "s3tokenizer": "S3Tokenizer v2 (encode only)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",
 }

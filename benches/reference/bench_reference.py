@@ -40,6 +40,11 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   fields, all 8 codebooks: ``encode`` (codes [8, 1, frames]) / ``decode``. The
                   package's ``__init__`` imports its trainer (accelerate, beartype, ...); only
                   ``speechtokenizer.model`` is loaded
+  s3tokenizer     S3Tokenizer v2 (``s3tokenizer`` 0.3.0, installed without its dependencies),
+                  ``S3TokenizerV2("speech_tokenizer_v2_25hz")`` (the published sizes, random init);
+                  encode only: ``log_mel_spectrogram`` + ``padding`` + ``quantize`` (the long path
+                  past 30 s). ``torchaudio`` and ``onnx``, imported for file loading and ONNX
+                  conversion only, are stubbed when absent
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -62,7 +67,7 @@ import time
 
 RESULT_TAG = "REF_RESULT "
 MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
-          "speechtokenizer", "wavtokenizer"]
+          "speechtokenizer", "s3tokenizer", "wavtokenizer"]
 STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -89,7 +94,8 @@ DAC_44KHZ = dict(
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
                 "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000,
-                "speechtokenizer": 16000}
+                "speechtokenizer": 16000, "s3tokenizer": 16000}
+ENCODE_ONLY = {"s3tokenizer"}
 
 # fnlp/SpeechTokenizer speechtokenizer_hubert_avg/config.json: the fields the model reads.
 SPEECHTOKENIZER_HUBERT_AVG = dict(
@@ -422,6 +428,27 @@ def run_case(key, task, seconds, runs, threads):
             def step():
                 y = model.decode(codes)
                 assert tuple(y.shape) == (1, 1, frames * hop), y.shape
+    elif key == "s3tokenizer":
+        import types
+        for name in ("torchaudio", "onnx"):  # file loading / ONNX conversion only
+            try:
+                __import__(name)
+            except ImportError:
+                sys.modules[name] = types.ModuleType(name)
+        import s3tokenizer
+        versions["s3tokenizer"] = getattr(s3tokenizer, "__version__", "0.3.0")
+        model = s3tokenizer.S3TokenizerV2("speech_tokenizer_v2_25hz").eval()
+        if task != "encode":
+            raise ValueError("s3tokenizer: encode only")
+        x = torch.from_numpy(speech_like(samples, sr))
+        frames = samples // 160
+        hop = None
+
+        def step():
+            mel = s3tokenizer.log_mel_spectrogram(x)
+            mels, lens = s3tokenizer.padding([mel])
+            codes, code_lens = model.quantize(mels, lens)
+            assert codes.shape[0] == 1 and int(code_lens[0]) > 0, codes.shape
     else:
         raise ValueError(f"unknown model {key}")
 
@@ -505,7 +532,8 @@ def parent(args):
     rows, failed = [], 0
     for key in args.models:
         for seconds in args.seconds:
-            tasks = ["encode", "decode"] if key != "xcodec2" else ["decode"]
+            tasks = (["decode"] if key == "xcodec2" else ["encode"] if key in ENCODE_ONLY
+                     else ["encode", "decode"])
             if key in STREAMING_MODELS:
                 tasks += ["encode-stream", "decode-stream"]
             for task in tasks:

@@ -86,6 +86,31 @@ impl S3TokenizerConfig {
         half(half(mel_frames))
     }
 
+    /// Tokens of an utterance of `samples` samples, through the long path past one window
+    /// (what [`S3Tokenizer::encode`](super::S3Tokenizer) returns).
+    pub fn tokens_for_samples(&self, samples: usize) -> usize {
+        let frames = samples / self.hop_length;
+        if frames <= self.window_frames {
+            return Self::tokens_for_mel_frames(frames);
+        }
+        let margin = self.merge_margin_tokens();
+        let starts: Vec<usize> = (0..frames).step_by(self.window_hop_frames).collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(i, &start)| {
+                let n = Self::tokens_for_mel_frames(self.window_frames.min(frames - start));
+                let from = if i == 0 { 0 } else { margin };
+                let to = if i + 1 == starts.len() {
+                    n
+                } else {
+                    n.saturating_sub(margin)
+                };
+                to.saturating_sub(from)
+            })
+            .sum()
+    }
+
     /// Tokens dropped at each side of a window's overlap with its neighbour when long inputs
     /// are merged (half the overlap: 50 tokens, 2 s).
     pub fn merge_margin_tokens(&self) -> usize {

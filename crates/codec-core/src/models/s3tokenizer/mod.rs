@@ -484,6 +484,8 @@ mod tests {
         assert_eq!(S3TokenizerConfig::tokens_for_mel_frames(300), 75);
         assert_eq!(S3TokenizerConfig::tokens_for_mel_frames(250), 63);
         assert_eq!(S3TokenizerConfig::tokens_for_mel_frames(703), 176);
+        assert_eq!(v2.tokens_for_samples(528_492), 826); // the fixture's long case
+        assert_eq!(v2.tokens_for_samples(60 * 16000), 1500);
         S3TokenizerConfig::s3tokenizer_v3().validate("v3").unwrap();
         for (card, cfg) in [
             ("s3tokenizer-v2", S3TokenizerConfig::s3tokenizer_v2()),
