@@ -208,6 +208,29 @@ fn check_item_reset(resets_items: bool, index: usize, batch: usize) -> Result<()
     Ok(())
 }
 
+/// The end of a stream of `batch x channels` items of which `partial` samples of the last
+/// frame are in: that frame completed with silence (as batch encoding pads), its codes
+/// returned, and the encoder reset for new streams. The one end-of-stream rule of every
+/// streaming encoder here.
+pub(crate) fn finish_with_silence(
+    encoder: &mut (impl StreamingEncoder + ?Sized),
+    (batch, channels, partial): (usize, usize, usize),
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let codes = if partial > 0 {
+        let silence = Tensor::zeros(
+            (batch, channels, encoder.frame_size() - partial),
+            DType::F32,
+            device,
+        )?;
+        encoder.push_audio(&silence)?
+    } else {
+        None
+    };
+    encoder.reset();
+    Ok(codes)
+}
+
 /// A [`StreamingEncoder`] from a model's encoder stack (audio → latent) and its quantizer.
 pub(crate) struct StackEncoder<M, S> {
     model: M,
@@ -266,22 +289,9 @@ impl<M: StackCodec, S: StreamingModule + Send> StreamingEncoder for StackEncoder
     }
 
     fn finish(&mut self) -> Result<Option<Tensor>> {
-        let codes = if self.partial > 0 {
-            let silence = Tensor::zeros(
-                (
-                    self.batch,
-                    self.channels,
-                    self.model.stream_frame_size() - self.partial,
-                ),
-                DType::F32,
-                self.model.stream_device(),
-            )?;
-            self.push_audio(&silence)?
-        } else {
-            None
-        };
-        self.reset();
-        Ok(codes)
+        let shape = (self.batch, self.channels, self.partial);
+        let device = self.model.stream_device().clone();
+        finish_with_silence(self, shape, &device)
     }
 
     fn reset(&mut self) {

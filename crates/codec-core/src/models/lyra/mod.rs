@@ -593,18 +593,8 @@ impl StreamingEncoder for LyraStreamEncoder {
     fn finish(&mut self) -> Result<Option<Tensor>> {
         // Every item has had the same number of samples; complete its last frame with silence.
         let partial = self.pending.first().map_or(0, Vec::len);
-        let codes = if partial > 0 {
-            let silence = Tensor::zeros(
-                (self.states.len(), 1, FRAME - partial),
-                DType::F32,
-                &self.model.device,
-            )?;
-            self.push_audio(&silence)?
-        } else {
-            None
-        };
-        self.reset();
-        Ok(codes)
+        let device = self.model.device.clone();
+        crate::streaming::finish_with_silence(self, (self.states.len(), 1, partial), &device)
     }
 
     fn reset(&mut self) {
