@@ -286,6 +286,19 @@ pub trait Codec: Send + Sync {
     }
 }
 
+/// Check mono audio `[batch > 0, 1, samples > 0]`: the shared check of mono models' `encode`.
+pub fn check_mono_audio(audio: &Tensor, model: &str) -> Result<()> {
+    let dims = audio.dims();
+    if dims.len() != 3 || dims[0] == 0 || dims[1] != 1 || dims[2] == 0 {
+        return Err(crate::Error::audio_shape(
+            model,
+            "[batch, 1, samples > 0]",
+            dims,
+        ));
+    }
+    Ok(())
+}
+
 /// Check codes `[batch, 1..=max_codebooks, frames > 0]` with every code below `codebook_size`:
 /// the shared check of single-rate models' `decode`.
 pub fn check_stacked_codes(

@@ -254,16 +254,9 @@ impl TinyCodec {
     /// Audio `[batch, 1, samples]` → latent before the quantizer `[batch, frames, dims]`,
     /// a window at a time on long clips.
     pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
-        let dims = audio.dims();
-        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
-            return Err(Error::audio_shape(
-                &self.info.name,
-                "[batch, 1, samples > 0]",
-                dims,
-            ));
-        }
+        crate::codec::check_mono_audio(audio, &self.info.name)?;
         let hop = self.config.hop_length;
-        let len = dims[2];
+        let len = audio.dim(2)?;
         let plan = WindowPlan {
             frames: len.div_ceil(hop),
             window: self.window_frames,

@@ -126,15 +126,6 @@ impl DacDecoder {
     }
 }
 
-/// Check audio `[batch, 1, samples > 0]`.
-pub(crate) fn check_mono_audio(family: &str, audio: &Tensor) -> Result<()> {
-    let dims = audio.dims();
-    if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 || dims[0] == 0 {
-        return Err(Error::audio_shape(family, "[batch, 1, samples > 0]", dims));
-    }
-    Ok(())
-}
-
 /// Check that every code of `stream` `[batch, frames > 0]` is below `size`; as u32.
 pub(crate) fn check_stream(stream: &Tensor, index: usize, size: usize) -> Result<Tensor> {
     let dims = stream.dims();
@@ -239,7 +230,7 @@ impl Dac {
     /// Audio `[batch, 1, samples]` → latent `[batch, latent_dim, frames]`, after padding the
     /// audio on the right to a multiple of the hop (the reference's `preprocess`).
     pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
-        check_mono_audio("DAC", audio)?;
+        crate::codec::check_mono_audio(audio, "DAC")?;
         let audio = audio.to_device(&self.device)?.to_dtype(DType::F32)?;
         let audio = pad_to_multiple(&audio, self.config.hop_length())?;
         Ok(self.encoder.forward(&audio)?)

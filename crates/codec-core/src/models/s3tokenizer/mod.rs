@@ -407,15 +407,7 @@ impl S3Tokenizer {
     }
 
     fn check_audio(&self, audio: &Tensor) -> Result<()> {
-        let dims = audio.dims();
-        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
-            return Err(Error::audio_shape(
-                &self.info.name,
-                "[batch, 1, samples > 0]",
-                dims,
-            ));
-        }
-        Ok(())
+        crate::codec::check_mono_audio(audio, &self.info.name)
     }
 }
 

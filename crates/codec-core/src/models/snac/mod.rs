@@ -24,12 +24,13 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use super::{CheckpointFamily, Score};
+use crate::codec::check_mono_audio;
 use crate::codec::{
     bad_option_value, unknown_option, CodeStreams, Codec, CodecInfo, EncodeOptions, ModelOption,
 };
 use crate::error::CodesProblem;
 use crate::models::dac::blocks::{DecoderBlock, DecoderBlockSpec, EncoderBlock};
-use crate::models::dac::{check_mono_audio, check_stream, pad_to_multiple};
+use crate::models::dac::{check_stream, pad_to_multiple};
 use crate::nn::local_attention::LocalMha;
 use crate::nn::snake::Snake1d;
 use crate::nn::torch_conv::{Conv, ConvSpec};
@@ -273,7 +274,7 @@ impl Snac {
     /// audio on the right to a multiple of `hop * lcm(first stride, window)` (the reference's
     /// `preprocess`).
     pub fn encode_latent(&self, audio: &Tensor) -> Result<Tensor> {
-        check_mono_audio("SNAC", audio)?;
+        check_mono_audio(audio, "SNAC")?;
         let audio = audio.to_device(&self.device)?.to_dtype(DType::F32)?;
         let audio = pad_to_multiple(&audio, self.config.pad_multiple())?;
         Ok(self.encoder.forward(&audio)?)

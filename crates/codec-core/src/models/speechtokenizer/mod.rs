@@ -47,7 +47,7 @@ use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::nn::seanet::{SeanetDecoder, SeanetEncoder};
 use crate::quant::ResidualVq;
 use crate::weights::{build_fingerprinted, load_tracked, StateDict};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Prefixes of the inference weights in the reference's state dict.
 const ENCODER: &str = "encoder";
@@ -183,15 +183,7 @@ impl SpeechTokenizer {
     }
 
     fn check_audio(&self, audio: &Tensor) -> Result<()> {
-        let dims = audio.dims();
-        if dims.len() != 3 || dims[1] != 1 || dims[2] == 0 {
-            return Err(Error::audio_shape(
-                &self.info.name,
-                "[batch, 1, samples > 0]".to_string(),
-                dims,
-            ));
-        }
-        Ok(())
+        crate::codec::check_mono_audio(audio, &self.info.name)
     }
 }
 
