@@ -406,6 +406,15 @@ impl S3Tokenizer {
         Ok(codes)
     }
 
+    /// Why decoding fails.
+    fn encode_only(&self) -> Error {
+        Error::Unsupported(format!(
+            "model {} is encode only: S3Tokenizer's tokens are decoded by CosyVoice's \
+             flow-matching model and vocoder, which are not part of a codec library",
+            self.info.name
+        ))
+    }
+
     fn check_audio(&self, audio: &Tensor) -> Result<()> {
         crate::codec::check_mono_audio(audio, &self.info.name)
     }
@@ -437,16 +446,11 @@ impl Codec for S3Tokenizer {
     }
 
     fn decode(&self, _codes: &Tensor) -> Result<Tensor> {
-        Err(Error::Unsupported(format!(
-            "model {} is encode only: S3Tokenizer's tokens are decoded by CosyVoice's \
-             flow-matching model and vocoder, which are not part of a codec library",
-            self.info.name
-        )))
+        Err(self.encode_only())
     }
 
-    fn decode_streams(&self, codes: &CodeStreams) -> Result<Tensor> {
-        let _ = codes;
-        self.decode(&Tensor::zeros((1, 1, 1), DType::U32, &self.device)?)
+    fn decode_streams(&self, _codes: &CodeStreams) -> Result<Tensor> {
+        Err(self.encode_only())
     }
 }
 
