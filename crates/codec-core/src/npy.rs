@@ -55,7 +55,7 @@ pub struct NpyArray {
 /// The largest `.npy` file read (256 MiB: far more codes than any clip has).
 pub const MAX_NPY_BYTES: u64 = 256 << 20;
 
-/// Read an integer or float `.npy` array (C order).
+/// Read an integer or float `.npy` array (C or Fortran order; the values come back in C order).
 ///
 /// Every size in the file is checked against the file before it sizes anything: the header
 /// length, and the shape's element count (without overflow) against the data that follows.
@@ -73,9 +73,9 @@ pub fn read_npy_bytes(bytes: &[u8], name: &str) -> Result<NpyArray> {
     };
     let data_start = check_npy_header(bytes).map_err(|m| bad(format!("not a .npy file: {m}")))?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| bad(format!("not a .npy file: {e}")))?;
-    if npy.order() != npyz::Order::C {
-        return Err(bad("Fortran-ordered arrays are not supported".into()));
-    }
+    // numpy writes a transposed array (`np.save(f, a.T)`) in Fortran order: read as laid out,
+    // then put in C order below.
+    let fortran = npy.order() == npyz::Order::Fortran;
     let npyz::DType::Plain(ty) = npy.dtype() else {
         return Err(bad("structured arrays are not supported".into()));
     };
@@ -105,7 +105,44 @@ pub fn read_npy_bytes(bytes: &[u8], name: &str) -> Result<NpyArray> {
         (npyz::TypeChar::Float, 8) => conv(npy.into_vec::<f64>(), &bad)?,
         (c, s) => return Err(bad(format!("unsupported dtype {c:?}{s}"))),
     };
+    let values = if fortran {
+        fortran_to_c_order(&shape, values)
+    } else {
+        values
+    };
     Ok(NpyArray { shape, values })
+}
+
+/// Values laid out in Fortran order (first index fastest) for `shape`, in C order (last fastest).
+fn fortran_to_c_order(shape: &[usize], values: Vec<f64>) -> Vec<f64> {
+    if shape.len() < 2 {
+        return values;
+    }
+    // Fortran strides: dimension k steps over the product of the dimensions before it.
+    let mut strides = vec![1usize; shape.len()];
+    for k in 1..shape.len() {
+        strides[k] = strides[k - 1] * shape[k - 1];
+    }
+    let mut index = vec![0usize; shape.len()];
+    let mut out = Vec::with_capacity(values.len());
+    for _ in 0..values.len() {
+        out.push(
+            values[index
+                .iter()
+                .zip(&strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()],
+        );
+        // Next C-order index: the last dimension counts fastest.
+        for k in (0..shape.len()).rev() {
+            index[k] += 1;
+            if index[k] < shape[k] {
+                break;
+            }
+            index[k] = 0;
+        }
+    }
+    out
 }
 
 /// Where the data of a `.npy` file starts, once its header length is known to fit the file.
@@ -181,3 +218,59 @@ macro_rules! num_from {
     ($($t:ty),*) => {$(impl From<$t> for NumF64 { fn from(x: $t) -> Self { NumF64(x as f64) } })*};
 }
 num_from!(i64, i32, i16, u64, u32, u16, f32, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-1 `.npy` of little-endian int64 `data` with the given header flags.
+    fn npy_bytes(shape: &str, fortran: bool, data: &[i64]) -> Vec<u8> {
+        let order = if fortran { "True" } else { "False" };
+        let mut header =
+            format!("{{'descr': '<i8', 'fortran_order': {order}, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        for v in data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn fortran_ordered_arrays_read_in_c_order() {
+        // [[0, 1, 2], [3, 4, 5]] in C order; in Fortran order the columns come first.
+        let c = npy_bytes("(2, 3)", false, &[0, 1, 2, 3, 4, 5]);
+        let f = npy_bytes("(2, 3)", true, &[0, 3, 1, 4, 2, 5]);
+        let want = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        for bytes in [c, f] {
+            let a = read_npy_bytes(&bytes, "test").unwrap();
+            assert_eq!(a.shape, [2, 3]);
+            assert_eq!(a.values, want);
+        }
+        // Three dimensions: element [i, j, k] = 100 i + 10 j + k.
+        let (d0, d1, d2) = (2, 3, 4);
+        let mut fdata = Vec::new();
+        for k in 0..d2 {
+            for j in 0..d1 {
+                for i in 0..d0 {
+                    fdata.push((100 * i + 10 * j + k) as i64);
+                }
+            }
+        }
+        let a = read_npy_bytes(&npy_bytes("(2, 3, 4)", true, &fdata), "test").unwrap();
+        let mut want = Vec::new();
+        for i in 0..d0 {
+            for j in 0..d1 {
+                for k in 0..d2 {
+                    want.push((100 * i + 10 * j + k) as f64);
+                }
+            }
+        }
+        assert_eq!(a.values, want);
+    }
+}

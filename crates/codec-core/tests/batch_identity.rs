@@ -134,6 +134,15 @@ fn snac() {
 }
 
 #[test]
+fn qwen3_tts() {
+    check_fixture(
+        "qwen3-tts-tokenizer",
+        "speech_a.wav",
+        EncodeOptions::default(),
+    );
+}
+
+#[test]
 fn speechtokenizer() {
     check_fixture("speechtokenizer", "speech_a.wav", EncodeOptions::default());
 }

@@ -12,6 +12,7 @@ pub mod encodec;
 mod family;
 pub mod lyra;
 pub mod mimi;
+pub mod qwen3_tts;
 pub mod s3tokenizer;
 pub mod snac;
 pub mod speechtokenizer;
@@ -37,6 +38,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &s3tokenizer::FAMILY,
     &xcodec2::FAMILY,
     &mimi::FAMILY,
+    &qwen3_tts::FAMILY,
     &lyra::FAMILY,
 ];
 

@@ -154,6 +154,11 @@ impl SConv1dConfig {
         self.dilation = dilation;
         self
     }
+    /// Set whether the convolution has a bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
 }
 
 impl SConv1d {
@@ -161,7 +166,15 @@ impl SConv1d {
     pub fn new(in_c: usize, out_c: usize, cfg: SConv1dConfig, vb: VarBuilder) -> Result<Self> {
         let vb = vb.pp("conv");
         let norm = cfg.norm.build(out_c, vb.pp("norm"))?;
-        let vb = vb.pp("conv");
+        Ok(Self {
+            norm,
+            ..Self::at(in_c, out_c, cfg, vb.pp("conv"))?
+        })
+    }
+
+    /// The same padding with the weights at `vb.{weight,bias}` and no output norm: the flat
+    /// layout of transformers' and Qwen's causal convolutions (`….conv.weight`).
+    pub fn at(in_c: usize, out_c: usize, cfg: SConv1dConfig, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((out_c, in_c / cfg.groups, cfg.kernel_size), "weight")?;
         let bias = if cfg.bias {
             Some(vb.get(out_c, "bias")?)
@@ -181,7 +194,7 @@ impl SConv1d {
         );
         Ok(Self {
             conv,
-            norm,
+            norm: None,
             kernel_size: cfg.kernel_size,
             stride: cfg.stride,
             dilation: cfg.dilation,
@@ -289,7 +302,20 @@ impl SConvTranspose1d {
     ) -> Result<Self> {
         let vb = vb.pp("convtr");
         let norm = cfg.norm.build(out_c, vb.pp("norm"))?;
-        let vb = vb.pp("convtr");
+        Ok(Self {
+            norm,
+            ..Self::at(in_c, out_c, cfg, vb.pp("convtr"))?
+        })
+    }
+
+    /// The same trimming with the weights at `vb.{weight,bias}` and no norm (Qwen's
+    /// `CausalTransConvNet.conv`).
+    pub fn at(
+        in_c: usize,
+        out_c: usize,
+        cfg: SConvTranspose1dConfig,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let weight = vb.get((in_c, out_c, cfg.kernel_size), "weight")?;
         let bias = vb.get(out_c, "bias")?;
         let conv = ConvTranspose1d::new(
@@ -311,7 +337,7 @@ impl SConvTranspose1d {
         };
         Ok(Self {
             conv,
-            norm,
+            norm: None,
             left: total - right.min(total),
             right: right.min(total),
         })

@@ -43,6 +43,10 @@ pub struct StreamingTransformerConfig {
     pub input_dimension: usize,
     /// Channels of the output.
     pub output_dimension: usize,
+    /// transformers' RoPE convention instead of moshi's: frequencies `base^(-2i / d)` and
+    /// pairs `(x[i], x[i + d / 2])`, for query and key rows in the order transformers'
+    /// `MimiModel` checkpoints store them (moshi: `exp(-2i ln(base) / d)`, neighbours).
+    pub rope_rotate_half: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -281,8 +285,12 @@ impl StreamingTransformer {
         let layers = (0..cfg.num_layers)
             .map(|i| Layer::new(cfg, lv.pp(i)))
             .collect::<Result<Vec<_>>>()?;
-        let rope =
-            RotaryEmbedding::with_exp_frequencies(cfg.d_model / cfg.num_heads, cfg.max_period)?;
+        let head_dim = cfg.d_model / cfg.num_heads;
+        let rope = if cfg.rope_rotate_half {
+            RotaryEmbedding::new(head_dim, cfg.max_period)?.rotate_half()
+        } else {
+            RotaryEmbedding::with_exp_frequencies(head_dim, cfg.max_period)?
+        };
         Ok(Self {
             input_proj,
             output_proj,
@@ -407,6 +415,7 @@ mod tests {
             layer_scale: true,
             input_dimension: 16,
             output_dimension: 16,
+            rope_rotate_half: false,
         };
         let model = random_transformer(&cfg)?;
         let t = QUERY_CHUNK + 37;

@@ -37,11 +37,15 @@ impl RmsNorm {
 
 /// torchtune's `RotaryPositionalEmbeddings`: pairs `(x[2i], x[2i + 1])` of the last dimension
 /// rotated by `p * θ_i`, `θ_i = base^(-2i / dim)`, where `p` is the index along dimension 1.
+/// With [`rotate_half`](Self::rotate_half) the pairs are `(x[i], x[i + dim / 2])` instead, as
+/// transformers' `rotate_half` forms them (Llama-style models, transformers' Mimi, Qwen).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RotaryEmbedding {
     dim: usize,
     /// `θ_i`, computed in `f32` as torchtune does.
     theta: Vec<f32>,
+    /// Pairs are the two halves of the last dimension rather than neighbours.
+    halves: bool,
 }
 
 impl RotaryEmbedding {
@@ -53,7 +57,18 @@ impl RotaryEmbedding {
         let theta = (0..dim / 2)
             .map(|i| 1.0f32 / (base as f32).powf((2 * i) as f32 / dim as f32))
             .collect();
-        Ok(Self { dim, theta })
+        Ok(Self {
+            dim,
+            theta,
+            halves: false,
+        })
+    }
+
+    /// Rotate `(x[i], x[i + dim / 2])` pairs (transformers' `rotate_half` convention): the same
+    /// frequencies, the query and key rows in the order those checkpoints store them.
+    pub fn rotate_half(mut self) -> Self {
+        self.halves = true;
+        self
     }
 
     /// The frequencies as moshi computes them: `θ_i = exp(-i * 2 ln(max_period) / dim)` in
@@ -113,7 +128,15 @@ impl RotaryEmbedding {
         let (cos, sin) = self.tables(start, s, x.device())?;
         let cos = cos.reshape((1, s, 1, half))?;
         let sin = sin.reshape((1, s, 1, half))?;
-        let xs = x.to_dtype(DType::F32)?.reshape((b, s, n, half, 2))?;
+        let xs = x.to_dtype(DType::F32)?;
+        if self.halves {
+            let x0 = xs.narrow(3, 0, half)?;
+            let x1 = xs.narrow(3, half, half)?;
+            let out0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+            let out1 = (x1.broadcast_mul(&cos)? + x0.broadcast_mul(&sin)?)?;
+            return Tensor::cat(&[out0, out1], 3)?.to_dtype(x.dtype());
+        }
+        let xs = xs.reshape((b, s, n, half, 2))?;
         let x0 = xs.narrow(4, 0, 1)?.squeeze(4)?;
         let x1 = xs.narrow(4, 1, 1)?.squeeze(4)?;
         let out0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
@@ -272,6 +295,28 @@ impl TransformerBlock {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// Rotating halves is rotating neighbours with each head's rows reordered (evens, then
+    /// odds): the relation between transformers' and moshi's query/key layouts.
+    #[test]
+    fn rotate_half_is_interleaved_on_reordered_rows() -> Result<()> {
+        let dev = Device::Cpu;
+        let (d, t) = (8usize, 5usize);
+        let x = Tensor::randn(0f32, 1.0, (1, t, 2, d), &dev)?;
+        let interleaved = RotaryEmbedding::new(d, 10000.0)?;
+        let halves = interleaved.clone().rotate_half();
+        // Neighbour layout → halves layout: [x0, x2, x4, x6, x1, x3, x5, x7].
+        let order: Vec<u32> = (0..d as u32)
+            .step_by(2)
+            .chain((1..d as u32).step_by(2))
+            .collect();
+        let order = Tensor::new(order.as_slice(), &dev)?;
+        let a = interleaved.forward_from(&x, 3)?.index_select(&order, 3)?;
+        let b = halves.forward_from(&x.index_select(&order, 3)?, 3)?;
+        let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert!(diff < 1e-6, "{diff}");
+        Ok(())
+    }
 
     #[test]
     fn rotary_rotates_pairs_by_position_times_theta() -> Result<()> {

@@ -1,6 +1,6 @@
 //! The SEANet convolutional encoder used by EnCodec and WavTokenizer, and EnCodec's decoder.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +138,29 @@ impl SeanetConfig {
             conv(true, dim, self.dimension, self.last_kernel_size, 1),
         ));
         out
+    }
+
+    /// Input samples before the last one that an encoder output frame depends on, for a
+    /// causal encoder without an LSTM (`None` otherwise: a centred convolution looks ahead, an
+    /// LSTM back without bound): each convolution adds its span less one, in input samples.
+    pub fn encoder_receptive_field(&self) -> Option<usize> {
+        if !self.causal || self.lstm > 0 {
+            return None;
+        }
+        let (mut field, mut jump) = (0usize, 1usize);
+        for (_, layer) in self.encoder_layers() {
+            match layer {
+                SeanetLayer::Conv { kernel, stride, .. } => {
+                    field += (kernel - 1) * jump;
+                    jump *= stride;
+                }
+                SeanetLayer::Resnet { dilation, .. } => {
+                    field += (self.residual_kernel_size - 1) * dilation * jump;
+                }
+                SeanetLayer::Lstm { .. } | SeanetLayer::ConvTr { .. } => return None,
+            }
+        }
+        Some(field)
     }
 
     /// The decoder's layers, the mirror of [`encoder_layers`](Self::encoder_layers): a
@@ -280,6 +303,10 @@ fn run_layers(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
 /// Weights at `model.{i}.*`, the indices of the reference's `nn.Sequential`.
 pub struct SeanetEncoder {
     layers: Vec<Layer>,
+    /// Samples per output frame.
+    hop: usize,
+    /// [`SeanetConfig::encoder_receptive_field`].
+    receptive_field: Option<usize>,
 }
 
 impl SeanetEncoder {
@@ -291,7 +318,40 @@ impl SeanetEncoder {
             .into_iter()
             .map(|(i, layer)| build_layer(cfg, layer, 1.0, vb.pp(i)))
             .collect::<Result<_>>()?;
-        Ok(Self { layers })
+        Ok(Self {
+            layers,
+            hop: cfg.hop_length(),
+            receptive_field: cfg.encoder_receptive_field(),
+        })
+    }
+
+    /// [`forward`](Module::forward) computed `window` output frames at a time, each window
+    /// re-reading the input its first frame depends on, so that memory is bounded by the
+    /// window rather than the clip (the first convolution of a 1-hour clip would otherwise
+    /// hold tens of GB). The result is the whole-clip one: a causal encoder's frame depends on
+    /// no input after it and none further back than its receptive field, and a window ending
+    /// on a frame boundary needs no end padding. Encoders with a look-ahead or an LSTM run whole.
+    pub fn forward_in_windows(&self, x: &Tensor, window: usize) -> Result<Tensor> {
+        let len = x.dim(D::Minus1)?;
+        let Some(field) = self.receptive_field else {
+            return self.forward(x);
+        };
+        let window = window.max(1);
+        let frames = len.div_ceil(self.hop);
+        if frames <= window {
+            return self.forward(x);
+        }
+        let context = field.div_ceil(self.hop);
+        let mut pieces = Vec::with_capacity(frames.div_ceil(window));
+        for start in (0..frames).step_by(window) {
+            let skip = context.min(start);
+            let from = (start - skip) * self.hop;
+            let to = ((start + window) * self.hop).min(len);
+            let y = self.forward(&x.narrow(D::Minus1, from, to - from)?)?;
+            let n = window.min(frames - start);
+            pieces.push(y.narrow(D::Minus1, skip, n)?);
+        }
+        Tensor::cat(&pieces, D::Minus1)
     }
 }
 
@@ -444,4 +504,76 @@ pub fn hf_decoder_upsampling_layers<'a>(keys: impl IntoIterator<Item = &'a Strin
         return Vec::new();
     }
     direct[1..direct.len() - 1].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// A small causal encoder with random weights.
+    fn random_encoder(cfg: &SeanetConfig) -> Result<SeanetEncoder> {
+        let dev = Device::Cpu;
+        let map = VarMap::new();
+        SeanetEncoder::new(cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+        for (i, var) in map.all_vars().iter().enumerate() {
+            let t = var.as_tensor();
+            let scale = 1.0 / (t.elem_count() as f64).sqrt().max(1.0) + 0.05 * (i % 3) as f64;
+            var.set(&Tensor::randn(0f32, scale as f32, t.shape(), &dev)?)?;
+        }
+        SeanetEncoder::new(cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))
+    }
+
+    #[test]
+    fn windows_give_the_whole_clip_result() -> Result<()> {
+        let cfg = SeanetConfig {
+            channels: 1,
+            dimension: 8,
+            n_filters: 4,
+            n_residual_layers: 1,
+            ratios: vec![4, 3, 2],
+            kernel_size: 7,
+            residual_kernel_size: 3,
+            last_kernel_size: 3,
+            dilation_base: 2,
+            causal: true,
+            pad_mode: PadMode::Zero,
+            true_skip: true,
+            compress: 2,
+            lstm: 0,
+            bidirectional_lstm: false,
+            norm: ConvNorm::None,
+        };
+        // Each convolution's span less one, times the hop of its input: 6, then per ratio
+        // (2, 3, 4 in encoder order) the residual block's 2 and the strided conv's 2r - 1:
+        // 6 + (2 + 3) + 2 (2 + 5) + 6 (2 + 7) + 24 * 2.
+        assert_eq!(cfg.encoder_receptive_field(), Some(127));
+        let encoder = random_encoder(&cfg)?;
+        for len in [24 * 37, 24 * 37 + 5, 24 * 5 - 1] {
+            let x = Tensor::randn(0f32, 1.0, (2, 1, len), &Device::Cpu)?;
+            let whole = encoder.forward(&x)?;
+            let windowed = encoder.forward_in_windows(&x, 5)?;
+            assert_eq!(whole.dims(), windowed.dims(), "{len}");
+            let diff = (&whole - &windowed)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "{len}: windows differ by {diff}");
+        }
+        // A window too short for the field would differ: the check can fail.
+        let x = Tensor::randn(0f32, 1.0, (1, 1, 24 * 20), &Device::Cpu)?;
+        assert!(encoder.receptive_field.is_some());
+        let mut short = encoder.forward(&x.narrow(2, 24 * 10, 24 * 10)?)?;
+        short = short.narrow(2, 0, 3)?;
+        let whole = encoder.forward(&x)?.narrow(2, 10, 3)?;
+        let diff = (&whole - &short)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<f32>()?;
+        assert!(diff > 1e-3, "cutting the context changed nothing: {diff}");
+        Ok(())
+    }
 }

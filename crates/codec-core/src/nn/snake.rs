@@ -1,5 +1,7 @@
 //! The Snake activation of DAC and SNAC (Ziyin et al. 2020):
-//! `x + 1 / (alpha + 1e-9) * sin(alpha * x)^2`, with one learned `alpha` per channel.
+//! `x + 1 / (alpha + 1e-9) * sin(alpha * x)^2`, with one learned `alpha` per channel; and
+//! BigVGAN's SnakeBeta (Qwen3-TTS-Tokenizer's decoder), the same function with the frequency
+//! and the magnitude learned separately in log scale: `x + 1 / (e^beta + 1e-9) * sin(e^alpha x)^2`.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
@@ -29,9 +31,26 @@ impl Snake1d {
         Self::from_alpha(alpha)
     }
 
+    /// SnakeBeta over `channels` channels: log-scale `alpha` and `beta` (`[channels]` each)
+    /// at `vb`, exponentiated once at load.
+    pub fn beta(channels: usize, vb: VarBuilder) -> Result<Self> {
+        let alpha = vb
+            .get(channels, "alpha")?
+            .exp()?
+            .reshape((1, channels, 1))?;
+        let magnitude = vb.get(channels, "beta")?.exp()?.reshape((1, channels, 1))?;
+        Self::with_magnitude(alpha, &magnitude)
+    }
+
     /// From `alpha` shaped `[1, channels, 1]`.
     pub fn from_alpha(alpha: Tensor) -> Result<Self> {
-        let inv_alpha = (&alpha + 1e-9)?.recip()?;
+        let magnitude = alpha.clone();
+        Self::with_magnitude(alpha, &magnitude)
+    }
+
+    /// `x + 1 / (magnitude + 1e-9) * sin(alpha * x)^2`, both `[1, channels, 1]`.
+    fn with_magnitude(alpha: Tensor, magnitude: &Tensor) -> Result<Self> {
+        let inv_alpha = (magnitude + 1e-9)?.recip()?;
         let values = |t: &Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
         let fused = SnakeCpu {
             alpha: values(&alpha)?,

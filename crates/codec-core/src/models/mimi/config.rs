@@ -253,6 +253,7 @@ impl MimiConfig {
             layer_scale: t.layer_scale.is_some(),
             input_dimension: t.input_dimension,
             output_dimension: t.output_dimensions.first().copied().unwrap_or(t.d_model),
+            rope_rotate_half: false,
         }
     }
 

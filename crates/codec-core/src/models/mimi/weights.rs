@@ -121,6 +121,14 @@ fn unpermute_rope_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
 /// moshi's `in_projs.0.weight` (queries and keys un-permuted for moshi's interleaved RoPE with
 /// `heads` heads). Keys that are not `MimiModel`'s are kept as they are.
 pub fn map_hf_keys(state: StateDict, heads: usize) -> Result<StateDict> {
+    rename_hf_keys(state, Some(heads))
+}
+
+/// [`map_hf_keys`], with the query and key rows un-permuted for `Some(heads)` heads or kept in
+/// transformers' order (`None`: for a transformer that applies RoPE the way transformers does,
+/// [`StreamingTransformerConfig::rope_rotate_half`](crate::nn::moshi_transformer::StreamingTransformerConfig),
+/// so that the renaming needs no head count).
+pub fn rename_hf_keys(state: StateDict, unpermute_heads: Option<usize>) -> Result<StateDict> {
     if !is_hf_layout(&state) {
         return Ok(state);
     }
@@ -153,14 +161,14 @@ pub fn map_hf_keys(state: StateDict, heads: usize) -> Result<StateDict> {
                 format!("{name}: the transformers layout needs q_proj, k_proj and v_proj"),
             ));
         };
-        let fused = Tensor::cat(
-            &[
-                &unpermute_rope_rows(&q, heads)?,
-                &unpermute_rope_rows(&k, heads)?,
-                &v,
-            ],
-            0,
-        )?;
+        let (q, k) = match unpermute_heads {
+            Some(heads) => (
+                unpermute_rope_rows(&q, heads)?,
+                unpermute_rope_rows(&k, heads)?,
+            ),
+            None => (q, k),
+        };
+        let fused = Tensor::cat(&[&q, &k, &v], 0)?;
         tensors.insert(name, fused);
     }
     Ok(StateDict { source, tensors })
