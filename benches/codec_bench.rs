@@ -26,6 +26,7 @@
 //! | `lyra` | lyra-v2, the default model, on its published weights (compiled in); batch and streaming | first 16 of 46 stages (3.2 kbit/s) |
 //! | `s3tokenizer` | S3Tokenizer v2 (`S3TokenizerConfig::s3tokenizer_v2()`, keys from the fixture's manifest), encode only | 1 stream of 6561 |
 //! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
+//! | `qwen3-tts` | Qwen3-TTS-Tokenizer-12Hz (`Qwen3TtsConfig::qwen3_tts_tokenizer_12hz()`, keys from the fixture's manifest) | all 16 codebooks |
 //!
 //! The published models have random weights: their keys and shapes are built from the configs
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
@@ -71,6 +72,7 @@ use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
 use codec::models::lyra::{LyraConfig, FRAME};
 use codec::models::mimi::{Mimi, MimiConfig};
+use codec::models::qwen3_tts::{Qwen3Tts, Qwen3TtsConfig};
 use codec::models::s3tokenizer::{S3Tokenizer, S3TokenizerConfig};
 use codec::models::snac::{Snac, SnacConfig};
 use codec::models::speechtokenizer::{SpeechTokenizer, SpeechTokenizerConfig};
@@ -106,10 +108,11 @@ enum Bench {
     Lyra,
     SpeechTokenizer,
     S3Tokenizer,
+    Qwen3Tts,
 }
 
 impl Bench {
-    const ALL: [Bench; 13] = [
+    const ALL: [Bench; 14] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -123,6 +126,7 @@ impl Bench {
         Bench::Lyra,
         Bench::SpeechTokenizer,
         Bench::S3Tokenizer,
+        Bench::Qwen3Tts,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -140,6 +144,7 @@ impl Bench {
             Bench::XCodec2 => "xcodec2",
             Bench::SpeechTokenizer => "speechtokenizer",
             Bench::S3Tokenizer => "s3tokenizer",
+            Bench::Qwen3Tts => "qwen3-tts",
             Bench::Lyra => "lyra",
         }
     }
@@ -158,6 +163,7 @@ impl Bench {
             Bench::XCodec2 => "xcodec2 decoder",
             Bench::SpeechTokenizer => "speechtokenizer (8 codebooks)",
             Bench::S3Tokenizer => "s3tokenizer v2",
+            Bench::Qwen3Tts => "qwen3-tts-tokenizer-12hz (16 codebooks)",
             Bench::Lyra => "lyra-v2 3.2 kbps",
         }
     }
@@ -189,6 +195,7 @@ impl Bench {
                 SpeechTokenizerConfig::speechtokenizer_hubert_avg().sample_rate
             }
             Bench::S3Tokenizer => S3TokenizerConfig::s3tokenizer_v2().sample_rate,
+            Bench::Qwen3Tts => Qwen3TtsConfig::qwen3_tts_tokenizer_12hz().input_sample_rate,
             Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
     }
@@ -538,6 +545,25 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 stream_frames: vec![frames],
                 hop: config.hop_samples(),
                 codebook_size: 6561,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::Qwen3Tts => {
+            let config = Qwen3TtsConfig::qwen3_tts_tokenizer_12hz();
+            let keys = fixture_keys("qwen3-tts-tokenizer", "full-keys.json")?;
+            let hop = config.encode_downsample_rate;
+            let frames = samples.div_ceil(hop);
+            let books = config.encoder_valid_num_quantizers;
+            let (model, unused) =
+                Qwen3Tts::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames; books],
+                hop,
+                codebook_size: config.decoder_config.codebook_size,
                 num_params: num_params(&keys),
             }
         }

@@ -12,7 +12,7 @@
 #                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
 #                    lyra (Lyra v2 at 3.2 kbit/s, batch and streaming; its reference is LiteRT
 #                    on the published TFLite files), speechtokenizer (all 8 codebooks),
-#                    s3tokenizer (v2, encode only),
+#                    s3tokenizer (v2, encode only), qwen3-tts (Qwen3-TTS-Tokenizer-12Hz, 16 codebooks),
 #                    tinycodec-1, tinycodec-4 (ours only: the
 #                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
@@ -66,7 +66,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,qwen3-tts
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -86,7 +86,10 @@ if [[ $SETUP == 1 ]]; then
     # plus the few modules the benchmarked code paths import.
     # SpeechTokenizer likewise (its __init__ imports the trainer; the benchmark loads only its
     # model module).
-    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 speechtokenizer==1.0.1 s3tokenizer==0.3.0 tqdm torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
+    "$VENV/bin/pip" install --no-deps moshi==0.2.13 xcodec2==0.1.5 speechtokenizer==1.0.1 s3tokenizer==0.3.0 qwen-tts==0.1.1 tqdm torchtune vector-quantize-pytorch einops einx sentencepiece frozendict loguru torch_einops_utils
+    # Qwen3-TTS-Tokenizer's reference (qwen-tts, above without its dependencies) runs on the
+    # transformers version it pins; transformers itself needs no particular torch.
+    "$VENV/bin/pip" install -c "$constraints" transformers==4.57.3
     # Lyra's reference: Google's LiteRT runtime (the TFLite interpreter; numpy is its only
     # heavy dependency, held at the system's version). On its own so that a failure here
     # leaves the other models' venv as it was.
@@ -201,6 +204,7 @@ reference_modules() {
         xcodec2) echo torch xcodec2 torchtune ;;
         speechtokenizer) echo torch speechtokenizer einops ;;
         s3tokenizer) echo torch s3tokenizer einops tqdm ;;
+        qwen3-tts) echo torch transformers qwen_tts ;;
         lyra) echo numpy ai_edge_litert ;;
     esac
 }
@@ -247,7 +251,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == qwen3-tts ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
@@ -325,6 +329,7 @@ LABELS = {
     "lyra": "Lyra v2 16 kHz, 3.2 kbps (16 q)",
     "speechtokenizer": "SpeechTokenizer 16 kHz (8 cb)",
     "s3tokenizer": "S3Tokenizer v2 (encode only)",
+    "qwen3-tts": "Qwen3-TTS-Tokenizer-12Hz (16 cb)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",
 }

@@ -45,6 +45,12 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   encode only: ``log_mel_spectrogram`` + ``padding`` + ``quantize`` (the long path
                   past 30 s). ``torchaudio`` and ``onnx``, imported for file loading and ONNX
                   conversion only, are stubbed when absent
+  qwen3-tts       Qwen3-TTS-Tokenizer-12Hz (``qwen-tts`` 0.1.1 without its dependencies, on
+                  transformers 4.57.3): ``Qwen3TTSTokenizerV2Model(config)`` with the published
+                  config (Qwen/Qwen3-TTS-Tokenizer-12Hz config.json values), all 16 codebooks;
+                  ``encode(x, padding_mask)`` / ``decode(codes)`` (its 300-frame chunked decode).
+                  The package's ``__init__`` loads the 25 Hz tokenizer (sox, onnxruntime,
+                  librosa); only ``qwen_tts.core.tokenizer_12hz`` is loaded
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -67,7 +73,7 @@ import time
 
 RESULT_TAG = "REF_RESULT "
 MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
-          "speechtokenizer", "s3tokenizer", "wavtokenizer"]
+          "speechtokenizer", "s3tokenizer", "qwen3-tts", "wavtokenizer"]
 STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -94,7 +100,7 @@ DAC_44KHZ = dict(
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
                 "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000,
-                "speechtokenizer": 16000, "s3tokenizer": 16000}
+                "speechtokenizer": 16000, "s3tokenizer": 16000, "qwen3-tts": 24000}
 ENCODE_ONLY = {"s3tokenizer"}
 
 # fnlp/SpeechTokenizer speechtokenizer_hubert_avg/config.json: the fields the model reads.
@@ -102,6 +108,28 @@ SPEECHTOKENIZER_HUBERT_AVG = dict(
     n_filters=64, strides=[8, 5, 4, 2], dimension=1024, semantic_dimension=768,
     bidirectional=True, dilation_base=2, residual_kernel_size=3, n_residual_layers=1,
     lstm_layers=2, activation="ELU", codebook_size=1024, n_q=8, sample_rate=16000,
+)
+
+# Qwen/Qwen3-TTS-Tokenizer-12Hz config.json: the encoder's MimiConfig and the decoder's fields
+# (codebook_dim and head_dim, which the decoder config class does not define, included).
+QWEN3_TTS_12HZ = dict(
+    encoder_valid_num_quantizers=16, input_sample_rate=24000, output_sample_rate=24000,
+    encode_downsample_rate=1920, decode_upsample_rate=1920,
+    encoder_config=dict(
+        sampling_rate=24000, hidden_size=512, num_filters=64, num_residual_layers=1,
+        upsampling_ratios=[8, 6, 5, 4], kernel_size=7, last_kernel_size=3, residual_kernel_size=3,
+        dilation_growth_rate=2, use_causal_conv=True, pad_mode="constant", compress=2,
+        codebook_size=2048, codebook_dim=256, num_quantizers=32,
+        vector_quantization_hidden_dimension=256, num_hidden_layers=8, intermediate_size=2048,
+        num_attention_heads=8, num_key_value_heads=8, head_dim=64, sliding_window=250,
+        frame_rate=12.5, num_semantic_quantizers=1, use_cache=False,
+    ),
+    decoder_config=dict(
+        codebook_dim=512, head_dim=64, codebook_size=2048, hidden_size=512, latent_dim=1024,
+        num_attention_heads=16, num_key_value_heads=16, sliding_window=72, intermediate_size=1024,
+        num_hidden_layers=8, num_quantizers=16, upsample_rates=[8, 5, 4, 3],
+        upsampling_ratios=[2, 2], decoder_dim=1536,
+    ),
 )
 
 # Lyra v2's published TFLite files (google/lyra lyra/model_coeffs, v1.3.2), in the shared folder
@@ -449,6 +477,49 @@ def run_case(key, task, seconds, runs, threads):
             mels, lens = s3tokenizer.padding([mel])
             codes, code_lens = model.quantize(mels, lens)
             assert codes.shape[0] == 1 and int(code_lens[0]) > 0, codes.shape
+    elif key == "qwen3-tts":
+        # Load `qwen_tts.core.tokenizer_12hz` without the package's __init__ files (they load
+        # the 25 Hz tokenizer and its dependencies): bare package modules over the installed
+        # folders.
+        import importlib.util
+        import types
+        spec = importlib.util.find_spec("qwen_tts")
+        if spec is None:
+            raise ImportError("qwen-tts is not installed (run_all.sh --setup)")
+        root = list(spec.submodule_search_locations)[0]
+        for name, sub in (("qwen_tts", ""), ("qwen_tts.core", "core"),
+                          ("qwen_tts.core.tokenizer_12hz", "core/tokenizer_12hz")):
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [os.path.join(root, sub) if sub else root]
+            sys.modules[name] = pkg
+        import transformers
+        from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import (
+            Qwen3TTSTokenizerV2Config)
+        from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import (
+            Qwen3TTSTokenizerV2Model)
+        versions["qwen-tts"] = "0.1.1"
+        versions["transformers"] = transformers.__version__
+        cfg = dict(QWEN3_TTS_12HZ)
+        enc = dict(cfg.pop("encoder_config"))
+        enc["_frame_rate"] = enc.pop("frame_rate")
+        config = Qwen3TTSTokenizerV2Config(encoder_config=enc,
+                                           decoder_config=cfg.pop("decoder_config"), **cfg)
+        model = Qwen3TTSTokenizerV2Model(config).eval()
+        hop, n_q = 1920, 16
+        frames = math.ceil(samples / hop)
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, samples)
+            mask = torch.ones(1, samples, dtype=torch.long)
+
+            def step():
+                codes = model.encode(x, padding_mask=mask, return_dict=True).audio_codes
+                assert tuple(codes[0].shape) == (frames, n_q), codes[0].shape
+        else:
+            codes = torch.randint(0, 2048, (1, frames, n_q), generator=gen)
+
+            def step():
+                y = model.decode(codes, return_dict=True).audio_values
+                assert tuple(y[0].shape) == (frames * hop,), y[0].shape
     else:
         raise ValueError(f"unknown model {key}")
 

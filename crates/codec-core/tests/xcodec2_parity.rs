@@ -155,7 +155,8 @@ fn folder_loads_through_model_spec_and_refuses_to_encode() {
         xcodec2::infer_config(&state).unwrap(),
         XCodec2Config::from_reference_json(&json, "config.json").unwrap()
     );
-    // `codec convert` keeps the decoder and drops the encoder side; the result is the same model.
+    // `codec convert` keeps the decoder and drops this partial encoder side (no w2v-BERT: it
+    // cannot encode); the result is the same model.
     let (family, weights) = codec_core::models::inference_weights(state).unwrap();
     assert_eq!(family, "xcodec2");
     assert!(weights

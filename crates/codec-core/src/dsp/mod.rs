@@ -3,6 +3,7 @@
 //! The STFT and inverse STFT have two paths with the same numbers (to float32 rounding): on the
 //! CPU a real FFT in float64 (`realfft`), on other devices DFT-by-matmul built from candle ops.
 
+pub mod fbank;
 pub mod istft;
 pub mod mel;
 pub mod stft;

@@ -3,6 +3,7 @@
 //! Each block is built from a [`candle_nn::VarBuilder`] whose prefixes mirror the reference
 //! checkpoint's key paths, so `vb.pp("model").pp(3)` reads `model.3.*`.
 
+pub mod alias_free;
 pub mod conv;
 pub mod local_attention;
 pub mod lstm;
@@ -15,6 +16,7 @@ pub mod streaming_conv;
 pub mod streaming_seanet;
 pub mod torch_conv;
 pub mod vocos;
+pub mod w2v_bert;
 
 pub use conv::{pad1d, ConvNorm, DepthwiseConv1d, PadMode, SConv1d, SConvTranspose1d};
 pub use lstm::Lstm;

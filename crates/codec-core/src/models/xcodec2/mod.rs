@@ -1,18 +1,26 @@
-//! X-Codec2 (Ye et al. 2025) and NeuCodec (Neuphonic 2025): the decoder side.
+//! X-Codec2 (Ye et al. 2025) and NeuCodec (Neuphonic 2025).
 //!
 //! One FSQ codebook of 65 536 codes at 50 frames/s. Decoding: FSQ index → digits → codes →
 //! `project_out` (the quantizer's `get_output_from_indices`), `fc_post_a`, a Vocos backbone with
 //! transformer blocks, an iSTFT head with "same" padding. X-Codec2 decodes to 16 kHz (hop 320),
 //! NeuCodec to 24 kHz (hop 480) from the same 50 Hz codes.
 //!
-//! Encoding needs the w2v-BERT 2.0 semantic model beside the acoustic encoder; it is not ported,
-//! and [`Codec::encode`] says so. The FSQ quantizer itself is here
-//! ([`XCodec2::quantize_latent`]), for latents computed elsewhere.
+//! Encoding ([`encoder`]): w2v-BERT 2.0 semantic features beside BigCodec's acoustic encoder,
+//! fused by `fc_prior` into the FSQ's input ([`XCodec2::quantize_latent`]), FSQ with its bound
+//! applied twice. X-Codec2's checkpoint embeds w2v-BERT; a checkpoint without the encoder's
+//! weights (NeuCodec's loads w2v-BERT from another repository) decodes only, and
+//! [`Codec::encode`] says so.
 //!
 //! Checkpoint keys (the reference `XCodec2Model` / `NeuCodec` state dict; X-Codec2's Lightning
 //! checkpoint has the same names under `state_dict`): `generator.quantizer.project_{in,out}.*`,
-//! `generator.backbone.*`, `generator.head.*`, `fc_post_a.*`. The encoder side (`CodecEnc.*`,
-//! `semantic_model.*`, `SemanticEncoder_module.*`, `fc_prior.*`, ...) is dropped.
+//! `generator.backbone.*`, `generator.head.*`, `fc_post_a.*`; the encoder's `semantic_model.*`
+//! (w2v-BERT layers 0..15 read, 16..23 dropped), `SemanticEncoder_module.*`, `CodecEnc.*`
+//! (`weight_g`/`weight_v` folded; SnakeBeta's `beta` also spelt `bias`), `fc_prior.*`.
+//! Training-only parts (`fc_post_s`, `SemanticDecoder`, ...) are dropped.
+
+mod encoder;
+
+pub use encoder::{EncoderStages, Framing, XCodec2Encoder, XCodec2EncoderConfig, SEMANTIC_LAYER};
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
@@ -55,6 +63,9 @@ pub struct XCodec2Config {
     pub vq_dim: usize,
     /// FSQ levels per dimension (the codebook is their product).
     pub fsq_levels: Vec<usize>,
+    /// The encoder, for models that encode (a checkpoint without its weights decodes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<XCodec2EncoderConfig>,
 }
 
 impl XCodec2Config {
@@ -70,17 +81,30 @@ impl XCodec2Config {
             pos_meb_dim: 64,
             vq_dim: 2048,
             fsq_levels: vec![4; 8],
+            encoder: None,
         }
     }
 
-    /// X-Codec2 (`HKUSTAudio/xcodec2`): 16 kHz out, hop 320.
+    /// X-Codec2 (`HKUSTAudio/xcodec2`): 16 kHz out, hop 320, with its encoder.
     pub fn xcodec2() -> Self {
-        Self::published(16_000, 320)
+        Self {
+            encoder: Some(XCodec2EncoderConfig::xcodec2()),
+            ..Self::published(16_000, 320)
+        }
     }
 
     /// NeuCodec (`neuphonic/neucodec`): the same decoder upsampling to 24 kHz, hop 480.
+    /// Its encoder is X-Codec2's with NeuCodec's framing; its checkpoint holds all of it but
+    /// w2v-BERT 2.0, which the reference loads from facebook/w2v-bert-2.0 (give both files'
+    /// tensors together, w2v-BERT's under `semantic_model.`, to encode).
     pub fn neucodec() -> Self {
-        Self::published(24_000, 480)
+        Self {
+            encoder: Some(XCodec2EncoderConfig {
+                framing: Framing::Neucodec,
+                ..XCodec2EncoderConfig::xcodec2()
+            }),
+            ..Self::published(24_000, 480)
+        }
     }
 
     /// Code frames per second.
@@ -141,6 +165,26 @@ impl XCodec2Config {
         if self.codebook_size() > u32::MAX as usize {
             return bad("the FSQ codebook is too large".into());
         }
+        if let Some(e) = &self.encoder {
+            if let Some(problem) = e.problem() {
+                return bad(format!("encoder: {problem}"));
+            }
+            if e.semantic_hidden + e.acoustic_dim != self.vq_dim {
+                return bad(format!(
+                    "encoder: semantic_hidden {} + acoustic_dim {} must equal vq_dim {}",
+                    e.semantic_hidden, e.acoustic_dim, self.vq_dim
+                ));
+            }
+            let rate = self.encoder_sample_rate as f64 / e.hop() as f64;
+            if (rate - self.frame_rate()).abs() > 1e-9 {
+                return bad(format!(
+                    "encoder: {} Hz / hop {} must give the decoder's {} frames/s",
+                    self.encoder_sample_rate,
+                    e.hop(),
+                    self.frame_rate()
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -167,6 +211,19 @@ impl XCodec2Config {
             Some(24_000) => Self::neucodec(),
             _ => Self::xcodec2(),
         };
+        if !obj.contains_key("model_type") {
+            // The decoder's constructor arguments describe the decoder only.
+            cfg.encoder = None;
+        }
+        if let Some(e) = cfg.encoder.as_mut() {
+            // BigCodecConfig's widths (`XCodec2Model`'s `config.json`).
+            if let Some(h) = int("semantic_hidden_size")? {
+                e.semantic_hidden = h;
+            }
+            if let Some(h) = int("codec_encoder_hidden_size")? {
+                e.acoustic_dim = h;
+            }
+        }
         if let Some(h) = int("hop_length")? {
             cfg.hop_length = h;
             cfg.n_fft = 4 * h;
@@ -208,8 +265,10 @@ pub fn is_reference_config(text: &str) -> bool {
     let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
         return false;
     };
-    obj.get("model_type").and_then(|m| m.as_str()) == Some("xcodec2")
-        || (obj.contains_key("fsq_levels") && obj.contains_key("pos_meb_dim"))
+    matches!(
+        obj.get("model_type").and_then(|m| m.as_str()),
+        Some("xcodec2" | "xcodec")
+    ) || (obj.contains_key("fsq_levels") && obj.contains_key("pos_meb_dim"))
 }
 
 /// Whether a state dict holds an X-Codec2-family decoder.
@@ -218,7 +277,7 @@ pub fn looks_like_xcodec2(state: &StateDict) -> bool {
     has("generator.backbone.transformers.") && has("generator.head.") && has("fc_post_a.")
 }
 
-fn is_inference_key(k: &str) -> bool {
+fn is_decoder_key(k: &str) -> bool {
     [
         "generator.quantizer.project_in.",
         "generator.quantizer.project_out.",
@@ -230,12 +289,62 @@ fn is_inference_key(k: &str) -> bool {
     .any(|p| k.starts_with(p))
 }
 
-/// Keep only the decoder's tensors (and the FSQ projections), as float32.
+fn is_inference_key(k: &str) -> bool {
+    if let Some(rest) = k.strip_prefix("semantic_model.encoder.layers.") {
+        // Layers after the one the reference reads are stored but never run.
+        return rest
+            .split('.')
+            .next()
+            .and_then(|l| l.parse::<usize>().ok())
+            .is_some_and(|l| l < SEMANTIC_LAYER);
+    }
+    is_decoder_key(k)
+        || [
+            "semantic_model.feature_projection.",
+            "SemanticEncoder_module.",
+            "CodecEnc.",
+            "fc_prior.",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+}
+
+/// Keep the tensors inference reads, as float32: the decoder's (and the FSQ projections), and
+/// the encoder's (w2v-BERT up to layer 16, the semantic and acoustic encoders, `fc_prior`) with
+/// weight norm folded and SnakeBeta's `bias` spelt `beta`.
 ///
-/// The encoder side (acoustic encoder, w2v-BERT 2.0, semantic encoder, `fc_prior`, the semantic
-/// decoder of training) and any non-persistent FSQ buffers are dropped.
+/// Dropped: w2v-BERT's later layers and its `masked_spec_embed` (training), the semantic
+/// decoder and `fc_post_s` of training, and any non-persistent FSQ buffers.
 pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
-    state.retain(is_inference_key);
+    // An encoder side without w2v-BERT or without the acoustic encoder cannot encode
+    // (NeuCodec's file, decoder-only exports): only its decoder is kept.
+    let has = |k: &str| state.tensors.contains_key(k);
+    let whole_encoder = has("semantic_model.feature_projection.projection.weight")
+        && state
+            .tensors
+            .keys()
+            .any(|k| k.starts_with("CodecEnc.conv_blocks.0."));
+    if whole_encoder {
+        state.retain(is_inference_key);
+    } else {
+        state.retain(is_decoder_key);
+    }
+    state.fold_weight_norm()?;
+    // The package's own modules call SnakeBeta's second parameter `bias` (transformers 4.x
+    // renamed every `beta` so on load); the published file says `beta`.
+    let renamed: Vec<String> = state
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("CodecEnc.") && k.ends_with(".act.bias"))
+        .cloned()
+        .collect();
+    for k in renamed {
+        if let Some(t) = state.tensors.remove(&k) {
+            state
+                .tensors
+                .insert(format!("{}.act.beta", k.trim_end_matches(".act.bias")), t);
+        }
+    }
     state.to_dtype(DType::F32)?;
     Ok(state)
 }
@@ -275,9 +384,54 @@ pub fn infer_config(state: &StateDict) -> Result<XCodec2Config> {
         pos_meb_dim: 64,
         vq_dim: project_out[0],
         fsq_levels: vec![4; project_out[1]],
+        encoder: infer_encoder(state)?.map(|e| XCodec2EncoderConfig {
+            // NeuCodec (24 kHz out) frames its front end without the side padding.
+            framing: if hop == 480 {
+                Framing::Neucodec
+            } else {
+                Framing::Xcodec2
+            },
+            ..e
+        }),
     };
     cfg.validate(src)?;
     Ok(cfg)
+}
+
+/// The encoder's architecture from its shapes, when the checkpoint holds it (heads of 64 and
+/// dilations 1, 3, 9 assumed, as published).
+fn infer_encoder(state: &StateDict) -> Result<Option<XCodec2EncoderConfig>> {
+    let state = &inference_weights(state.clone())?;
+    let dims = |key: &str| state.tensors.get(key).map(|t| t.dims().to_vec());
+    let (Some(projection), Some(first), Some(ffn)) = (
+        dims("semantic_model.feature_projection.projection.weight"),
+        dims("CodecEnc.conv_blocks.0.weight"),
+        dims("semantic_model.encoder.layers.0.ffn1.intermediate_dense.weight"),
+    ) else {
+        return Ok(None);
+    };
+    let mut cfg = XCodec2EncoderConfig::xcodec2();
+    cfg.semantic_hidden = projection[0];
+    cfg.semantic_heads = (projection[0] / 64).max(1);
+    cfg.semantic_intermediate = ffn[0];
+    cfg.acoustic_ngf = first[0];
+    let units = cfg.acoustic_dilations.len();
+    let blocks =
+        state.count_indexed(|i| format!("CodecEnc.conv_blocks.{}.block.0.block.1.weight", i + 1));
+    cfg.acoustic_ratios = (1..=blocks)
+        .map(|i| {
+            dims(&format!(
+                "CodecEnc.conv_blocks.{i}.block.{}.weight",
+                units + 1
+            ))
+            .map(|d| d[2] / 2)
+            .unwrap_or(0)
+        })
+        .collect();
+    if let Some(last) = dims("CodecEnc.conv_final_block.1.weight") {
+        cfg.acoustic_dim = last[0];
+    }
+    Ok(Some(cfg))
 }
 
 /// A loaded X-Codec2 or NeuCodec decoder.
@@ -291,6 +445,8 @@ pub struct XCodec2 {
     fc_post_a: Linear,
     backbone: TransformerVocosBackbone,
     head: IstftHead,
+    /// `None` when the checkpoint holds the decoder only.
+    encoder: Option<XCodec2Encoder>,
 }
 
 impl XCodec2 {
@@ -304,16 +460,27 @@ impl XCodec2 {
         name: &str,
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
-        let state = inference_weights(state)?;
+        let mut state = inference_weights(state)?;
+        let has_encoder = state.tensors.contains_key("CodecEnc.conv_blocks.0.weight");
+        if config.encoder.is_none() || !has_encoder {
+            // A decoder-only model: the encoder's keys (whole or partial) are not read.
+            state.retain(is_decoder_key);
+        }
         load_tracked(state, device, |vb| Self::new(config, vb, name))
     }
 
     /// Build from a `VarBuilder` over [`inference_weights`]' layout (see [`crate::weights`]).
+    /// The encoder is built when the config has one and the weights hold it
+    /// (`CodecEnc.conv_blocks.0.weight` present); otherwise the model decodes only.
     pub fn new(config: &XCodec2Config, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let fsq = Fsq::new(&config.fsq_levels).map_err(|e| Error::config(name, e.to_string()))?;
         let device = vb.device().clone();
-        let ((project_in, project_out, fc_post_a, backbone, head), fingerprint) =
+        let with_encoder = config
+            .encoder
+            .as_ref()
+            .filter(|_| vb.contains_tensor("CodecEnc.conv_blocks.0.weight"));
+        let ((project_in, project_out, fc_post_a, backbone, head, encoder), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let q = vb.pp(QUANTIZER);
                 let project_in = candle_nn::linear(config.vq_dim, fsq.dims(), q.pp("project_in"))?;
@@ -328,7 +495,17 @@ impl XCodec2 {
                     IstftPadding::Same,
                     vb.pp(HEAD),
                 )?;
-                Ok((project_in, project_out, fc_post_a, backbone, head))
+                let encoder = with_encoder
+                    .map(|e| {
+                        XCodec2Encoder::new(
+                            e,
+                            config.encoder_sample_rate,
+                            config.vq_dim,
+                            vb.clone(),
+                        )
+                    })
+                    .transpose()?;
+                Ok((project_in, project_out, fc_post_a, backbone, head, encoder))
             })?;
         let info = CodecInfo {
             name: name.to_string(),
@@ -351,8 +528,14 @@ impl XCodec2 {
             fc_post_a,
             backbone,
             head,
+            encoder,
         };
         Ok(model)
+    }
+
+    /// The encoder, when the checkpoint holds it.
+    pub fn encoder(&self) -> Option<&XCodec2Encoder> {
+        self.encoder.as_ref()
     }
 
     /// The architecture.
@@ -422,14 +605,30 @@ impl Codec for XCodec2 {
         &self.device
     }
 
-    fn encode(&self, _audio: &Tensor) -> Result<Tensor> {
-        Err(Error::Unsupported(format!(
-            "model {} cannot encode audio: its encoder (w2v-BERT 2.0 semantic features with an \
-             acoustic encoder, at {} Hz) is not supported yet, only decoding is. Make the codes \
-             with the reference Python package, save them as .npy, and import them as a token \
-             file for this model (`codec import-codes`)",
-            self.info.name, self.config.encoder_sample_rate
-        )))
+    /// Codes `[batch, 1, frames]`, each item encoded on its own (the reference's front end
+    /// normalises per utterance).
+    fn encode(&self, audio: &Tensor) -> Result<Tensor> {
+        let Some(encoder) = &self.encoder else {
+            return Err(Error::Unsupported(format!(
+                "model {} cannot encode audio: its checkpoint holds the decoder only (encoding \
+                 needs the encoder's weights: w2v-BERT 2.0, the semantic and acoustic encoders; \
+                 NeuCodec keeps w2v-BERT 2.0 in another repository, whose separate loading is \
+                 not supported yet). Make the codes with the reference Python package, save \
+                 them as .npy, and import them as a token file for this model \
+                 (`codec import-codes`)",
+                self.info.name
+            )));
+        };
+        crate::codec::check_mono_audio(audio, &self.info.name)?;
+        let audio = audio.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let items = (0..audio.dim(0)?)
+            .map(|i| {
+                let samples = audio.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+                let latent = encoder.latent(&samples, &self.device)?;
+                self.quantize_latent(&latent)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&items, 0)?)
     }
 
     fn decode(&self, codes: &Tensor) -> Result<Tensor> {
