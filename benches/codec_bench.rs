@@ -25,6 +25,7 @@
 //! | `tinycodec-4` | tinycodec-24khz, every stage (2.3 kbit/s) | all 4 stages |
 //! | `lyra` | lyra-v2, the default model, on its published weights (compiled in); batch and streaming | first 16 of 46 stages (3.2 kbit/s) |
 //! | `s3tokenizer` | S3Tokenizer v2 (`S3TokenizerConfig::s3tokenizer_v2()`, keys from the fixture's manifest), encode only | 1 stream of 6561 |
+//! | `xcodec2` | X-Codec2 (`XCodec2Config::xcodec2()`, the whole published model: keys from the `xcodec2` fixture's manifest) | 1 FSQ stream of 65536 |
 //! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
 //! | `qwen3-tts` | Qwen3-TTS-Tokenizer-12Hz (`Qwen3TtsConfig::qwen3_tts_tokenizer_12hz()`, keys from the fixture's manifest) | all 16 codebooks |
 //!
@@ -160,7 +161,7 @@ impl Bench {
             Bench::TinyCodec1 => "tinycodec 1 stage",
             Bench::TinyCodec4 => "tinycodec 4 stages",
             Bench::Mimi => "mimi (8 codebooks)",
-            Bench::XCodec2 => "xcodec2 decoder",
+            Bench::XCodec2 => "xcodec2",
             Bench::SpeechTokenizer => "speechtokenizer (8 codebooks)",
             Bench::S3Tokenizer => "s3tokenizer v2",
             Bench::Qwen3Tts => "qwen3-tts-tokenizer-12hz (16 codebooks)",
@@ -206,8 +207,6 @@ impl Bench {
             Bench::TinyCodec1 | Bench::TinyCodec4 => &["encode", "decode", "encode+decode"],
             // One frame per step, as a live stream runs; per-frame compute times reported.
             Bench::Mimi | Bench::Lyra => &["encode", "decode", "encode-stream", "decode-stream"],
-            // Its encoder (w2v-BERT 2.0 based) is not supported.
-            Bench::XCodec2 => &["decode"],
             // Encode only: its decoder is CosyVoice's flow-matching model.
             Bench::S3Tokenizer => &["encode"],
             _ => &["encode", "decode"],
@@ -569,9 +568,12 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
         }
         Bench::XCodec2 => {
             let config = XCodec2Config::xcodec2();
-            let keys = fixture_keys("xcodec2-decoder", "full-decoder-keys.json")?;
+            // The whole published model: w2v-BERT 2.0 embedded, encoder and decoder.
+            let keys = fixture_keys("xcodec2", "full-xcodec2-keys.json")?;
             let hop = config.hop_length;
-            let frames = samples.div_ceil(hop);
+            // The reference pads every clip by up to a whole hop: one frame more than whole
+            // hops (decode runs on as many codes).
+            let frames = samples / hop + 1;
             let (model, unused) =
                 XCodec2::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
             check_unused(label, &unused);

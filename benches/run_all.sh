@@ -9,7 +9,7 @@
 #
 # Options:
 #   --models LIST    wavtokenizer, encodec (24 kHz at 6 kbit/s), encodec-24kbps, dac (44.1 kHz),
-#                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (decoder),
+#                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (encode and decode),
 #                    lyra (Lyra v2 at 3.2 kbit/s, batch and streaming; its reference is LiteRT
 #                    on the published TFLite files), speechtokenizer (all 8 codebooks),
 #                    s3tokenizer (v2, encode only), qwen3-tts (Qwen3-TTS-Tokenizer-12Hz, 16 codebooks),
@@ -289,7 +289,6 @@ for model in "${model_list[@]}"; do
         tasks=(encode decode)
         # Streaming models also run one frame at a time.
         [[ $model == mimi || $model == lyra ]] && tasks+=(encode-stream decode-stream)
-        [[ $model == xcodec2 ]] && tasks=(decode)  # its encoder is not supported (w2v-BERT 2.0)
         [[ $model == s3tokenizer ]] && tasks=(encode)  # encode only: its decoder is CosyVoice's
         [[ $model == tinycodec-* ]] && tasks=(encode decode encode+decode)
         for task in "${tasks[@]}"; do
@@ -325,7 +324,7 @@ LABELS = {
     "snac": "SNAC 24 kHz",
     "snac-32khz": "SNAC 32 kHz",
     "mimi": "Mimi (8 cb)",
-    "xcodec2": "X-Codec2 decoder",
+    "xcodec2": "X-Codec2",
     "lyra": "Lyra v2 16 kHz, 3.2 kbps (16 q)",
     "speechtokenizer": "SpeechTokenizer 16 kHz (8 cb)",
     "s3tokenizer": "S3Tokenizer v2 (encode only)",

@@ -22,11 +22,13 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   ``encode-stream`` / ``decode-stream`` (``with model.streaming(1)``, one 1920-sample
                   frame / one code frame per step, as moshi streams); stream cases also report
                   per-frame compute time (median, p95, max)
-  xcodec2         the X-Codec2 decoder (``xcodec2`` 0.1.5, installed without its dependencies):
-                  ``CodecDecoderVocos()`` (hidden 1024, 12 layers, 16 heads, hop 320 at 16 kHz) and
-                  ``fc_post_a = Linear(2048, 1024)``, decoded as ``XCodec2Model.decode_code`` does
-                  (``quantizer.get_output_from_indices`` -> ``fc_post_a`` -> backbone -> iSTFT
-                  head); decode only
+  xcodec2         X-Codec2 (``xcodec2`` 0.1.5, installed without its dependencies, on
+                  transformers' ``Wav2Vec2BertModel``): decode = ``CodecDecoderVocos()`` (hidden
+                  1024, 12 layers, 16 heads, hop 320 at 16 kHz) and ``fc_post_a = Linear(2048,
+                  1024)`` as ``XCodec2Model.decode_code`` does; encode = ``encode_code``'s path
+                  from its parts (its ``__init__`` downloads w2v-BERT): padding, the
+                  SeamlessM4T feature extractor, w2v-BERT 2.0 (24 layers, ``hidden_states[16]``),
+                  ``SemanticEncoder``, ``CodecEncoder_Transformer``, ``fc_prior``, the FSQ
   lyra            Lyra v2 (SoundStream, 16 kHz) at 3.2 kbit/s: Google's published TFLite files
                   (``../shared/fixtures/lyra/``, the real weights) under LiteRT (``ai-edge-litert``,
                   default CPU kernels = XNNPACK, ``Interpreter(num_threads=--threads)``), one
@@ -137,6 +139,9 @@ QWEN3_TTS_12HZ = dict(
 LYRA_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                          "..", "shared", "fixtures", "lyra"))
 LYRA_QUANTIZERS = 16
+# The X-Codec2 fixture's preprocessor_config.json: facebook/w2v-bert-2.0's feature extractor.
+XCODEC2_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                            "..", "..", "shared", "fixtures", "xcodec2"))
 
 
 def proc_status_mib(field):
@@ -402,6 +407,7 @@ def run_case(key, task, seconds, runs, threads):
     elif key == "xcodec2":
         # torchtune's package __init__ insists on a torchao matching its torch; the decoder uses
         # only its RotaryPositionalEmbeddings, so load that file (torchtune's own code) alone.
+        import importlib.machinery
         import importlib.util
         import types
         spec = importlib.util.find_spec("torchtune")
@@ -411,23 +417,61 @@ def run_case(key, task, seconds, runs, threads):
         sys.modules.setdefault("torchtune", types.ModuleType("torchtune"))
         sys.modules["torchtune.modules"] = pe
         pe_spec.loader.exec_module(pe)
+        try:  # imported by the package's modules for file I/O only
+            import torchaudio  # noqa: F401
+        except ImportError:
+            stub = types.ModuleType("torchaudio")
+            stub.__spec__ = importlib.machinery.ModuleSpec("torchaudio", None)
+            sys.modules["torchaudio"] = stub
         import xcodec2
         from xcodec2.vq.codec_decoder_vocos import CodecDecoderVocos
         versions["xcodec2"] = getattr(xcodec2, "__version__", "0.1.5")
         decoder = CodecDecoderVocos().eval()
         fc_post_a = torch.nn.Linear(2048, 1024).eval()
-        model = torch.nn.ModuleList([decoder, fc_post_a])
         hop = 320
-        frames = math.ceil(samples / hop)
-        if task != "decode":
-            raise ValueError("xcodec2: only the decoder is benchmarked")
-        codes = torch.randint(0, 65536, (1, 1, frames), generator=gen)
+        # encode_code pads by up to a whole hop: one frame more than whole hops.
+        frames = samples // hop + 1
+        if task == "encode":
+            # XCodec2Model.encode_code's path, built from its parts (its __init__ downloads
+            # facebook/w2v-bert-2.0): the feature extractor with that repo's settings (the
+            # fixture's preprocessor_config.json), w2v-BERT 2.0 at its published size (all 24
+            # layers run, as the reference runs them; hidden_states[16] is used), the semantic
+            # and acoustic encoders, fc_prior, the FSQ.
+            from transformers import (SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig,
+                                      Wav2Vec2BertModel)
+            from xcodec2.vq.codec_encoder import CodecEncoder_Transformer
+            from xcodec2.vq.module import SemanticEncoder
+            import transformers
+            versions["transformers"] = transformers.__version__
+            fe = SeamlessM4TFeatureExtractor.from_pretrained(XCODEC2_DIR)
+            semantic = Wav2Vec2BertModel(Wav2Vec2BertConfig()).eval()
+            semantic_encoder = SemanticEncoder(1024, 1024, 1024).eval()
+            acoustic = CodecEncoder_Transformer().eval()
+            fc_prior = torch.nn.Linear(2048, 2048).eval()
+            model = torch.nn.ModuleList([semantic, semantic_encoder, acoustic, fc_prior, decoder])
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, samples)
 
-        def step():
-            emb = decoder.quantizer.get_output_from_indices(codes.transpose(1, 2))
-            emb = fc_post_a(emb)  # [1, frames, 1024]
-            y = decoder(emb, vq=False)[0]
-            assert abs(y.shape[-1] - frames * hop) < hop, y.shape
+            def step():
+                wav = torch.nn.functional.pad(x, (0, hop - samples % hop))
+                fe_in = torch.nn.functional.pad(wav, (160, 160))
+                feats = fe(fe_in[0].numpy(), sampling_rate=sr, return_tensors="pt").input_features
+                hidden = semantic(feats, output_hidden_states=True).hidden_states[16]
+                sem = semantic_encoder(hidden.transpose(1, 2))
+                ac = acoustic(wav.unsqueeze(1)).transpose(1, 2)
+                n = min(sem.shape[-1], ac.shape[-1])
+                both = torch.cat([sem[..., :n], ac[..., :n]], dim=1)
+                both = fc_prior(both.transpose(1, 2)).transpose(1, 2)
+                _, codes, _ = decoder(both, vq=True)
+                assert codes.shape[-1] == frames, codes.shape
+        else:
+            model = torch.nn.ModuleList([decoder, fc_post_a])
+            codes = torch.randint(0, 65536, (1, 1, frames), generator=gen)
+
+            def step():
+                emb = decoder.quantizer.get_output_from_indices(codes.transpose(1, 2))
+                emb = fc_post_a(emb)  # [1, frames, 1024]
+                y = decoder(emb, vq=False)[0]
+                assert abs(y.shape[-1] - frames * hop) < hop, y.shape
     elif key == "speechtokenizer":
         # Load `speechtokenizer.model` without the package's __init__ (which imports the trainer
         # and its dependencies): a bare package module pointing at the installed folder.
@@ -603,7 +647,7 @@ def parent(args):
     rows, failed = [], 0
     for key in args.models:
         for seconds in args.seconds:
-            tasks = (["decode"] if key == "xcodec2" else ["encode"] if key in ENCODE_ONLY
+            tasks = (["encode"] if key in ENCODE_ONLY
                      else ["encode", "decode"])
             if key in STREAMING_MODELS:
                 tasks += ["encode-stream", "decode-stream"]

@@ -63,6 +63,12 @@ impl Snake1d {
         })
     }
 
+    /// The per-channel frequency and `1 / (magnitude + 1e-9)`, as f32 (for fused kernels that
+    /// apply the activation inside a larger loop).
+    pub(crate) fn parameters(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((self.fused.alpha.clone(), self.fused.inv_alpha.clone()))
+    }
+
     /// `x`: `[batch, channels, time]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && x.rank() == 3 {

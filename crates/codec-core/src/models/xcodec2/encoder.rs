@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dsp::fbank::{Fbank, FRAME_SHIFT, NUM_MEL_BINS, STRIDE};
 use crate::nn::alias_free::AntiAliasedSnake;
+use crate::nn::conv::conv1d_in_chunks;
 use crate::nn::w2v_bert::{W2vBert, W2vBertConfig};
 
 /// The w2v-BERT hidden state the reference takes (`hidden_states[16]`): layers after it are
@@ -182,8 +183,8 @@ impl ResidualUnit {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(&self.act1.forward(x)?)?;
-        let y = self.conv2.forward(&self.act2.forward(&y)?)?;
+        let y = conv1d_in_chunks(&self.conv1, &self.act1.forward(x)?)?;
+        let y = conv1d_in_chunks(&self.conv2, &self.act2.forward(&y)?)?;
         x + y
     }
 }
@@ -224,7 +225,7 @@ impl EncoderBlock {
         for unit in &self.units {
             h = unit.forward(&h)?;
         }
-        self.down.forward(&self.act.forward(&h)?)
+        conv1d_in_chunks(&self.down, &self.act.forward(&h)?)
     }
 }
 
@@ -263,11 +264,11 @@ impl AcousticEncoder {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.first.forward(x)?;
+        let mut h = conv1d_in_chunks(&self.first, x)?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
-        self.last.forward(&self.final_act.forward(&h)?)
+        conv1d_in_chunks(&self.last, &self.final_act.forward(&h)?)
     }
 }
 
@@ -293,9 +294,9 @@ impl SemanticEncoder {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // The reference's block starts with an in-place ReLU, which also rewrites the skip.
-        let x = self.initial.forward(x)?.relu()?;
-        let y = self.conv2.forward(&self.conv1.forward(&x)?.relu()?)?;
-        self.last.forward(&(x + y)?)
+        let x = conv1d_in_chunks(&self.initial, x)?.relu()?;
+        let y = conv1d_in_chunks(&self.conv2, &conv1d_in_chunks(&self.conv1, &x)?.relu()?)?;
+        conv1d_in_chunks(&self.last, &(x + y)?)
     }
 }
 
