@@ -11,7 +11,7 @@
 //!
 //! The framing (the reference pads the clip with `hop - len % hop` zeros, a whole hop for an
 //! exact multiple; the front end also gets 160 zeros on each side) gives `len / hop + 1` frames.
-//! NeuCodec's `encode_code` gives its front end no side padding ([`Framing::NeuCodec`]): one
+//! NeuCodec's `encode_code` gives its front end no side padding ([`Framing::Neucodec`]): one
 //! frame fewer.
 
 use candle_core::{Module, Result, Tensor, D};

@@ -18,7 +18,7 @@
 //! (`weight_g`/`weight_v` folded; SnakeBeta's `beta` also spelt `bias`), `fc_prior.*`.
 //! Training-only parts (`fc_post_s`, `SemanticDecoder`, ...) are dropped.
 
-mod encoder;
+pub mod encoder;
 
 pub use encoder::{EncoderStages, Framing, XCodec2Encoder, XCodec2EncoderConfig, SEMANTIC_LAYER};
 
