@@ -299,6 +299,25 @@ pub fn check_mono_audio(audio: &Tensor, model: &str) -> Result<()> {
     Ok(())
 }
 
+/// Encode a batch `[batch, 1, samples]` one item at a time, for models whose front end works
+/// on one utterance (its own normalisation or windowing): checks the shape
+/// ([`check_mono_audio`]), hands `encode_item` each item's samples (f32, on the CPU) and stacks
+/// the `[1, ...]` codes it returns along the batch.
+pub(crate) fn encode_each_item(
+    audio: &Tensor,
+    model: &str,
+    encode_item: impl Fn(&[f32]) -> Result<Tensor>,
+) -> Result<Tensor> {
+    check_mono_audio(audio, model)?;
+    let audio = audio
+        .to_dtype(candle_core::DType::F32)?
+        .to_device(&Device::Cpu)?;
+    let items = (0..audio.dim(0)?)
+        .map(|i| encode_item(&audio.get(i)?.flatten_all()?.to_vec1::<f32>()?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&items, 0)?)
+}
+
 /// Check codes `[batch, 1..=max_codebooks, frames > 0]` with every code below `codebook_size`:
 /// the shared check of single-rate models' `decode`.
 pub fn check_stacked_codes(

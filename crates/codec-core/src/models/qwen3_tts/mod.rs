@@ -235,12 +235,7 @@ impl Codec for Qwen3Tts {
     /// Any prefix of the 16 codebooks (fewer: coarser), as the reference's quantizer allows.
     fn encode_with(&self, audio: &Tensor, options: &EncodeOptions) -> Result<CodeStreams> {
         let n_q = options.codebooks_for(&self.info, self.config.encoder_valid_num_quantizers)?;
-        check_mono_audio(audio, &self.info.name)?;
-        let (b, _, len) = audio.dims3()?;
-        if len == 0 {
-            let empty = Tensor::zeros((b, n_q, 0), DType::U32, &self.device)?;
-            return CodeStreams::from_stacked(&empty);
-        }
+        // encoder_stages checks the shape (empty audio included).
         let [_, _, latent] = self.encoder_stages(audio)?;
         CodeStreams::from_stacked(&self.quantize_latent(&latent, n_q)?)
     }

@@ -414,10 +414,6 @@ impl S3Tokenizer {
             self.info.name
         ))
     }
-
-    fn check_audio(&self, audio: &Tensor) -> Result<()> {
-        crate::codec::check_mono_audio(audio, &self.info.name)
-    }
 }
 
 impl Codec for S3Tokenizer {
@@ -432,17 +428,11 @@ impl Codec for S3Tokenizer {
     /// Codes `[batch, 1, tokens]`, each item encoded on its own (the log-mel floor is per
     /// utterance, as the reference computes it).
     fn encode(&self, audio: &Tensor) -> Result<Tensor> {
-        self.check_audio(audio)?;
-        let audio = audio.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
-        let items = (0..audio.dim(0)?)
-            .map(|i| {
-                let samples = audio.get(i)?.flatten_all()?.to_vec1::<f32>()?;
-                let codes = self.encode_samples(&samples)?;
-                let n = codes.len();
-                Ok(Tensor::from_vec(codes, (1, 1, n), &self.device)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&items, 0)?)
+        crate::codec::encode_each_item(audio, &self.info.name, |samples| {
+            let codes = self.encode_samples(samples)?;
+            let n = codes.len();
+            Ok(Tensor::from_vec(codes, (1, 1, n), &self.device)?)
+        })
     }
 
     fn decode(&self, _codes: &Tensor) -> Result<Tensor> {

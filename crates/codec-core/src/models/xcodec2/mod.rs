@@ -45,7 +45,7 @@ const POST_A: &str = "fc_post_a";
 pub struct XCodec2Config {
     /// Rate of the decoded audio, in Hz.
     pub sample_rate: u32,
-    /// Rate of the audio the (unported) encoder takes, in Hz: 16 kHz for both published models.
+    /// Rate of the audio the encoder takes, in Hz: 16 kHz for both published models.
     pub encoder_sample_rate: u32,
     /// Output samples per code frame.
     pub hop_length: usize,
@@ -461,9 +461,9 @@ impl XCodec2 {
         device: &Device,
     ) -> Result<(Self, Vec<String>)> {
         let mut state = inference_weights(state)?;
-        let has_encoder = state.tensors.contains_key("CodecEnc.conv_blocks.0.weight");
-        if config.encoder.is_none() || !has_encoder {
-            // A decoder-only model: the encoder's keys (whole or partial) are not read.
+        if config.encoder.is_none() {
+            // A decoder-only config reads none of the encoder's keys (inference_weights has
+            // already dropped an encoder side that cannot encode).
             state.retain(is_decoder_key);
         }
         load_tracked(state, device, |vb| Self::new(config, vb, name))
@@ -619,16 +619,9 @@ impl Codec for XCodec2 {
                 self.info.name
             )));
         };
-        crate::codec::check_mono_audio(audio, &self.info.name)?;
-        let audio = audio.to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
-        let items = (0..audio.dim(0)?)
-            .map(|i| {
-                let samples = audio.get(i)?.flatten_all()?.to_vec1::<f32>()?;
-                let latent = encoder.latent(&samples, &self.device)?;
-                self.quantize_latent(&latent)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&items, 0)?)
+        crate::codec::encode_each_item(audio, &self.info.name, |samples| {
+            self.quantize_latent(&encoder.latent(samples, &self.device)?)
+        })
     }
 
     fn decode(&self, codes: &Tensor) -> Result<Tensor> {
