@@ -624,8 +624,12 @@ fn import_codes(input: &Path, output: &Path, model: &str, settings: &LoadSetting
 
 fn convert(input: &Path, output: &Path) -> Result<()> {
     ensure_distinct(input, output)?;
-    let state = StateDict::load(input)?;
-    let (family, weights) = codec_core::models::inference_weights(state)?;
+    let (family, weights) = if codec_core::models::is_onnx_file(input) {
+        let graph = codec_core::weights::OnnxGraph::load(input)?;
+        codec_core::models::onnx_inference_weights(&graph)?
+    } else {
+        codec_core::models::inference_weights(StateDict::load(input)?)?
+    };
     codec_core::weights::convert_to_safetensors(&weights.tensors, output)
         .with_context(|| format!("converting {}", input.display()))?;
     eprintln!(

@@ -1,7 +1,8 @@
 //! End-to-end tests of the `codec` binary with the S3Tokenizer fixture
 //! (`../shared/fixtures/s3tokenizer`: model.pt + the reference's config.json): codes as `.npy`
-//! and `.tok` equal the reference's, decoding says it is not there (encode only), and the
-//! published card says how to get weights from the ONNX-only release.
+//! and `.tok` equal the reference's, decoding says it is not there (encode only). From ONNX
+//! graphs (`tests/data/s3tokenizer`, laid out as the published ones): `--model FILE.onnx`, v1
+//! included, `codec convert` of a graph, and the cards reaching their hub ONNX file.
 
 mod common;
 
@@ -58,8 +59,98 @@ fn encode_gives_reference_codes_and_decode_says_encode_only() {
     }
 }
 
+fn onnx_data() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/s3tokenizer")
+}
+
+/// The reference's codes for a generated graph and clip, and the frames that are near-ties.
+fn onnx_case(model: &str, case: &str) -> (Vec<f64>, Vec<usize>) {
+    let text = std::fs::read_to_string(onnx_data().join("cases.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let c = &json["models"][model]["cases"][case];
+    let ints = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    (
+        ints(&c["codes"]).into_iter().map(|x| x as f64).collect(),
+        ints(&c["ambiguous_frames"])
+            .into_iter()
+            .map(|x| x as usize)
+            .collect(),
+    )
+}
+
+fn assert_codes(what: &str, got: &[f64], (want, ambiguous): &(Vec<f64>, Vec<usize>)) {
+    assert_eq!(got.len(), want.len(), "{what}: code count");
+    let differ: Vec<usize> = (0..want.len())
+        .filter(|&t| got[t] != want[t] && !ambiguous.contains(&t))
+        .collect();
+    assert!(differ.is_empty(), "{what}: codes differ at {differ:?}");
+}
+
 #[test]
-fn the_published_card_says_how_to_get_weights() {
+fn onnx_graphs_encode_and_convert() {
+    let Some(dir) = fixture_dir("s3tokenizer") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = dir.join("speech_b_odd.16k.wav");
+    // v1 (50 Hz, its Conv node's stride) straight from the graph.
+    let npy = tmp.path().join("v1.npy");
+    let graph = onnx_data().join("v1.onnx");
+    assert_ok(&codec(&[
+        &"encode",
+        &"--model",
+        &graph,
+        &"--format",
+        &"npy",
+        &wav,
+        &npy,
+    ]));
+    let got = read_npy(&npy).unwrap();
+    assert_codes(
+        "v1.onnx",
+        &got.values,
+        &onnx_case("v1-50hz", "speech_b_odd"),
+    );
+    let tok = tmp.path().join("v1.tok");
+    assert_ok(&codec(&[&"encode", &"--model", &graph, &wav, &tok]));
+    let t = TokenFile::read(&tok).unwrap();
+    assert_eq!(
+        (t.streams[0].codebook_size, t.streams[0].frame_rate),
+        (512, 50.0)
+    );
+    // `codec convert` turns a v2 graph into safetensors that encode the same.
+    let converted = tmp.path().join("v2.safetensors");
+    assert_ok(&codec(&[
+        &"convert",
+        &onnx_data().join("v2.onnx"),
+        &converted,
+    ]));
+    let npy = tmp.path().join("v2.npy");
+    assert_ok(&codec(&[
+        &"encode",
+        &"--model",
+        &converted,
+        &"--format",
+        &"npy",
+        &wav,
+        &npy,
+    ]));
+    let got = read_npy(&npy).unwrap();
+    assert_codes(
+        "converted v2",
+        &got.values,
+        &onnx_case("v2", "speech_b_odd"),
+    );
+}
+
+#[test]
+fn the_cards_read_their_published_onnx_files() {
     let tmp = tempfile::tempdir().unwrap();
     let wav = tmp.path().join("a.wav");
     let spec = hound::WavSpec {
@@ -73,12 +164,39 @@ fn the_published_card_says_how_to_get_weights() {
         w.write_sample(((i % 100) * 100) as i16).unwrap();
     }
     w.finalize().unwrap();
-    let o = codec(&[
-        &"encode",
-        &"--model",
-        &"s3tokenizer-v2",
-        &wav,
-        &tmp.path().join("a.tok"),
-    ]);
-    assert_fails_with(&o, &["ONNX", "onnx2torch", "--model DIR"]);
+    let run = |card: &str, hf_home: &std::path::Path| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_codec"));
+        cmd.args(["encode", "--model", card])
+            .arg(&wav)
+            .arg(tmp.path().join("a.tok"))
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", hf_home);
+        cmd.output().unwrap()
+    };
+    // Offline with nothing cached: the error names the repo and the file.
+    let empty = tmp.path().join("empty");
+    let o = run("s3tokenizer-v2", &empty);
+    assert_fails_with(
+        &o,
+        &["FunAudioLLM/CosyVoice2-0.5B", "speech_tokenizer_v2.onnx"],
+    );
+    let o = run("s3tokenizer-v1-25hz", &empty);
+    assert_fails_with(
+        &o,
+        &[
+            "FunAudioLLM/CosyVoice-300M-25Hz",
+            "speech_tokenizer_v1.onnx",
+        ],
+    );
+    // A cached file is read as an ONNX graph with the card's (published) architecture: the
+    // small test graph stands in for it, so the load stops at its first misshaped weight.
+    let cache = tmp.path().join("cache");
+    hub_cache(
+        &cache,
+        "FunAudioLLM/CosyVoice2-0.5B",
+        "speech_tokenizer_v2.onnx",
+        &onnx_data().join("v2.onnx"),
+    );
+    let o = run("s3tokenizer-v2", &cache);
+    assert_fails_with(&o, &["speech_tokenizer_v2.onnx", "encoder.conv1.weight"]);
 }

@@ -3,8 +3,9 @@
 //! only): codes from the reference imported with `codec import-codes`, decoded with
 //! `codec decode`, `codec encode` refused with the reason; the full fixture
 //! (`../shared/fixtures/xcodec2`, with a card giving its test sizes): `codec encode` gives the
-//! reference's codes as `.npy`, and a `.tok` round trip its audio. `import-codes` is also checked
-//! on WavTokenizer's fixture.
+//! reference's codes as `.npy`, and a `.tok` round trip its audio, also with its weights split
+//! over two hub repos as NeuCodec's card reads them. `import-codes` is also checked on
+//! WavTokenizer's fixture.
 
 mod common;
 
@@ -155,14 +156,24 @@ fn full_test_model(tmp: &std::path::Path) -> Option<std::path::PathBuf> {
     .unwrap();
     std::fs::write(
         model.join("model.toml"),
-        r#"name = "model"
+        format!("{TEST_CARD}{TEST_ARCHITECTURE}"),
+    )
+    .unwrap();
+    Some(model)
+}
+
+/// The head of a card for the fixture's test model.
+const TEST_CARD: &str = r#"name = "model"
 family = "xcodec2"
 description = "X-Codec2 test model of the reference fixture"
 license = "test"
 sample_rate = 16000
 frame_rate = 50.0
 codebooks = [65536]
+"#;
 
+/// Its architecture (`config.json`'s `test_model`).
+const TEST_ARCHITECTURE: &str = r#"
 [architecture]
 sample_rate = 16000
 encoder_sample_rate = 16000
@@ -184,10 +195,71 @@ acoustic_ratios = [2, 2, 4, 4, 5]
 acoustic_dilations = [1, 3, 9]
 acoustic_dim = 64
 framing = "xcodec2"
-"#,
+"#;
+
+/// The model as NeuCodec publishes itself: a hub repo whose card reads the codec's file and
+/// merges the semantic model's, from another repo, under `semantic_model.` (here the test
+/// model split in two, in a local hub cache).
+#[test]
+fn a_card_merges_weights_from_a_second_repo() {
+    let Some(dir) = fixture_dir("xcodec2") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = codec_core::weights::StateDict::load(&dir.join("model.safetensors")).unwrap();
+    let (semantic, codec_part): (Vec<_>, Vec<_>) = whole
+        .tensors
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("semantic_model."));
+    let semantic: std::collections::HashMap<_, _> = semantic
+        .into_iter()
+        .map(|(k, t)| (k["semantic_model.".len()..].to_string(), t))
+        .collect();
+    assert!(!semantic.is_empty());
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let write = |name: &str, tensors: &std::collections::HashMap<String, codec_core::Tensor>| {
+        codec_core::weights::convert_to_safetensors(tensors, &files.join(name)).unwrap();
+        files.join(name)
+    };
+    let codec_file = write("codec.safetensors", &codec_part.into_iter().collect());
+    let semantic_file = write("model.safetensors", &semantic);
+    let card = files.join("codec-card.toml");
+    std::fs::write(
+        &card,
+        format!(
+            "{TEST_CARD}\n[hub]\nrepo = \"test/xcodec2-split\"\nweights = \"codec.safetensors\"\n\n\
+             [[hub.merge]]\nrepo = \"test/semantic\"\nweights = \"model.safetensors\"\n\
+             prefix = \"semantic_model.\"\n{TEST_ARCHITECTURE}"
+        ),
     )
     .unwrap();
-    Some(model)
+    let cache = tmp.path().join("hf");
+    hub_cache(
+        &cache,
+        "test/xcodec2-split",
+        "codec.safetensors",
+        &codec_file,
+    );
+    hub_cache(&cache, "test/xcodec2-split", "codec-card.toml", &card);
+    let encode = |out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_codec"))
+            .args(["encode", "--model", "test/xcodec2-split", "--format", "npy"])
+            .arg(dir.join("speech_a.wav"))
+            .arg(out)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_HOME", &cache)
+            .output()
+            .unwrap()
+    };
+    // Without the second repo's file: the error names it.
+    let npy = tmp.path().join("a.npy");
+    assert_fails_with(&encode(&npy), &["test/semantic", "model.safetensors"]);
+    assert!(!npy.exists());
+    hub_cache(&cache, "test/semantic", "model.safetensors", &semantic_file);
+    assert_ok(&encode(&npy));
+    let want = read_npy(&dir.join("speech_a.codes.npy")).unwrap();
+    assert_eq!(read_npy(&npy).unwrap().values, want.values, "codes");
 }
 
 #[test]

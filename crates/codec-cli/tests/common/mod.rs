@@ -107,3 +107,16 @@ pub fn ambiguous_frames(dir: &Path, case: &str, variant: &str) -> Vec<usize> {
         .map(|f| f.as_u64().unwrap() as usize)
         .collect()
 }
+
+/// A cached hub snapshot holding `file` for `repo`, as `hf-hub` lays it out.
+pub fn hub_cache(root: &std::path::Path, repo: &str, file: &str, from: &std::path::Path) {
+    let folder = root
+        .join("hub")
+        .join(format!("models--{}", repo.replace('/', "--")));
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::create_dir_all(folder.join("refs")).unwrap();
+    std::fs::write(folder.join("refs/main"), commit).unwrap();
+    let snapshot = folder.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::copy(from, snapshot.join(file)).unwrap();
+}

@@ -6,7 +6,7 @@ use candle_core::Device;
 
 use super::ModelCard;
 use crate::models::{self, ArchSource, Loaded};
-use crate::weights::StateDict;
+use crate::weights::{OnnxGraph, StateDict};
 use crate::{Error, Result};
 
 /// Files in `dir` whose extension is one of `exts`, sorted.
@@ -25,7 +25,7 @@ fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-const WEIGHT_EXTS: &[&str] = &["safetensors", "ckpt", "pth", "pt", "th", "bin"];
+const WEIGHT_EXTS: &[&str] = &["safetensors", "ckpt", "pth", "pt", "th", "bin", "onnx"];
 
 /// A folder of a graph family's files (e.g. Lyra's three `.tflite`), with a card beside them
 /// or the published architecture.
@@ -193,15 +193,11 @@ pub(super) fn load_file(file: &Path, dir: Option<&Path>, device: &Device) -> Res
     } else {
         dir
     };
+    if models::is_onnx_file(file) {
+        return load_onnx_file(file, &dir, device);
+    }
     let state = StateDict::load(file)?;
-    let local_name = || {
-        let stem = dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "local".into());
-        format!("local:{stem}")
-    };
+    let local_name = || local_name(&dir);
     match find_config(&dir, file)? {
         Some(LocalConfig::Card(card)) => models::family(&card.family)?.load(
             ArchSource::Card(&card.architecture),
@@ -237,5 +233,41 @@ pub(super) fn load_file(file: &Path, dir: Option<&Path>, device: &Device) -> Res
             let name = local_name();
             family.load(ArchSource::Infer, state, &name, device)
         }
+    }
+}
+
+/// The name a model loaded from a local folder gets: `local:<folder>`.
+fn local_name(dir: &Path) -> String {
+    let stem = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "local".into());
+    format!("local:{stem}")
+}
+
+/// An ONNX graph (S3Tokenizer's published weights): a card or reference config beside it
+/// decides the architecture, else the graph itself.
+fn load_onnx_file(file: &Path, dir: &Path, device: &Device) -> Result<Loaded> {
+    let graph = OnnxGraph::load(file)?;
+    match find_config(dir, file)? {
+        Some(LocalConfig::Card(card)) => models::load_onnx(
+            Some(models::family(&card.family)?),
+            ArchSource::Card(&card.architecture),
+            &graph,
+            &card.name,
+            device,
+        ),
+        Some(LocalConfig::Reference { text, source }) => models::load_onnx(
+            models::detect_from_config(&text),
+            ArchSource::ReferenceConfig {
+                text: &text,
+                source: &source,
+            },
+            &graph,
+            &local_name(dir),
+            device,
+        ),
+        None => models::load_onnx(None, ArchSource::Infer, &graph, &local_name(dir), device),
     }
 }

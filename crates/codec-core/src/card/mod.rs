@@ -37,6 +37,26 @@ pub struct HubFiles {
     pub revision: Option<String>,
     /// The weight file in the repo.
     pub weights: String,
+    /// Weight files of other repos that the model reads beside it, merged into its state dict
+    /// (NeuCodec loads facebook/w2v-bert-2.0 as its `semantic_model`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge: Vec<MergedWeights>,
+}
+
+/// A second weight file a card's model reads, from its own repo: its tensors join the main
+/// file's under a key prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergedWeights {
+    /// Hugging Face repo id, e.g. `facebook/w2v-bert-2.0`.
+    pub repo: String,
+    /// Git revision; `main` when absent.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The weight file in the repo.
+    pub weights: String,
+    /// Put before each of its keys (e.g. `semantic_model.`).
+    pub prefix: String,
 }
 
 /// A model card: one published (or project) model.
@@ -126,9 +146,13 @@ impl ModelCard {
         }
     }
 
-    /// The weight file in the local hub cache, if it was downloaded before.
+    /// The weight file in the local hub cache, if it (and every file merged into it) was
+    /// downloaded before.
     pub fn cached_weights(&self) -> Option<PathBuf> {
         let hub = self.hub.as_ref()?;
+        for m in &hub.merge {
+            cached_file(&m.repo, m.revision.as_deref(), &m.weights)?;
+        }
         cached_file(&hub.repo, hub.revision.as_deref(), &hub.weights)
     }
 

@@ -174,11 +174,88 @@ fn load_card(card: &ModelCard, device: &Device) -> Result<Loaded> {
             .unwrap_or_else(|| "the card names no weight files".into()),
     })?;
     let weights = fetch_file(&hub.repo, hub.revision.as_deref(), &hub.weights)?;
-    let state = StateDict::load(&weights)?;
+    if models::is_onnx_file(&weights) {
+        let graph = crate::weights::OnnxGraph::load(&weights)?;
+        return models::load_onnx(
+            Some(family),
+            ArchSource::Card(&card.architecture),
+            &graph,
+            &card.name,
+            device,
+        );
+    }
+    let mut state = StateDict::load(&weights)?;
+    for extra in &hub.merge {
+        let path = fetch_file(&extra.repo, extra.revision.as_deref(), &extra.weights)?;
+        merge_prefixed(&mut state, StateDict::load(&path)?, &extra.prefix)?;
+    }
     family.load(
         ArchSource::Card(&card.architecture),
         state,
         &card.name,
         device,
     )
+}
+
+/// Add `extra`'s tensors to `state` under `prefix`; a key both have is an error (the files
+/// were meant to be disjoint).
+fn merge_prefixed(state: &mut StateDict, extra: StateDict, prefix: &str) -> Result<()> {
+    for (key, tensor) in extra.tensors {
+        let key = format!("{prefix}{key}");
+        if state.tensors.contains_key(&key) {
+            return Err(Error::weights(
+                &extra.source,
+                format!("`{key}` is also in {}: the files overlap", state.source),
+            ));
+        }
+        state.tensors.insert(key, tensor);
+    }
+    state.source = format!("{} + {}", state.source, extra.source);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Tensor;
+
+    fn dict(source: &str, keys: &[&str]) -> StateDict {
+        StateDict {
+            source: source.into(),
+            tensors: keys
+                .iter()
+                .map(|k| {
+                    (
+                        k.to_string(),
+                        Tensor::zeros(1, candle_core::DType::F32, &Device::Cpu).unwrap(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn merged_files_join_under_their_prefix() {
+        let mut main = dict("main.bin", &["decoder.w", "semantic_model.x"]);
+        merge_prefixed(
+            &mut main,
+            dict("w2v.safetensors", &["encoder.w"]),
+            "semantic_model.",
+        )
+        .unwrap();
+        let mut keys: Vec<&str> = main.tensors.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["decoder.w", "semantic_model.encoder.w", "semantic_model.x"]
+        );
+        assert_eq!(main.source, "main.bin + w2v.safetensors");
+        let err = merge_prefixed(&mut main, dict("again", &["x"]), "semantic_model.")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("semantic_model.x") && err.contains("overlap"),
+            "{err}"
+        );
+    }
 }

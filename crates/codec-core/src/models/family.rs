@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::card::ModelCard;
 use crate::codec::Codec;
-use crate::weights::StateDict;
+use crate::weights::{OnnxGraph, StateDict};
 use crate::{Error, Result};
 
 /// How well a checkpoint or a config file matches a family, as Symphonia's probes score a
@@ -194,6 +194,28 @@ pub trait Family: Send + Sync {
         ))
     }
 
+    /// For a family whose published weights are ONNX graphs (S3Tokenizer's): the graph's
+    /// tensors in the family's own layout, as [`inference_weights`](Self::inference_weights)
+    /// takes them; `None` when the graph is not this family's or the family reads no ONNX.
+    fn onnx_weights(&self, graph: &OnnxGraph) -> Option<Result<StateDict>> {
+        let _ = graph;
+        None
+    }
+
+    /// Build the model from an ONNX graph's weights; with [`ArchSource::Infer`] the
+    /// architecture is the one the graph implies. `None` as for
+    /// [`onnx_weights`](Self::onnx_weights).
+    fn load_onnx(
+        &self,
+        arch: ArchSource<'_>,
+        graph: &OnnxGraph,
+        name: &str,
+        device: &Device,
+    ) -> Option<Result<Loaded>> {
+        let _ = (arch, graph, name, device);
+        None
+    }
+
     /// Build the model from its architecture and a checkpoint.
     fn load(
         &self,
@@ -252,6 +274,10 @@ fn no_checkpoints(family: &str, files: Option<&[&str]>, name: &str) -> Error {
 /// it did not read.
 pub type LoadFn<C, M> = fn(&C, StateDict, &str, &Device) -> Result<(M, Vec<String>)>;
 
+/// Read an ONNX graph's weights: the state dict in the family's layout and the config the graph
+/// implies; `None` when the graph is not the family's.
+pub type OnnxFn<C> = fn(&OnnxGraph) -> Option<Result<(StateDict, C)>>;
+
 /// A family whose published model is a tensor checkpoint and whose architecture is a serde
 /// config, as a table of its functions: a family module states what is its own (how to
 /// recognise its files, read its config, map its layouts, build it) and this implements
@@ -267,6 +293,7 @@ pub type LoadFn<C, M> = fn(&C, StateDict, &str, &Device) -> Result<(M, Vec<Strin
 ///     infer: infer_config,
 ///     card_facts: DacConfig::card_facts,
 ///     load: Dac::load,
+///     onnx: None,
 /// };
 /// ```
 pub struct CheckpointFamily<C: 'static, M: 'static> {
@@ -286,6 +313,8 @@ pub struct CheckpointFamily<C: 'static, M: 'static> {
     pub card_facts: fn(&C, &str) -> Result<CardFacts>,
     /// Build the model; returns it and the keys it did not read.
     pub load: LoadFn<C, M>,
+    /// For a family published as ONNX graphs: how to read one (see [`Family::onnx_weights`]).
+    pub onnx: Option<OnnxFn<C>>,
 }
 
 impl<C, M> Family for CheckpointFamily<C, M>
@@ -319,6 +348,30 @@ where
         let config = arch.read(name, &weights, self.from_reference, self.infer)?;
         let (model, unused) = (self.load)(&config, weights, name, device)?;
         Ok(Loaded::new(model, unused))
+    }
+
+    fn onnx_weights(&self, graph: &OnnxGraph) -> Option<Result<StateDict>> {
+        let read = self.onnx?;
+        Some(read(graph)?.map(|(state, _)| state))
+    }
+
+    fn load_onnx(
+        &self,
+        arch: ArchSource<'_>,
+        graph: &OnnxGraph,
+        name: &str,
+        device: &Device,
+    ) -> Option<Result<Loaded>> {
+        let read = self.onnx?;
+        let weights = read(graph)?;
+        Some(weights.and_then(|(state, implied)| {
+            let config = match arch {
+                ArchSource::Infer => implied,
+                arch => arch.read(name, &state, self.from_reference, self.infer)?,
+            };
+            let (model, unused) = (self.load)(&config, state, name, device)?;
+            Ok(Loaded::new(model, unused))
+        }))
     }
 
     fn check_card(&self, card: &ModelCard) -> Result<()> {

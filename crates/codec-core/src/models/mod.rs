@@ -21,10 +21,11 @@ pub mod wavtokenizer;
 pub mod xcodec2;
 
 pub use family::{
-    architecture, no_config_file, ArchSource, CardFacts, CheckpointFamily, Family, Loaded, Score,
+    architecture, no_config_file, ArchSource, CardFacts, CheckpointFamily, Family, Loaded, OnnxFn,
+    Score,
 };
 
-use crate::weights::StateDict;
+use crate::weights::{OnnxGraph, StateDict};
 use crate::{Error, Result};
 
 /// Every family this build can load: one line per family.
@@ -109,4 +110,57 @@ pub fn inference_weights(state: StateDict) -> Result<(&'static str, StateDict)> 
         ),
     })?;
     Ok((family.name(), family.inference_weights(state)?))
+}
+
+/// Whether a weight file is an ONNX graph (by its extension: ONNX has no magic number).
+pub fn is_onnx_file(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+fn no_onnx_family(graph: &OnnxGraph) -> Error {
+    Error::UnknownModel {
+        name: graph.source.clone(),
+        hint: "no supported family reads this ONNX graph (S3Tokenizer's published \
+               speech_tokenizer_v*.onnx are the graphs read)"
+            .into(),
+    }
+}
+
+/// The inference weights of an ONNX graph, in the layout of the family that reads it (as
+/// `codec convert` writes them), with that family's name.
+pub fn onnx_inference_weights(graph: &OnnxGraph) -> Result<(&'static str, StateDict)> {
+    for family in FAMILIES {
+        if let Some(state) = family.onnx_weights(graph) {
+            return Ok((family.name(), family.inference_weights(state?)?));
+        }
+    }
+    Err(no_onnx_family(graph))
+}
+
+/// Build a model from an ONNX graph: by `family` when known (a card names it), else by the
+/// first family that reads the graph.
+pub fn load_onnx(
+    family: Option<&'static dyn Family>,
+    arch: ArchSource<'_>,
+    graph: &OnnxGraph,
+    name: &str,
+    device: &candle_core::Device,
+) -> Result<Loaded> {
+    let candidates: Vec<&'static dyn Family> = match family {
+        Some(f) => vec![f],
+        None => FAMILIES.to_vec(),
+    };
+    for f in candidates {
+        if let Some(loaded) = f.load_onnx(arch.clone(), graph, name, device) {
+            return loaded;
+        }
+    }
+    match family {
+        Some(f) => Err(Error::UnknownModel {
+            name: name.to_string(),
+            hint: format!("family '{}' does not read this ONNX graph", f.name()),
+        }),
+        None => Err(no_onnx_family(graph)),
+    }
 }

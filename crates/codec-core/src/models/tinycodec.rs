@@ -418,6 +418,7 @@ pub static FAMILY: CheckpointFamily<TinyCodecConfig, TinyCodec> = CheckpointFami
     infer: |_| Ok(TinyCodecConfig::tinycodec_24khz()),
     card_facts: TinyCodecConfig::card_facts,
     load: TinyCodec::load,
+    onnx: None,
 };
 
 #[cfg(test)]

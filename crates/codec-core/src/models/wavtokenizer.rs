@@ -462,6 +462,7 @@ pub static FAMILY: CheckpointFamily<WavTokenizerConfig, WavTokenizer> = Checkpoi
     infer: infer_config,
     card_facts: WavTokenizerConfig::card_facts,
     load: WavTokenizer::load,
+    onnx: None,
 };
 
 #[cfg(test)]

@@ -12,9 +12,11 @@
 //! what the model reads, so both ways give the model the same fingerprint.
 
 mod checkpoint;
+pub mod onnx;
 mod tracking;
 
 pub use checkpoint::{convert_to_safetensors, StateDict};
+pub use onnx::{OnnxGraph, OnnxNode};
 pub use tracking::{TrackingBackend, UsedKeys};
 
 use std::collections::BTreeSet;

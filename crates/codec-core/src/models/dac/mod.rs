@@ -325,6 +325,7 @@ pub static FAMILY: CheckpointFamily<DacConfig, Dac> = CheckpointFamily {
     infer: infer_config,
     card_facts: DacConfig::card_facts,
     load: Dac::load,
+    onnx: None,
 };
 
 #[cfg(test)]

@@ -466,6 +466,7 @@ pub static FAMILY: CheckpointFamily<EncodecConfig, Encodec> = CheckpointFamily {
     infer: infer_config,
     card_facts: EncodecConfig::card_facts,
     load: Encodec::load,
+    onnx: None,
 };
 
 #[cfg(test)]

@@ -402,6 +402,7 @@ pub static FAMILY: CheckpointFamily<MimiConfig, Mimi> = CheckpointFamily {
     infer: infer_config,
     card_facts: MimiConfig::card_facts,
     load: Mimi::load,
+    onnx: None,
 };
 
 #[cfg(test)]

@@ -290,6 +290,7 @@ pub static FAMILY: CheckpointFamily<Qwen3TtsConfig, Qwen3Tts> = CheckpointFamily
     infer: infer_config,
     card_facts: Qwen3TtsConfig::card_facts,
     load: Qwen3Tts::load,
+    onnx: None,
 };
 
 #[cfg(test)]

@@ -9,16 +9,64 @@ use crate::{Error, Result};
 pub const HEAD_DIM: usize = 64;
 /// FSQ: 8 values of 3 levels each.
 pub const CODEBOOK_SIZE: u32 = 6561;
+/// v1's VQ codebook as published.
+pub const V1_CODEBOOK_SIZE: u32 = 4096;
+/// Positions in v2's rotary table (`precompute_freqs_cis(64, 1024 * 2)`).
+pub const ROTARY_POSITIONS: usize = 2048;
 
 /// Bounds that keep a corrupt config from sizing a runaway model (published: 1280 wide, 20
 /// heads, 6 or 12 blocks).
 const MAX_WIDTH: usize = 1 << 13;
 const MAX_LAYERS: usize = 64;
+const MAX_CODEBOOK: u32 = 1 << 16;
+const MAX_POSITIONS: usize = 1 << 14;
 
-/// Architecture of an S3Tokenizer v2 / v3 model (`S3TokenizerV2`).
+/// The two S3Tokenizer structures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum S3Variant {
+    /// v1 (CosyVoice 1, `S3Tokenizer`): Whisper's encoder (absolute sinusoid positions from the
+    /// checkpoint, plain attention) and a Euclidean VQ codebook over the L2-normalised output.
+    #[serde(rename = "v1")]
+    V1,
+    /// v2 (CosyVoice 2, Chatterbox; v3 is this structure with 12 blocks): FSMN memory, rotary
+    /// attention, FSQ of 6561 codes.
+    #[default]
+    #[serde(rename = "v2")]
+    V2,
+}
+
+fn default_conv1_stride() -> usize {
+    2
+}
+
+fn default_codebook_size() -> u32 {
+    CODEBOOK_SIZE
+}
+
+fn default_fsmn_kernel() -> usize {
+    31
+}
+
+fn default_audio_ctx() -> usize {
+    1500
+}
+
+/// Architecture of an S3Tokenizer model: v1 (`S3Tokenizer`), v2 / v3 (`S3TokenizerV2`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3TokenizerConfig {
+    /// Which structure (`v2` when absent).
+    #[serde(default)]
+    pub variant: S3Variant,
+    /// Stride of the first convolution: 2 (25 tokens/s), or 1 for v1's 50 Hz model.
+    #[serde(default = "default_conv1_stride")]
+    pub conv1_stride: usize,
+    /// Codes: 6561 (v2's FSQ), v1's codebook rows (4096).
+    #[serde(default = "default_codebook_size")]
+    pub codebook_size: u32,
+    /// v1: rows of the absolute position table (`n_audio_ctx`); a window's tokens must fit.
+    #[serde(default = "default_audio_ctx")]
+    pub audio_ctx: usize,
     /// Sample rate in Hz (16000).
     pub sample_rate: u32,
     /// Mel bands of the front end (`n_mels`, 128).
@@ -33,7 +81,8 @@ pub struct S3TokenizerConfig {
     pub num_heads: usize,
     /// Blocks (`n_audio_layer`).
     pub num_layers: usize,
-    /// Kernel of the FSMN memory (31).
+    /// Kernel of the FSMN memory (31; v2 only).
+    #[serde(default = "default_fsmn_kernel")]
     pub fsmn_kernel: usize,
     /// Epsilon of the LayerNorms.
     pub layer_norm_eps: f64,
@@ -48,6 +97,10 @@ impl S3TokenizerConfig {
     /// The published `speech_tokenizer_v2_25hz` (CosyVoice 2, Chatterbox): 6 blocks.
     pub fn s3tokenizer_v2() -> Self {
         Self {
+            variant: S3Variant::V2,
+            conv1_stride: 2,
+            codebook_size: CODEBOOK_SIZE,
+            audio_ctx: 1500,
             sample_rate: 16000,
             n_mels: 128,
             n_fft: 400,
@@ -70,9 +123,28 @@ impl S3TokenizerConfig {
         }
     }
 
-    /// Samples per token: the two stride-2 convolutions over the mel frames.
+    /// The published `speech_tokenizer_v1` (CosyVoice 1): 50 tokens/s of 4096.
+    pub fn s3tokenizer_v1_50hz() -> Self {
+        Self {
+            variant: S3Variant::V1,
+            conv1_stride: 1,
+            codebook_size: V1_CODEBOOK_SIZE,
+            ..Self::s3tokenizer_v2()
+        }
+    }
+
+    /// The published `speech_tokenizer_v1_25hz` (CosyVoice-300M-25Hz): v1 with a stride-2
+    /// first convolution, 25 tokens/s.
+    pub fn s3tokenizer_v1_25hz() -> Self {
+        Self {
+            conv1_stride: 2,
+            ..Self::s3tokenizer_v1_50hz()
+        }
+    }
+
+    /// Samples per token: the two convolutions' strides over the mel frames.
     pub fn hop_samples(&self) -> usize {
-        self.hop_length * 4
+        self.hop_length * self.conv1_stride * 2
     }
 
     /// Tokens per second.
@@ -80,10 +152,27 @@ impl S3TokenizerConfig {
         self.sample_rate as f64 / self.hop_samples() as f64
     }
 
-    /// Tokens of `mel_frames` mel frames: `L -> (L - 1) / 2 + 1`, twice.
-    pub fn tokens_for_mel_frames(mel_frames: usize) -> usize {
-        let half = |l: usize| if l == 0 { 0 } else { (l - 1) / 2 + 1 };
-        half(half(mel_frames))
+    /// Tokens of `mel_frames` mel frames: `L -> (L - 1) / s + 1` through each convolution.
+    pub fn tokens_for_mel_frames(&self, mel_frames: usize) -> usize {
+        let conv = |l: usize, s: usize| if l == 0 { 0 } else { (l - 1) / s + 1 };
+        conv(conv(mel_frames, self.conv1_stride), 2)
+    }
+
+    /// Frames after the first convolution.
+    pub fn conv1_frames(&self, mel_frames: usize) -> usize {
+        if mel_frames == 0 {
+            0
+        } else {
+            (mel_frames - 1) / self.conv1_stride + 1
+        }
+    }
+
+    /// Positions a window's tokens may reach: v2's rotary table, v1's position rows.
+    pub fn max_positions(&self) -> usize {
+        match self.variant {
+            S3Variant::V1 => self.audio_ctx,
+            S3Variant::V2 => ROTARY_POSITIONS,
+        }
     }
 
     /// Tokens of an utterance of `samples` samples, through the long path past one window
@@ -91,7 +180,7 @@ impl S3TokenizerConfig {
     pub fn tokens_for_samples(&self, samples: usize) -> usize {
         let frames = samples / self.hop_length;
         if frames <= self.window_frames {
-            return Self::tokens_for_mel_frames(frames);
+            return self.tokens_for_mel_frames(frames);
         }
         let margin = self.merge_margin_tokens();
         let starts: Vec<usize> = (0..frames).step_by(self.window_hop_frames).collect();
@@ -99,7 +188,7 @@ impl S3TokenizerConfig {
             .iter()
             .enumerate()
             .map(|(i, &start)| {
-                let n = Self::tokens_for_mel_frames(self.window_frames.min(frames - start));
+                let n = self.tokens_for_mel_frames(self.window_frames.min(frames - start));
                 let from = if i == 0 { 0 } else { margin };
                 let to = if i + 1 == starts.len() {
                     n
@@ -112,15 +201,16 @@ impl S3TokenizerConfig {
     }
 
     /// Tokens dropped at each side of a window's overlap with its neighbour when long inputs
-    /// are merged (half the overlap: 50 tokens, 2 s).
+    /// are merged (half the overlap, 2 s: 50 tokens at 25 Hz, 100 at 50 Hz).
     pub fn merge_margin_tokens(&self) -> usize {
-        (self.window_frames - self.window_hop_frames) / 8
+        (self.window_frames - self.window_hop_frames) / 2 / (self.conv1_stride * 2)
     }
 
     /// The config from the reference's `ModelConfig` fields, given either as that object or
     /// as `{"name": ..., "config": {...}}` (what the fixtures hold). `n_audio_state`,
-    /// `n_audio_head` and `n_audio_layer` are required; a v1 model (`name` with `v1`, or a
-    /// 4096-entry codebook) is not supported.
+    /// `n_audio_head` and `n_audio_layer` are required. A v1 model (`name` with `v1`) takes
+    /// its first convolution's stride from the name as the reference does (2 for
+    /// `speech_tokenizer_v1_25hz`, else 1), its codebook from `n_codebook_size`.
     pub fn from_reference_json(text: &str, source: &str) -> Result<Self> {
         let json: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::config(source, e.to_string()))?;
@@ -134,14 +224,30 @@ impl S3TokenizerConfig {
                 .ok_or_else(|| Error::config(source, format!("`{key}` missing or not a number")))
         };
         let codebook = fields.get("n_codebook_size").and_then(|v| v.as_u64());
-        if name.contains("v1") || codebook == Some(4096) {
+        let v1 = name.contains("v1");
+        if !v1 && codebook == Some(V1_CODEBOOK_SIZE as u64) {
             return Err(Error::config(
                 source,
-                "S3Tokenizer v1 (a 4096-entry codebook, absolute positions) is not supported; \
-                 v2 and v3 are",
+                "a 4096-entry codebook is S3Tokenizer v1's, whose first convolution's stride \
+                 only its `name` tells (speech_tokenizer_v1: 50 Hz, speech_tokenizer_v1_25hz: \
+                 25 Hz): give the name",
             ));
         }
-        let mut config = Self::s3tokenizer_v2();
+        let mut config = if !v1 {
+            Self::s3tokenizer_v2()
+        } else if name == "speech_tokenizer_v1_25hz" {
+            Self::s3tokenizer_v1_25hz()
+        } else {
+            Self::s3tokenizer_v1_50hz()
+        };
+        if v1 {
+            if let Some(size) = codebook {
+                config.codebook_size = u32::try_from(size).unwrap_or(u32::MAX);
+            }
+            if let Some(ctx) = fields.get("n_audio_ctx").and_then(|v| v.as_u64()) {
+                config.audio_ctx = usize::try_from(ctx).unwrap_or(usize::MAX);
+            }
+        }
         config.d_model = int("n_audio_state")?;
         config.num_heads = int("n_audio_head")?;
         config.num_layers = int("n_audio_layer")?;
@@ -163,27 +269,55 @@ impl S3TokenizerConfig {
         }
         if self.num_heads == 0 || self.d_model != self.num_heads * HEAD_DIM {
             return bad(format!(
-                "d_model {} must be num_heads {} x {HEAD_DIM} (the rotary table's width)",
+                "d_model {} must be num_heads {} x {HEAD_DIM} (the published head width)",
                 self.d_model, self.num_heads
             ));
+        }
+        if !matches!(self.conv1_stride, 1 | 2) {
+            return bad(format!("conv1_stride {} must be 1 or 2", self.conv1_stride));
+        }
+        match self.variant {
+            S3Variant::V2 if self.codebook_size != CODEBOOK_SIZE || self.conv1_stride != 2 => {
+                return bad(format!(
+                    "v2 has FSQ's {CODEBOOK_SIZE} codes and conv1_stride 2 (got {} and {})",
+                    self.codebook_size, self.conv1_stride
+                ));
+            }
+            S3Variant::V1
+                if self.codebook_size < 2
+                    || self.codebook_size > MAX_CODEBOOK
+                    || self.audio_ctx == 0
+                    || self.audio_ctx > MAX_POSITIONS =>
+            {
+                return bad(format!(
+                    "v1 codebook_size {} (2 to {MAX_CODEBOOK}) and audio_ctx {} (1 to \
+                     {MAX_POSITIONS})",
+                    self.codebook_size, self.audio_ctx
+                ));
+            }
+            _ => {}
         }
         if self.d_model > MAX_WIDTH || self.num_layers == 0 || self.num_layers > MAX_LAYERS {
             return bad(format!(
                 "d_model at most {MAX_WIDTH}, 1 to {MAX_LAYERS} blocks"
             ));
         }
-        if self.fsmn_kernel == 0 || self.fsmn_kernel.is_multiple_of(2) || self.fsmn_kernel > 1023 {
+        let fsmn_ok = !self.fsmn_kernel.is_multiple_of(2) && self.fsmn_kernel <= 1023;
+        if self.variant == S3Variant::V2 && !fsmn_ok {
             return bad(format!("fsmn_kernel {} must be odd", self.fsmn_kernel));
         }
-        // Positions run up to a window's tokens; the rotary table has 2048.
+        // Positions run up to a window's tokens.
         if self.window_frames == 0
             || self.window_hop_frames == 0
             || self.window_hop_frames > self.window_frames
-            || Self::tokens_for_mel_frames(self.window_frames) > 2048
+            || self.tokens_for_mel_frames(self.window_frames) > self.max_positions()
         {
             return bad(format!(
-                "window_frames {} (at most 8192) and window_hop_frames {} (1 to window_frames)",
-                self.window_frames, self.window_hop_frames
+                "window_frames {} (its tokens within the {} positions) and window_hop_frames {} \
+                 (1 to window_frames)",
+                self.window_frames,
+                self.max_positions(),
+                self.window_hop_frames
             ));
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
@@ -198,7 +332,7 @@ impl S3TokenizerConfig {
         Ok(CardFacts {
             sample_rate: self.sample_rate,
             frame_rate: self.frame_rate(),
-            codebooks: Some(vec![CODEBOOK_SIZE]),
+            codebooks: Some(vec![self.codebook_size]),
             codebook_frame_rates: None,
         })
     }

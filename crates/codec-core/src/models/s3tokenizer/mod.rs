@@ -1,9 +1,10 @@
-//! S3Tokenizer v2 and v3 (FunAudioLLM; CosyVoice 2 / 3, Chatterbox): the supervised semantic
-//! speech tokenizer, 16 kHz in, one stream of 6561 codes at 25 tokens/s out. Encode only: its
-//! decoder is CosyVoice's flow-matching model, not a codec's.
+//! S3Tokenizer v1, v2 and v3 (FunAudioLLM; CosyVoice 1 / 2 / 3, Chatterbox): the supervised
+//! semantic speech tokenizer, 16 kHz in, one stream of codes out (v2 / v3: 6561 at 25 tokens/s;
+//! v1: 4096 at 50 or 25 tokens/s). Encode only: its decoder is CosyVoice's flow-matching model,
+//! not a codec's.
 //!
 //! This follows the `s3tokenizer` package 0.3.0 (`S3TokenizerV2`, `log_mel_spectrogram`,
-//! `padding`, `quantize`):
+//! `padding`, `quantize`; v1 as `S3Tokenizer`, below):
 //!
 //! - front end ([`LogMel`]): 128-band Whisper log-mel, 400-point centred STFT every 160
 //!   samples, the last frame dropped, floored 8 below the utterance's maximum;
@@ -15,21 +16,28 @@
 //! - FSQ: `tanh(project_down(x)) * 0.999`, rounded half to even, `+ 1`: 8 digits in {0, 1, 2},
 //!   code = `sum d_i 3^i`.
 //!
+//! v1 is Whisper's encoder: the first convolution has stride 1 (50 Hz) or 2 (the 25 Hz model),
+//! the checkpoint's sinusoid table is added after the convolutions, blocks are
+//! `x += out(attn(LN(x)))`, `x += mlp(LN(x))` (no FSMN, no rotary), and the code is the
+//! nearest row of a 4096-entry codebook to the L2-normalised output (`argmax -(|x|^2 - 2 x.e +
+//! |e|^2)`).
+//!
 //! Inputs over 30 s (3000 mel frames) take the reference's long path: windows of 3000 frames
 //! every 2600 (the last one zero-padded, its padding masked), merged by keeping tokens
-//! `[0, n - 50)` of the first window, `[50, n - 50)` of the middle ones and `[50, n)` of the
-//! last.
+//! `[0, n - m)` of the first window, `[m, n - m)` of the middle ones and `[m, n)` of the
+//! last, `m` being 2 s of tokens (50 at 25 Hz, 100 at 50 Hz).
 //!
 //! # Weights
 //!
-//! The published weights are ONNX graphs only (`speech_tokenizer_v2.onnx`, ...); the reference
-//! package turns their initializers into a state dict (`onnx2torch`), which is the layout read
-//! here (`encoder.conv{1,2}.*`, `encoder.blocks.N.{attn,attn_ln,mlp,mlp_ln}.*`,
-//! `quantizer._codebook.project_down.*`; see the fixture README for the node-name mapping):
-//! convert the ONNX file once with the reference package (`s3tokenizer.onnx2torch(onnx, pt)`),
-//! then load the `.pt` or a safetensors copy.
+//! The published weights are ONNX graphs only (`speech_tokenizer_v1.onnx`,
+//! `speech_tokenizer_v2.onnx`, `speech_tokenizer_v3.onnx`), read directly ([`onnx`]: the keys
+//! the reference's `onnx2torch` / `onnx2torch_v3` derive from the graph's node names). The
+//! state dict they give is also read from a `.pt` or safetensors file (`encoder.conv{1,2}.*`,
+//! `encoder.blocks.N.{attn,attn_ln,mlp,mlp_ln}.*`, `quantizer._codebook.project_down.*` or
+//! v1's `encoder.positional_embedding` and `quantizer._codebook.embed`).
 
 mod config;
+pub mod onnx;
 mod weights;
 
 pub use config::*;
@@ -47,8 +55,6 @@ use crate::nn::norm::{layer_norm, LayerNorm};
 use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
 
-/// Positions in the reference's rotary table (`precompute_freqs_cis(64, 1024 * 2)`).
-const ROTARY_POSITIONS: usize = 2048;
 /// The attention bias of a padded key (`mask_to_bias`).
 const MASKED: f32 = -1.0e10;
 /// FSQ's scale before rounding (the reference writes float32 0.999 as 0.9990000128746033).
@@ -62,7 +68,10 @@ struct Block {
     key: Linear,
     value: Linear,
     out: Linear,
-    fsmn: DepthwiseConv1d,
+    /// v2's FSMN memory; v1 has none.
+    fsmn: Option<DepthwiseConv1d>,
+    /// v2 rotates queries and keys; v1's positions were added to the input.
+    rotary: bool,
     mlp_ln: LayerNorm,
     mlp_in: Linear,
     mlp_out: Linear,
@@ -96,12 +105,16 @@ impl Block {
             key: candle_nn::linear_no_bias(d, d, attn.pp("key"))?,
             value: candle_nn::linear(d, d, attn.pp("value"))?,
             out: candle_nn::linear(d, d, attn.pp("out"))?,
-            fsmn: DepthwiseConv1d::without_bias(
-                d,
-                cfg.fsmn_kernel,
-                (cfg.fsmn_kernel - 1) / 2,
-                attn.pp("fsmn_block"),
-            )?,
+            fsmn: match cfg.variant {
+                S3Variant::V2 => Some(DepthwiseConv1d::without_bias(
+                    d,
+                    cfg.fsmn_kernel,
+                    (cfg.fsmn_kernel - 1) / 2,
+                    attn.pp("fsmn_block"),
+                )?),
+                S3Variant::V1 => None,
+            },
+            rotary: cfg.variant == S3Variant::V2,
             mlp_ln: layer_norm(d, cfg.layer_norm_eps, vb.pp("mlp_ln"))?,
             mlp_in: candle_nn::linear(d, 4 * d, vb.pp("mlp").pp(0))?,
             mlp_out: candle_nn::linear(4 * d, d, vb.pp("mlp").pp(2))?,
@@ -109,7 +122,7 @@ impl Block {
         })
     }
 
-    /// `x` `[1, tokens, d]`; `cos`/`sin` `[tokens, 64]`.
+    /// `x` `[1, tokens, d]`; `cos`/`sin` `[tokens, 64]` (unused by v1's blocks).
     fn forward(
         &self,
         x: &Tensor,
@@ -123,21 +136,30 @@ impl Block {
         let k = self.key.forward(&h)?;
         let v = self.value.forward(&h)?;
         // FSMN memory over the values (before the heads and the rotary embedding).
-        let v_masked = padding.mask_rows(&v)?;
-        let memory = self
-            .fsmn
-            .forward(&v_masked.transpose(1, 2)?.contiguous()?)?
-            .transpose(1, 2)?;
-        let memory = padding.mask_rows(&(memory + &v_masked)?)?;
+        let memory = match &self.fsmn {
+            Some(fsmn) => {
+                let v_masked = padding.mask_rows(&v)?;
+                let memory = fsmn
+                    .forward(&v_masked.transpose(1, 2)?.contiguous()?)?
+                    .transpose(1, 2)?;
+                Some(padding.mask_rows(&(memory + &v_masked)?)?)
+            }
+            None => None,
+        };
 
         let heads = |x: &Tensor| x.reshape((b, t, self.heads, HEAD_DIM));
         let scale = (HEAD_DIM as f64).powf(-0.25);
-        let q = (rotate(&heads(&q)?, cos, sin)? * scale)?
-            .transpose(1, 2)?
-            .contiguous()?;
-        let k = (rotate(&heads(&k)?, cos, sin)? * scale)?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let positioned = |x: &Tensor| -> candle_core::Result<Tensor> {
+            let x = heads(x)?;
+            let x = if self.rotary {
+                rotate(&x, cos, sin)?
+            } else {
+                x
+            };
+            (x * scale)?.transpose(1, 2)?.contiguous()
+        };
+        let q = positioned(&q)?;
+        let k = positioned(&k)?;
         let v = heads(&v)?.transpose(1, 2)?.contiguous()?;
         let mut scores = q.matmul(&k.t()?.contiguous()?)?; // [b, heads, t, t]
         if let Some(bias) = &padding.bias {
@@ -145,7 +167,11 @@ impl Block {
         }
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let attended = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        let x = (x + (self.out.forward(&attended)? + memory)?)?;
+        let attended = self.out.forward(&attended)?;
+        let x = match memory {
+            Some(memory) => (x + (attended + memory)?)?,
+            None => (x + attended)?,
+        };
         let m = self
             .mlp_out
             .forward(&self.mlp_in.forward(&self.mlp_ln.forward(&x)?)?.gelu_erf()?)?;
@@ -192,7 +218,21 @@ fn rotary_table(device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     ))
 }
 
-/// A loaded S3Tokenizer v2 / v3 (encode only).
+/// How the encoder output becomes a code.
+#[derive(Debug, Clone)]
+enum Quantizer {
+    /// v2: `project_down` to 8 values, FSQ of 3 levels each.
+    Fsq(Linear),
+    /// v1: the nearest codebook row to the L2-normalised output.
+    Vq {
+        /// The codebook transposed, `[d, codes]`.
+        embed_t: Tensor,
+        /// `|e|^2` of each row, `[1, codes]`.
+        norms: Tensor,
+    },
+}
+
+/// A loaded S3Tokenizer v1 / v2 / v3 (encode only).
 #[derive(Clone)]
 pub struct S3Tokenizer {
     info: CodecInfo,
@@ -202,7 +242,9 @@ pub struct S3Tokenizer {
     conv1: Conv1d,
     conv2: Conv1d,
     blocks: Vec<Block>,
-    project_down: Linear,
+    /// v1's absolute position table `[audio_ctx, d]`.
+    positions: Option<Tensor>,
+    quantizer: Quantizer,
     cos: Tensor,
     sin: Tensor,
 }
@@ -227,25 +269,37 @@ impl S3Tokenizer {
         config.validate(name)?;
         let device = vb.device().clone();
         let d = config.d_model;
-        let ((conv1, conv2, blocks, project_down), fingerprint) =
+        let ((conv1, conv2, blocks, positions, quantizer), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let enc = vb.pp("encoder");
-                let conv = |in_c: usize, vb: VarBuilder| {
+                let conv = |in_c: usize, stride: usize, vb: VarBuilder| {
                     let cfg = Conv1dConfig {
                         padding: 1,
-                        stride: 2,
+                        stride,
                         ..Default::default()
                     };
                     candle_nn::conv1d(in_c, d, 3, cfg, vb)
                 };
-                let conv1 = conv(config.n_mels, enc.pp("conv1"))?;
-                let conv2 = conv(d, enc.pp("conv2"))?;
+                let conv1 = conv(config.n_mels, config.conv1_stride, enc.pp("conv1"))?;
+                let conv2 = conv(d, 2, enc.pp("conv2"))?;
                 let blocks = (0..config.num_layers)
                     .map(|i| Block::new(config, enc.pp("blocks").pp(i)))
                     .collect::<candle_core::Result<Vec<_>>>()?;
-                let project_down =
-                    candle_nn::linear(d, 8, vb.pp("quantizer").pp("_codebook").pp("project_down"))?;
-                Ok((conv1, conv2, blocks, project_down))
+                let codebook = vb.pp("quantizer").pp("_codebook");
+                let (positions, quantizer) = match config.variant {
+                    S3Variant::V2 => (
+                        None,
+                        Quantizer::Fsq(candle_nn::linear(d, 8, codebook.pp("project_down"))?),
+                    ),
+                    S3Variant::V1 => {
+                        let positions = enc.get((config.audio_ctx, d), "positional_embedding")?;
+                        let embed = codebook.get((config.codebook_size as usize, d), "embed")?;
+                        let norms = embed.sqr()?.sum_keepdim(1)?.t()?.contiguous()?;
+                        let embed_t = embed.t()?.contiguous()?;
+                        (Some(positions), Quantizer::Vq { embed_t, norms })
+                    }
+                };
+                Ok((conv1, conv2, blocks, positions, quantizer))
             })?;
         let (cos, sin) = rotary_table(&device)?;
         let frame_rate = config.frame_rate();
@@ -255,7 +309,7 @@ impl S3Tokenizer {
             sample_rate: config.sample_rate,
             channels: 1,
             frame_rate,
-            codebook_sizes: vec![CODEBOOK_SIZE],
+            codebook_sizes: vec![config.codebook_size],
             codebook_frame_rates: vec![frame_rate],
             bandwidths_kbps: Vec::new(),
             fingerprint,
@@ -273,7 +327,8 @@ impl S3Tokenizer {
             conv1,
             conv2,
             blocks,
-            project_down,
+            positions,
+            quantizer,
             cos,
             sin,
         })
@@ -300,7 +355,7 @@ impl S3Tokenizer {
     pub fn encode_window(&self, mel: &Tensor, valid: usize) -> Result<(Tensor, usize)> {
         let (_, frames) = mel.dims2()?;
         let valid = valid.min(frames);
-        let half = |l: usize| if l == 0 { 0 } else { (l - 1) / 2 + 1 };
+        let c = &self.config;
         let keep = |x: &Tensor, n: usize| -> candle_core::Result<Tensor> {
             let len = x.dim(D::Minus1)?;
             if n >= len {
@@ -311,17 +366,23 @@ impl S3Tokenizer {
         };
         let x = keep(&mel.unsqueeze(0)?, valid)?;
         let x = self.conv1.forward(&x)?.gelu_erf()?;
-        let x = keep(&x, half(valid))?;
+        let x = keep(&x, c.conv1_frames(valid))?;
         let x = self.conv2.forward(&x)?.gelu_erf()?;
         let mut x = x.transpose(1, 2)?.contiguous()?; // [1, tokens, d]
         let tokens = x.dim(1)?;
-        let valid_tokens = half(half(valid));
-        if tokens > ROTARY_POSITIONS {
+        let valid_tokens = c.tokens_for_mel_frames(valid);
+        if tokens > c.max_positions() {
             return Err(Error::InvalidAudio(AudioProblem::Shape {
                 model: self.info.name.clone(),
-                expected: format!("windows of at most {} mel frames", 4 * ROTARY_POSITIONS),
+                expected: format!(
+                    "windows of at most {} mel frames",
+                    c.hop_samples() / c.hop_length * c.max_positions()
+                ),
                 got: vec![frames],
             }));
+        }
+        if let Some(positions) = &self.positions {
+            x = x.broadcast_add(&positions.narrow(0, 0, tokens)?)?;
         }
         let padding = if valid_tokens < tokens {
             let mask: Vec<f32> = (0..tokens)
@@ -349,10 +410,24 @@ impl S3Tokenizer {
         Ok((x.squeeze(0)?, valid_tokens))
     }
 
-    /// FSQ of encoder outputs `[tokens, d_model]`: the codes, and the values before `tanh`
-    /// `[tokens, 8]`.
+    /// Codes of encoder outputs `[tokens, d_model]`, and what they were chosen from: v2's
+    /// values before `tanh` `[tokens, 8]`, or v1's scores `-(|x|^2 - 2 x.e + |e|^2)` of the
+    /// L2-normalised output against each codebook row `[tokens, codes]`.
     pub fn quantize(&self, hidden: &Tensor) -> Result<(Vec<u32>, Tensor)> {
-        let pre = self.project_down.forward(hidden)?;
+        let project_down = match &self.quantizer {
+            Quantizer::Fsq(project_down) => project_down,
+            Quantizer::Vq { embed_t, norms } => {
+                // F.normalize: x / max(|x|, 1e-12); then the reference's distance, term by term.
+                let norm = hidden.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
+                let x = hidden.broadcast_div(&norm)?;
+                let xx = x.sqr()?.sum_keepdim(1)?;
+                let xe = (x.matmul(embed_t)? * 2.0)?;
+                let score = xx.broadcast_sub(&xe)?.broadcast_add(norms)?.neg()?;
+                let codes = score.argmax(1)?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+                return Ok((codes, score));
+            }
+        };
+        let pre = project_down.forward(hidden)?;
         let t = pre.tanh()?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
         let codes = t
             .iter()
@@ -406,6 +481,11 @@ impl S3Tokenizer {
         Ok(codes)
     }
 
+    /// Whether this is the v1 structure (VQ codebook) or v2's (FSQ).
+    pub fn variant(&self) -> S3Variant {
+        self.config.variant
+    }
+
     /// Why decoding fails.
     fn encode_only(&self) -> Error {
         Error::Unsupported(format!(
@@ -454,6 +534,7 @@ pub static FAMILY: CheckpointFamily<S3TokenizerConfig, S3Tokenizer> = Checkpoint
     infer: infer_config,
     card_facts: S3TokenizerConfig::card_facts,
     load: S3Tokenizer::load,
+    onnx: Some(onnx::from_onnx),
 };
 
 #[cfg(test)]
@@ -467,15 +548,46 @@ mod tests {
         v2.validate("v2").unwrap();
         assert_eq!(v2.frame_rate(), 25.0);
         assert_eq!(v2.merge_margin_tokens(), 50);
-        assert_eq!(S3TokenizerConfig::tokens_for_mel_frames(300), 75);
-        assert_eq!(S3TokenizerConfig::tokens_for_mel_frames(250), 63);
-        assert_eq!(S3TokenizerConfig::tokens_for_mel_frames(703), 176);
+        assert_eq!(v2.tokens_for_mel_frames(300), 75);
+        assert_eq!(v2.tokens_for_mel_frames(250), 63);
+        assert_eq!(v2.tokens_for_mel_frames(703), 176);
         assert_eq!(v2.tokens_for_samples(528_492), 826); // the fixture's long case
         assert_eq!(v2.tokens_for_samples(60 * 16000), 1500);
         S3TokenizerConfig::s3tokenizer_v3().validate("v3").unwrap();
+        // v1: 50 Hz keeps conv1's frames, merges with 100-token margins (2 s).
+        let v1 = S3TokenizerConfig::s3tokenizer_v1_50hz();
+        v1.validate("v1").unwrap();
+        assert_eq!(v1.frame_rate(), 50.0);
+        assert_eq!(v1.merge_margin_tokens(), 100);
+        assert_eq!(v1.tokens_for_mel_frames(300), 150);
+        assert_eq!(v1.tokens_for_mel_frames(3000), 1500); // a window fills the 1500 positions
+        assert_eq!(v1.tokens_for_samples(528_492), 1652); // the generated fixture's long case
+        let v1_25 = S3TokenizerConfig::s3tokenizer_v1_25hz();
+        assert_eq!(v1_25.frame_rate(), 25.0);
+        assert_eq!(v1_25.merge_margin_tokens(), 50);
+        assert_eq!(v1_25.tokens_for_samples(528_492), 826);
+        // A v1 window longer than its position table, a v2 with v1's codebook: refused.
+        let long_window = S3TokenizerConfig {
+            window_frames: 3002,
+            ..v1.clone()
+        };
+        assert!(long_window.validate("v1").is_err());
+        let mixed = S3TokenizerConfig {
+            codebook_size: 4096,
+            ..v2.clone()
+        };
+        assert!(mixed.validate("v2").is_err());
         for (card, cfg) in [
             ("s3tokenizer-v2", S3TokenizerConfig::s3tokenizer_v2()),
             ("s3tokenizer-v3", S3TokenizerConfig::s3tokenizer_v3()),
+            (
+                "s3tokenizer-v1-50hz",
+                S3TokenizerConfig::s3tokenizer_v1_50hz(),
+            ),
+            (
+                "s3tokenizer-v1-25hz",
+                S3TokenizerConfig::s3tokenizer_v1_25hz(),
+            ),
         ] {
             let card = ModelCard::find(card).unwrap();
             let from_card: S3TokenizerConfig = card.architecture.clone().try_into().unwrap();
@@ -493,11 +605,25 @@ mod tests {
             S3TokenizerConfig::from_reference_json(text, "c").unwrap(),
             S3TokenizerConfig::s3tokenizer_v2()
         );
+        // v1: the stride from the name, as the reference takes it.
         let v1 = text.replace("v2_25hz", "v1").replace("6561", "4096");
-        let err = S3TokenizerConfig::from_reference_json(&v1, "c")
+        assert_eq!(
+            S3TokenizerConfig::from_reference_json(&v1, "c").unwrap(),
+            S3TokenizerConfig::s3tokenizer_v1_50hz()
+        );
+        let v1_25 = text.replace("v2_25hz", "v1_25hz").replace("6561", "4096");
+        assert_eq!(
+            S3TokenizerConfig::from_reference_json(&v1_25, "c").unwrap(),
+            S3TokenizerConfig::s3tokenizer_v1_25hz()
+        );
+        // A v1 codebook without a name that says which v1.
+        let unnamed = text
+            .replace("speech_tokenizer_v2_25hz", "")
+            .replace("6561", "4096");
+        let err = S3TokenizerConfig::from_reference_json(&unnamed, "c")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("v1"), "{err}");
+        assert!(err.contains("speech_tokenizer_v1_25hz"), "{err}");
         let odd = text.replace("\"n_audio_head\": 20", "\"n_audio_head\": 16");
         assert!(S3TokenizerConfig::from_reference_json(&odd, "c").is_err());
         assert!(!is_reference_config(r#"{"n_q": 8, "strides": [8]}"#));

@@ -442,6 +442,7 @@ pub static FAMILY: CheckpointFamily<SnacConfig, Snac> = CheckpointFamily {
     infer: infer_config,
     card_facts: SnacConfig::card_facts,
     load: Snac::load,
+    onnx: None,
 };
 
 #[cfg(test)]

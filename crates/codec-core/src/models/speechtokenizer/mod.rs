@@ -225,6 +225,7 @@ pub static FAMILY: CheckpointFamily<SpeechTokenizerConfig, SpeechTokenizer> = Ch
     infer: infer_config,
     card_facts: SpeechTokenizerConfig::card_facts,
     load: SpeechTokenizer::load,
+    onnx: None,
 };
 
 #[cfg(test)]

@@ -654,6 +654,7 @@ pub static FAMILY: CheckpointFamily<XCodec2Config, XCodec2> = CheckpointFamily {
     infer: infer_config,
     card_facts: XCodec2Config::card_facts,
     load: XCodec2::load,
+    onnx: None,
 };
 
 #[cfg(test)]
