@@ -21,9 +21,9 @@
 #   --python PATH    interpreter with torch, encodec, descript-audio-codec and snac (and
 #                    ai-edge-litert for lyra; default target/refbench-venv/bin/python when it
 #                    exists, else python3)
-#   --setup          create target/refbench-venv (inherits the system torch; installs encodec,
-#                    descript-audio-codec, snac and ai-edge-litert from PyPI without touching
-#                    torch or numpy)
+#   --setup          create target/refbench-venv: it inherits the system's torch when there is
+#                    one, else installs torch and numpy from PyPI into it; then the reference
+#                    packages from PyPI without touching torch or numpy
 #   --no-pause       do not pause the background training job during the timed cases
 #   --out DIR        where results.jsonl and table.md go (default target/bench_compare)
 #   --resume         keep DIR/results.jsonl and run only the cases it has no result for (after an
@@ -77,9 +77,15 @@ fi
 
 VENV=${CARGO_TARGET_DIR:-$ROOT/target}/refbench-venv
 if [[ $SETUP == 1 ]]; then
-    python3 -m venv --system-site-packages "$VENV"
+    if python3 -c 'import torch, numpy' 2>/dev/null; then
+        python3 -m venv --system-site-packages "$VENV"
+    else
+        # A fresh machine: no system torch, so the venv gets its own (PyPI's Linux wheel).
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install torch numpy
+    fi
     constraints=$OUT/constraints.txt
-    python3 -c 'import torch, numpy; print(f"torch=={torch.__version__.split(\"+\")[0]}\nnumpy=={numpy.__version__}")' > "$constraints"
+    "$VENV/bin/python" -c 'import torch, numpy; print(f"torch=={torch.__version__.split(\"+\")[0]}\nnumpy=={numpy.__version__}")' > "$constraints"
     "$VENV/bin/pip" install -c "$constraints" encodec descript-audio-codec snac
     # Mimi (moshi) and the X-Codec2 decoder (xcodec2): their pins (torch < 2.10, transformers,
     # torchtune's extras) would replace the system torch, so install them without dependencies

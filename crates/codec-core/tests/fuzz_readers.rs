@@ -264,6 +264,25 @@ proptest! {
     }
 }
 
+/// The small S3Tokenizer v2 graph of `tests/data/s3tokenizer`, laid out as the published one.
+fn onnx_seed() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/s3tokenizer/v2.onnx");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    #[test]
+    fn onnx_reader_and_s3tokenizer_mapping_never_panic(m in mutations()) {
+        let b = apply(&onnx_seed(), &m);
+        if let Ok(graph) = codec_core::weights::OnnxGraph::from_bytes(b, "fuzz.onnx") {
+            let _ = codec_core::models::s3tokenizer::onnx::from_onnx(&graph);
+        }
+    }
+}
+
 /// A real PyTorch zip checkpoint from the fixtures, mutated: each case writes a temporary
 /// file (the reader takes a path), so fewer cases.
 fn checkpoint_seed() -> Vec<u8> {

@@ -72,33 +72,35 @@ pub fn from_onnx(graph: &OnnxGraph) -> Option<Result<(StateDict, S3TokenizerConf
     if !v12 && !v3 {
         return None;
     }
-    Some((|| {
-        let tensors = if v12 {
-            convert_v1_v2(graph)?
-        } else {
-            convert_v3(graph)?
-        };
-        let state = StateDict {
-            source: graph.source.clone(),
-            tensors,
-        };
-        if variant_of(&state).is_none() {
-            return Err(Error::weights(
-                &graph.source,
-                "the ONNX graph looks like S3Tokenizer's but lacks its quantizer (neither v2's \
-                 project_down nor v1's codebook was found)",
-            ));
-        }
-        let stride = conv1_stride(graph)?;
-        let config = infer_with_stride(&state, Some(stride))?;
-        if config.variant == S3Variant::V2 && stride != 2 {
-            return Err(Error::config(
-                &graph.source,
-                format!("a v2 graph whose first convolution has stride {stride} (2 expected)"),
-            ));
-        }
-        Ok((state, config))
-    })())
+    Some(read_graph(graph, v12))
+}
+
+fn read_graph(graph: &OnnxGraph, v12: bool) -> Result<(StateDict, S3TokenizerConfig)> {
+    let tensors = if v12 {
+        convert_v1_v2(graph)?
+    } else {
+        convert_v3(graph)?
+    };
+    let state = StateDict {
+        source: graph.source.clone(),
+        tensors,
+    };
+    if variant_of(&state).is_none() {
+        return Err(Error::weights(
+            &graph.source,
+            "the ONNX graph looks like S3Tokenizer's but lacks its quantizer (neither v2's \
+             project_down nor v1's codebook was found)",
+        ));
+    }
+    let stride = conv1_stride(graph)?;
+    let config = infer_with_stride(&state, Some(stride))?;
+    if config.variant == S3Variant::V2 && stride != 2 {
+        return Err(Error::config(
+            &graph.source,
+            format!("a v2 graph whose first convolution has stride {stride} (2 expected)"),
+        ));
+    }
+    Ok((state, config))
 }
 
 /// The `strides` of the convolution reading conv1's weight (1 when the node omits it, as ONNX
