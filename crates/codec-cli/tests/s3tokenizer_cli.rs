@@ -99,24 +99,24 @@ fn onnx_graphs_encode_and_convert() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let wav = dir.join("speech_b_odd.16k.wav");
+    // The codes `codec encode --format npy` gives with `model`.
+    let encode_npy = |model: &std::path::Path, name: &str| {
+        let npy = tmp.path().join(format!("{name}.npy"));
+        assert_ok(&codec(&[
+            &"encode",
+            &"--model",
+            &model,
+            &"--format",
+            &"npy",
+            &wav,
+            &npy,
+        ]));
+        read_npy(&npy).unwrap().values
+    };
     // v1 (50 Hz, its Conv node's stride) straight from the graph.
-    let npy = tmp.path().join("v1.npy");
     let graph = onnx_data().join("v1.onnx");
-    assert_ok(&codec(&[
-        &"encode",
-        &"--model",
-        &graph,
-        &"--format",
-        &"npy",
-        &wav,
-        &npy,
-    ]));
-    let got = read_npy(&npy).unwrap();
-    assert_codes(
-        "v1.onnx",
-        &got.values,
-        &onnx_case("v1-50hz", "speech_b_odd"),
-    );
+    let got = encode_npy(&graph, "v1");
+    assert_codes("v1.onnx", &got, &onnx_case("v1-50hz", "speech_b_odd"));
     let tok = tmp.path().join("v1.tok");
     assert_ok(&codec(&[&"encode", &"--model", &graph, &wav, &tok]));
     let t = TokenFile::read(&tok).unwrap();
@@ -131,22 +131,8 @@ fn onnx_graphs_encode_and_convert() {
         &onnx_data().join("v2.onnx"),
         &converted,
     ]));
-    let npy = tmp.path().join("v2.npy");
-    assert_ok(&codec(&[
-        &"encode",
-        &"--model",
-        &converted,
-        &"--format",
-        &"npy",
-        &wav,
-        &npy,
-    ]));
-    let got = read_npy(&npy).unwrap();
-    assert_codes(
-        "converted v2",
-        &got.values,
-        &onnx_case("v2", "speech_b_odd"),
-    );
+    let got = encode_npy(&converted, "v2");
+    assert_codes("converted v2", &got, &onnx_case("v2", "speech_b_odd"));
 }
 
 #[test]
