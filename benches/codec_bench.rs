@@ -25,6 +25,7 @@
 //! | `tinycodec-4` | tinycodec-24khz, every stage (2.3 kbit/s) | all 4 stages |
 //! | `lyra` | lyra-v2, the default model, on its published weights (compiled in); batch and streaming | first 16 of 46 stages (3.2 kbit/s) |
 //! | `s3tokenizer` | S3Tokenizer v2 (`S3TokenizerConfig::s3tokenizer_v2()`, keys from the fixture's manifest), encode only | 1 stream of 6561 |
+//! | `s3tokenizer-v1` | S3Tokenizer v1 at 50 Hz (`S3TokenizerConfig::s3tokenizer_v1_50hz()`, keys from the fixture's v1 manifest), encode only | 1 stream of 4096 |
 //! | `xcodec2` | X-Codec2 (`XCodec2Config::xcodec2()`, the whole published model: keys from the `xcodec2` fixture's manifest) | 1 FSQ stream of 65536 |
 //! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
 //! | `qwen3-tts` | Qwen3-TTS-Tokenizer-12Hz (`Qwen3TtsConfig::qwen3_tts_tokenizer_12hz()`, keys from the fixture's manifest) | all 16 codebooks |
@@ -109,11 +110,12 @@ enum Bench {
     Lyra,
     SpeechTokenizer,
     S3Tokenizer,
+    S3TokenizerV1,
     Qwen3Tts,
 }
 
 impl Bench {
-    const ALL: [Bench; 14] = [
+    const ALL: [Bench; 15] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -127,6 +129,7 @@ impl Bench {
         Bench::Lyra,
         Bench::SpeechTokenizer,
         Bench::S3Tokenizer,
+        Bench::S3TokenizerV1,
         Bench::Qwen3Tts,
     ];
 
@@ -145,6 +148,7 @@ impl Bench {
             Bench::XCodec2 => "xcodec2",
             Bench::SpeechTokenizer => "speechtokenizer",
             Bench::S3Tokenizer => "s3tokenizer",
+            Bench::S3TokenizerV1 => "s3tokenizer-v1",
             Bench::Qwen3Tts => "qwen3-tts",
             Bench::Lyra => "lyra",
         }
@@ -164,6 +168,7 @@ impl Bench {
             Bench::XCodec2 => "xcodec2",
             Bench::SpeechTokenizer => "speechtokenizer (8 codebooks)",
             Bench::S3Tokenizer => "s3tokenizer v2",
+            Bench::S3TokenizerV1 => "s3tokenizer v1 (50 Hz)",
             Bench::Qwen3Tts => "qwen3-tts-tokenizer-12hz (16 codebooks)",
             Bench::Lyra => "lyra-v2 3.2 kbps",
         }
@@ -196,6 +201,7 @@ impl Bench {
                 SpeechTokenizerConfig::speechtokenizer_hubert_avg().sample_rate
             }
             Bench::S3Tokenizer => S3TokenizerConfig::s3tokenizer_v2().sample_rate,
+            Bench::S3TokenizerV1 => S3TokenizerConfig::s3tokenizer_v1_50hz().sample_rate,
             Bench::Qwen3Tts => Qwen3TtsConfig::qwen3_tts_tokenizer_12hz().input_sample_rate,
             Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
@@ -208,7 +214,7 @@ impl Bench {
             // One frame per step, as a live stream runs; per-frame compute times reported.
             Bench::Mimi | Bench::Lyra => &["encode", "decode", "encode-stream", "decode-stream"],
             // Encode only: its decoder is CosyVoice's flow-matching model.
-            Bench::S3Tokenizer => &["encode"],
+            Bench::S3Tokenizer | Bench::S3TokenizerV1 => &["encode"],
             _ => &["encode", "decode"],
         }
     }
@@ -530,9 +536,19 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 num_params: num_params(&keys),
             }
         }
-        Bench::S3Tokenizer => {
-            let config = S3TokenizerConfig::s3tokenizer_v2();
-            let keys = fixture_keys("s3tokenizer", "full-v2-25hz-keys.json")?;
+        Bench::S3Tokenizer | Bench::S3TokenizerV1 => {
+            let (config, manifest) = if which == Bench::S3Tokenizer {
+                (
+                    S3TokenizerConfig::s3tokenizer_v2(),
+                    "full-v2-25hz-keys.json",
+                )
+            } else {
+                (
+                    S3TokenizerConfig::s3tokenizer_v1_50hz(),
+                    "full-v1-50hz-keys.json",
+                )
+            };
+            let keys = fixture_keys("s3tokenizer", manifest)?;
             let frames = config.tokens_for_samples(samples);
             let (model, unused) =
                 S3Tokenizer::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
@@ -543,7 +559,7 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 frames,
                 stream_frames: vec![frames],
                 hop: config.hop_samples(),
-                codebook_size: 6561,
+                codebook_size: config.codebook_size as usize,
                 num_params: num_params(&keys),
             }
         }

@@ -12,7 +12,8 @@
 #                    snac (24 kHz), snac-32khz, mimi (batch and streaming), xcodec2 (encode and decode),
 #                    lyra (Lyra v2 at 3.2 kbit/s, batch and streaming; its reference is LiteRT
 #                    on the published TFLite files), speechtokenizer (all 8 codebooks),
-#                    s3tokenizer (v2, encode only), qwen3-tts (Qwen3-TTS-Tokenizer-12Hz, 16 codebooks),
+#                    s3tokenizer (v2, encode only), s3tokenizer-v1 (50 Hz, encode only),
+#                    qwen3-tts (Qwen3-TTS-Tokenizer-12Hz, 16 codebooks),
 #                    tinycodec-1, tinycodec-4 (ours only: the
 #                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
@@ -66,7 +67,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,qwen3-tts
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,s3tokenizer-v1,qwen3-tts
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -209,7 +210,7 @@ reference_modules() {
         mimi) echo torch moshi ;;
         xcodec2) echo torch xcodec2 torchtune ;;
         speechtokenizer) echo torch speechtokenizer einops ;;
-        s3tokenizer) echo torch s3tokenizer einops tqdm ;;
+        s3tokenizer|s3tokenizer-v1) echo torch s3tokenizer einops tqdm ;;
         qwen3-tts) echo torch transformers qwen_tts ;;
         lyra) echo numpy ai_edge_litert ;;
     esac
@@ -257,7 +258,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == qwen3-tts ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == s3tokenizer-v1 || $model == qwen3-tts ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
@@ -295,7 +296,7 @@ for model in "${model_list[@]}"; do
         tasks=(encode decode)
         # Streaming models also run one frame at a time.
         [[ $model == mimi || $model == lyra ]] && tasks+=(encode-stream decode-stream)
-        [[ $model == s3tokenizer ]] && tasks=(encode)  # encode only: its decoder is CosyVoice's
+        [[ $model == s3tokenizer || $model == s3tokenizer-v1 ]] && tasks=(encode)  # encode only: its decoder is CosyVoice's
         [[ $model == tinycodec-* ]] && tasks=(encode decode encode+decode)
         for task in "${tasks[@]}"; do
             for impl in ours reference candle; do
@@ -334,6 +335,7 @@ LABELS = {
     "lyra": "Lyra v2 16 kHz, 3.2 kbps (16 q)",
     "speechtokenizer": "SpeechTokenizer 16 kHz (8 cb)",
     "s3tokenizer": "S3Tokenizer v2 (encode only)",
+    "s3tokenizer-v1": "S3Tokenizer v1 50 Hz (encode only)",
     "qwen3-tts": "Qwen3-TTS-Tokenizer-12Hz (16 cb)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",

@@ -47,6 +47,8 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   encode only: ``log_mel_spectrogram`` + ``padding`` + ``quantize`` (the long path
                   past 30 s). ``torchaudio`` and ``onnx``, imported for file loading and ONNX
                   conversion only, are stubbed when absent
+  s3tokenizer-v1  S3Tokenizer v1 at 50 Hz, ``S3Tokenizer("speech_tokenizer_v1")`` (published
+                  sizes, random init), the same calls
   qwen3-tts       Qwen3-TTS-Tokenizer-12Hz (``qwen-tts`` 0.1.1 without its dependencies, on
                   transformers 4.57.3): ``Qwen3TTSTokenizerV2Model(config)`` with the published
                   config (Qwen/Qwen3-TTS-Tokenizer-12Hz config.json values), all 16 codebooks;
@@ -75,7 +77,7 @@ import time
 
 RESULT_TAG = "REF_RESULT "
 MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
-          "speechtokenizer", "s3tokenizer", "qwen3-tts", "wavtokenizer"]
+          "speechtokenizer", "s3tokenizer", "s3tokenizer-v1", "qwen3-tts", "wavtokenizer"]
 STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -102,8 +104,9 @@ DAC_44KHZ = dict(
 
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
                 "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000,
-                "speechtokenizer": 16000, "s3tokenizer": 16000, "qwen3-tts": 24000}
-ENCODE_ONLY = {"s3tokenizer"}
+                "speechtokenizer": 16000, "s3tokenizer": 16000, "s3tokenizer-v1": 16000,
+                "qwen3-tts": 24000}
+ENCODE_ONLY = {"s3tokenizer", "s3tokenizer-v1"}
 
 # fnlp/SpeechTokenizer speechtokenizer_hubert_avg/config.json: the fields the model reads.
 SPEECHTOKENIZER_HUBERT_AVG = dict(
@@ -500,7 +503,7 @@ def run_case(key, task, seconds, runs, threads):
             def step():
                 y = model.decode(codes)
                 assert tuple(y.shape) == (1, 1, frames * hop), y.shape
-    elif key == "s3tokenizer":
+    elif key in ("s3tokenizer", "s3tokenizer-v1"):
         import types
         for name in ("torchaudio", "onnx"):  # file loading / ONNX conversion only
             try:
@@ -509,9 +512,12 @@ def run_case(key, task, seconds, runs, threads):
                 sys.modules[name] = types.ModuleType(name)
         import s3tokenizer
         versions["s3tokenizer"] = getattr(s3tokenizer, "__version__", "0.3.0")
-        model = s3tokenizer.S3TokenizerV2("speech_tokenizer_v2_25hz").eval()
+        if key == "s3tokenizer":
+            model = s3tokenizer.S3TokenizerV2("speech_tokenizer_v2_25hz").eval()
+        else:
+            model = s3tokenizer.S3Tokenizer("speech_tokenizer_v1").eval()
         if task != "encode":
-            raise ValueError("s3tokenizer: encode only")
+            raise ValueError(f"{key}: encode only")
         x = torch.from_numpy(speech_like(samples, sr))
         frames = samples // 160
         hop = None
