@@ -150,14 +150,9 @@ fn the_cards_read_their_published_onnx_files() {
         w.write_sample(((i % 100) * 100) as i16).unwrap();
     }
     w.finalize().unwrap();
+    let tok = tmp.path().join("a.tok");
     let run = |card: &str, hf_home: &std::path::Path| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_codec"));
-        cmd.args(["encode", "--model", card])
-            .arg(&wav)
-            .arg(tmp.path().join("a.tok"))
-            .env("HF_HUB_OFFLINE", "1")
-            .env("HF_HOME", hf_home);
-        cmd.output().unwrap()
+        codec_with_hub_cache(&[&"encode", &"--model", &card, &wav, &tok], hf_home)
     };
     // Offline with nothing cached: the error names the repo and the file.
     let empty = tmp.path().join("empty");

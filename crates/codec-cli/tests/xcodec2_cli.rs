@@ -242,15 +242,20 @@ fn a_card_merges_weights_from_a_second_repo() {
         &codec_file,
     );
     hub_cache(&cache, "test/xcodec2-split", "codec-card.toml", &card);
+    let wav = dir.join("speech_a.wav");
     let encode = |out: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_codec"))
-            .args(["encode", "--model", "test/xcodec2-split", "--format", "npy"])
-            .arg(dir.join("speech_a.wav"))
-            .arg(out)
-            .env("HF_HUB_OFFLINE", "1")
-            .env("HF_HOME", &cache)
-            .output()
-            .unwrap()
+        codec_with_hub_cache(
+            &[
+                &"encode",
+                &"--model",
+                &"test/xcodec2-split",
+                &"--format",
+                &"npy",
+                &wav,
+                &out,
+            ],
+            &cache,
+        )
     };
     // Without the second repo's file: the error names it.
     let npy = tmp.path().join("a.npy");

@@ -36,6 +36,16 @@ pub fn codec(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     cmd.output().expect("run codec")
 }
 
+/// Run the `codec` binary offline over the hub cache at `hf_home`.
+pub fn codec_with_hub_cache(args: &[&dyn AsRef<std::ffi::OsStr>], hf_home: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_codec"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.env("HF_HUB_OFFLINE", "1").env("HF_HOME", hf_home);
+    cmd.output().expect("run codec")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -175,6 +175,14 @@ fn load_card(card: &ModelCard, device: &Device) -> Result<Loaded> {
     })?;
     let weights = fetch_file(&hub.repo, hub.revision.as_deref(), &hub.weights)?;
     if models::is_onnx_file(&weights) {
+        if !hub.merge.is_empty() {
+            // Merging is defined on state dicts; an ONNX graph's keys come from its family.
+            return Err(Error::UnknownModel {
+                name: card.name.clone(),
+                hint: "the card merges other files into an ONNX graph, which is not supported"
+                    .into(),
+            });
+        }
         let graph = crate::weights::OnnxGraph::load(&weights)?;
         return models::load_onnx(
             Some(family),

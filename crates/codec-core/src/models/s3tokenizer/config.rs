@@ -154,17 +154,12 @@ impl S3TokenizerConfig {
 
     /// Tokens of `mel_frames` mel frames: `L -> (L - 1) / s + 1` through each convolution.
     pub fn tokens_for_mel_frames(&self, mel_frames: usize) -> usize {
-        let conv = |l: usize, s: usize| if l == 0 { 0 } else { (l - 1) / s + 1 };
-        conv(conv(mel_frames, self.conv1_stride), 2)
+        conv_frames(self.conv1_frames(mel_frames), 2)
     }
 
     /// Frames after the first convolution.
     pub fn conv1_frames(&self, mel_frames: usize) -> usize {
-        if mel_frames == 0 {
-            0
-        } else {
-            (mel_frames - 1) / self.conv1_stride + 1
-        }
+        conv_frames(mel_frames, self.conv1_stride)
     }
 
     /// Positions a window's tokens may reach: v2's rotary table, v1's position rows.
@@ -335,6 +330,15 @@ impl S3TokenizerConfig {
             codebooks: Some(vec![self.codebook_size]),
             codebook_frame_rates: None,
         })
+    }
+}
+
+/// Frames out of a k3, padding-1 convolution of `stride` over `frames` frames.
+fn conv_frames(frames: usize, stride: usize) -> usize {
+    if frames == 0 {
+        0
+    } else {
+        (frames - 1) / stride + 1
     }
 }
 
