@@ -12,6 +12,7 @@ pub mod encodec;
 mod family;
 pub mod lyra;
 pub mod mimi;
+pub mod moss_audio_tokenizer;
 pub mod qwen3_tts;
 pub mod s3tokenizer;
 pub mod snac;
@@ -41,6 +42,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &mimi::FAMILY,
     &qwen3_tts::FAMILY,
     &lyra::FAMILY,
+    &moss_audio_tokenizer::FAMILY,
 ];
 
 /// The names of [`FAMILIES`], for messages.

@@ -58,6 +58,9 @@ struct Attention {
     context: usize,
     /// Keys and values of the last `context` steps, `[batch, heads, steps, head_dim]`.
     cache: Option<(Tensor, Tensor)>,
+    /// Attend as a ring cache of `context` slots written before attention does (see
+    /// [`StreamingTransformer::set_ring_cache`]).
+    ring: bool,
 }
 
 impl Attention {
@@ -90,6 +93,13 @@ impl Attention {
         let n_keys = k_all.dim(2)?;
         // Key j sits at stream position `first_key + j`.
         let first_key = offset + t - n_keys;
+        // A ring of `context` slots filled with this step's keys before attention holds only
+        // positions from `offset + t - context` on, for every query of the step.
+        let ring_floor = if self.ring {
+            (offset + t).saturating_sub(self.context)
+        } else {
+            0
+        };
         let scale = 1.0 / (d as f64).sqrt();
         let mut outs = Vec::with_capacity(t.div_ceil(QUERY_CHUNK));
         for qs in (0..t).step_by(QUERY_CHUNK) {
@@ -97,7 +107,11 @@ impl Attention {
             // Keys that queries `qs..qs + qn` can see: positions (q - context, q].
             let q_lo = offset + qs;
             let q_hi = q_lo + qn - 1;
-            let k_lo = (q_lo + 1).saturating_sub(self.context).max(first_key) - first_key;
+            let k_lo = (q_lo + 1)
+                .saturating_sub(self.context)
+                .max(first_key)
+                .max(ring_floor)
+                - first_key;
             let k_hi = q_hi - first_key;
             let kn = k_hi + 1 - k_lo;
             let mut mask = Vec::with_capacity(qn * kn);
@@ -105,7 +119,7 @@ impl Attention {
                 let qp = q_lo + qi;
                 for kj in 0..kn {
                     let kp = first_key + k_lo + kj;
-                    let visible = kp <= qp && qp - kp < self.context;
+                    let visible = kp <= qp && qp - kp < self.context && kp >= ring_floor;
                     mask.push(if visible { 0f32 } else { f32::NEG_INFINITY });
                 }
             }
@@ -196,6 +210,7 @@ impl Layer {
             head_dim: dm / cfg.num_heads,
             context: cfg.context,
             cache: None,
+            ring: false,
         };
         let scale = |name: &str| -> Result<Option<Tensor>> {
             if cfg.layer_scale {
@@ -302,6 +317,26 @@ impl StreamingTransformer {
     }
 }
 
+impl StreamingTransformer {
+    /// Attend in steps as a ring KV cache of `context` slots that each step writes before it
+    /// attends (MOSS-Audio-Tokenizer's `RingKVCache`): a query at position `p` of a step ending
+    /// at `e` sees keys `max(p, e) - context + 1 ..= p`, so the first queries of a step see
+    /// fewer keys than in one pass. Off (the default), every query sees its last `context`
+    /// keys whatever the step size. Steps must then be at most `context` long.
+    pub fn set_ring_cache(&mut self, on: bool) {
+        for layer in &mut self.layers {
+            layer.attn.ring = on;
+        }
+    }
+
+    fn ring_cache(&self) -> Option<usize> {
+        self.layers
+            .first()
+            .filter(|l| l.attn.ring)
+            .map(|l| l.attn.context)
+    }
+}
+
 impl StreamingModule for StreamingTransformer {
     fn step(&mut self, xs: Option<&Tensor>) -> crate::Result<Option<Tensor>> {
         let Some(x) = xs else {
@@ -310,6 +345,12 @@ impl StreamingModule for StreamingTransformer {
         let t = x.dim(D::Minus1)?;
         if t == 0 {
             return Ok(None);
+        }
+        if let Some(context) = self.ring_cache().filter(|&c| t > c) {
+            return Err(crate::Error::Unsupported(format!(
+                "a step of {t} frames through a ring cache of {context}: steps must fit the \
+                 attention context"
+            )));
         }
         let mut x = x.transpose(1, 2)?.contiguous()?;
         if let Some(p) = &self.input_proj {
@@ -454,6 +495,53 @@ mod tests {
             .max(0)?
             .to_scalar::<f32>()?;
         assert!(d < 1e-5, "output depends on inputs past the context: {d}");
+        Ok(())
+    }
+
+    /// A ring cache streamed a step at a time is the batch form (each step sees its last
+    /// `context` keys either way); in steps of several frames the first queries of a step see
+    /// fewer keys; steps longer than the ring are refused.
+    #[test]
+    fn ring_cache_narrows_the_window_inside_a_step() -> crate::Result<()> {
+        let cfg = StreamingTransformerConfig {
+            d_model: 16,
+            num_heads: 2,
+            num_layers: 1,
+            dim_feedforward: 32,
+            context: 4,
+            max_period: 10000.0,
+            layer_scale: true,
+            input_dimension: 16,
+            output_dimension: 16,
+            rope_rotate_half: false,
+        };
+        let model = random_transformer(&cfg)?;
+        let t = 12;
+        let x = Tensor::randn(0f32, 1.0, (1, 16, t), &Device::Cpu)?;
+        let batch = model.clone().step(Some(&x))?.unwrap();
+        let streamed = |step: usize| -> crate::Result<Tensor> {
+            let mut ring = model.clone();
+            ring.set_ring_cache(true);
+            let mut out = None;
+            for pos in (0..t).step_by(step) {
+                let y = ring.step(Some(&x.narrow(2, pos, step.min(t - pos))?))?;
+                out = crate::streaming::cat_pieces(out, y)?;
+            }
+            Ok(out.unwrap())
+        };
+        let max_diff = |a: &Tensor, b: &Tensor| -> crate::Result<f32> {
+            Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+        };
+        assert!(max_diff(&batch, &streamed(1)?)? < 1e-5);
+        let chunked = streamed(4)?;
+        // The first step is a whole window; in the second, position 4 sees only itself.
+        assert!(max_diff(&batch.narrow(2, 0, 4)?, &chunked.narrow(2, 0, 4)?)? < 1e-5);
+        assert!(max_diff(&batch.narrow(2, 4, 1)?, &chunked.narrow(2, 4, 1)?)? > 1e-3);
+        // The last query of a step sees its whole window.
+        assert!(max_diff(&batch.narrow(2, 7, 1)?, &chunked.narrow(2, 7, 1)?)? < 1e-5);
+        let mut ring = model.clone();
+        ring.set_ring_cache(true);
+        assert!(ring.step(Some(&x.narrow(2, 0, 5)?)).is_err());
         Ok(())
     }
 }

@@ -191,6 +191,30 @@ impl FactorizedRvq {
         Ok(codes)
     }
 
+    /// [`encode`](Self::encode) with frames left out: `mask` `[batch, 1, time]` is 1 on the
+    /// frames that count and 0 on padding. Each stage quantizes the residual times the mask
+    /// and subtracts only on the masked-in frames, so a padded frame's residual stays zero and
+    /// it gets, in every stage, the code nearest the stage's `in_proj` bias
+    /// (MOSS-Audio-Tokenizer's `ResidualLFQ`).
+    pub fn encode_masked(&self, z: &Tensor, n: usize, mask: &Tensor) -> Result<Vec<Tensor>> {
+        if n == 0 || n > self.quantizers.len() {
+            candle_core::bail!(
+                "{n} codebooks requested, the quantizer has {}",
+                self.quantizers.len()
+            )
+        }
+        let mut residual = z.clone();
+        let mut codes = Vec::with_capacity(n);
+        for (i, q) in self.quantizers.iter().take(n).enumerate() {
+            let (c, z_q) = q.encode(&residual.broadcast_mul(mask)?)?;
+            if i + 1 < n {
+                residual = (residual - z_q.broadcast_mul(mask)?)?;
+            }
+            codes.push(c);
+        }
+        Ok(codes)
+    }
+
     /// Codes of the first `codes.len()` quantizers to the latent they stand for (the sum of
     /// their contributions), `[batch, input_dim, time]`.
     pub fn decode(&self, codes: &[Tensor]) -> Result<Tensor> {
