@@ -29,6 +29,7 @@
 //! | `xcodec2` | X-Codec2 (`XCodec2Config::xcodec2()`, the whole published model: keys from the `xcodec2` fixture's manifest) | 1 FSQ stream of 65536 |
 //! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
 //! | `qwen3-tts` | Qwen3-TTS-Tokenizer-12Hz (`Qwen3TtsConfig::qwen3_tts_tokenizer_12hz()`, keys from the fixture's manifest) | all 16 codebooks |
+//! | `moss-audio-tokenizer` | MOSS-Audio-Tokenizer, 1.77 B parameters (`MossAudioTokenizerConfig::moss_audio_tokenizer()`, keys from the fixture's manifest) | all 32 codebooks |
 //!
 //! The published models have random weights: their keys and shapes are built from the configs
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
@@ -74,6 +75,7 @@ use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
 use codec::models::lyra::{LyraConfig, FRAME};
 use codec::models::mimi::{Mimi, MimiConfig};
+use codec::models::moss_audio_tokenizer::{MossAudioTokenizer, MossAudioTokenizerConfig};
 use codec::models::qwen3_tts::{Qwen3Tts, Qwen3TtsConfig};
 use codec::models::s3tokenizer::{S3Tokenizer, S3TokenizerConfig};
 use codec::models::snac::{Snac, SnacConfig};
@@ -112,10 +114,11 @@ enum Bench {
     S3Tokenizer,
     S3TokenizerV1,
     Qwen3Tts,
+    MossAudioTokenizer,
 }
 
 impl Bench {
-    const ALL: [Bench; 15] = [
+    const ALL: [Bench; 16] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -131,6 +134,7 @@ impl Bench {
         Bench::S3Tokenizer,
         Bench::S3TokenizerV1,
         Bench::Qwen3Tts,
+        Bench::MossAudioTokenizer,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -150,6 +154,7 @@ impl Bench {
             Bench::S3Tokenizer => "s3tokenizer",
             Bench::S3TokenizerV1 => "s3tokenizer-v1",
             Bench::Qwen3Tts => "qwen3-tts",
+            Bench::MossAudioTokenizer => "moss-audio-tokenizer",
             Bench::Lyra => "lyra",
         }
     }
@@ -170,6 +175,7 @@ impl Bench {
             Bench::S3Tokenizer => "s3tokenizer v2",
             Bench::S3TokenizerV1 => "s3tokenizer v1 (50 Hz)",
             Bench::Qwen3Tts => "qwen3-tts-tokenizer-12hz (16 codebooks)",
+            Bench::MossAudioTokenizer => "moss-audio-tokenizer (32 codebooks)",
             Bench::Lyra => "lyra-v2 3.2 kbps",
         }
     }
@@ -203,6 +209,9 @@ impl Bench {
             Bench::S3Tokenizer => S3TokenizerConfig::s3tokenizer_v2().sample_rate,
             Bench::S3TokenizerV1 => S3TokenizerConfig::s3tokenizer_v1_50hz().sample_rate,
             Bench::Qwen3Tts => Qwen3TtsConfig::qwen3_tts_tokenizer_12hz().input_sample_rate,
+            Bench::MossAudioTokenizer => {
+                MossAudioTokenizerConfig::moss_audio_tokenizer().sample_rate
+            }
             Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
     }
@@ -579,6 +588,29 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 stream_frames: vec![frames; books],
                 hop,
                 codebook_size: config.decoder_config.codebook_size,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::MossAudioTokenizer => {
+            let config = MossAudioTokenizerConfig::moss_audio_tokenizer();
+            let keys = fixture_keys("moss-audio-tokenizer", "full-keys.json")?;
+            let hop = config.downsample_rate;
+            let frames = samples.div_ceil(hop);
+            let books = config.quantizer_kwargs.num_quantizers;
+            let (model, unused) = MossAudioTokenizer::load(
+                &config,
+                random_state(&keys, label)?,
+                label,
+                &Device::Cpu,
+            )?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames; books],
+                hop,
+                codebook_size: config.quantizer_kwargs.codebook_size,
                 num_params: num_params(&keys),
             }
         }

@@ -14,6 +14,10 @@
 #                    on the published TFLite files), speechtokenizer (all 8 codebooks),
 #                    s3tokenizer (v2, encode only), s3tokenizer-v1 (50 Hz, encode only),
 #                    qwen3-tts (Qwen3-TTS-Tokenizer-12Hz, 16 codebooks),
+#                    moss-audio-tokenizer (1.77 B parameters, 32 codebooks; its reference runs on
+#                    transformers 5.0.0 from target/refbench-tf5, and needs the repository's
+#                    source: MOSS_AUDIO_TOKENIZER_SRC, default target/refsrc/MOSS-Audio-Tokenizer,
+#                    which --setup clones),
 #                    tinycodec-1, tinycodec-4 (ours only: the
 #                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
@@ -67,7 +71,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,s3tokenizer-v1,qwen3-tts
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,s3tokenizer-v1,qwen3-tts,moss-audio-tokenizer
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -77,6 +81,11 @@ if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
 fi
 
 VENV=${CARGO_TARGET_DIR:-$ROOT/target}/refbench-venv
+# transformers 5 for MOSS-Audio-Tokenizer's reference, in a folder of its own put first on that
+# reference's PYTHONPATH (qwen-tts pins transformers 4.57.3 in the venv).
+TF5_SITE=${CARGO_TARGET_DIR:-$ROOT/target}/refbench-tf5
+MOSS_COMMIT=56df9eeb88f7236419dbf6328cd2e51f4dc21eeb
+export MOSS_AUDIO_TOKENIZER_SRC=${MOSS_AUDIO_TOKENIZER_SRC:-${CARGO_TARGET_DIR:-$ROOT/target}/refsrc/MOSS-Audio-Tokenizer}
 if [[ $SETUP == 1 ]]; then
     if python3 -c 'import torch, numpy' 2>/dev/null; then
         python3 -m venv --system-site-packages "$VENV"
@@ -97,6 +106,14 @@ if [[ $SETUP == 1 ]]; then
     # Qwen3-TTS-Tokenizer's reference (qwen-tts, above without its dependencies) runs on the
     # transformers version it pins; transformers itself needs no particular torch.
     "$VENV/bin/pip" install -c "$constraints" transformers==4.57.3
+    "$VENV/bin/pip" install -c "$constraints" --target "$TF5_SITE" transformers==5.0.0 \
+        || echo "run_all.sh: transformers 5.0.0 did not install; the moss-audio-tokenizer reference column will be skipped" >&2
+    # MOSS-Audio-Tokenizer's reference code is not on PyPI: the repository at its pinned commit.
+    if [[ ! -e $MOSS_AUDIO_TOKENIZER_SRC ]]; then
+        { git clone -q https://github.com/OpenMOSS/MOSS-Audio-Tokenizer "$MOSS_AUDIO_TOKENIZER_SRC" \
+            && git -C "$MOSS_AUDIO_TOKENIZER_SRC" checkout -q "$MOSS_COMMIT"; } \
+            || echo "run_all.sh: could not clone MOSS-Audio-Tokenizer; set MOSS_AUDIO_TOKENIZER_SRC to a checkout, or its reference column will be skipped" >&2
+    fi
     # Lyra's reference: Google's LiteRT runtime (the TFLite interpreter; numpy is its only
     # heavy dependency, held at the system's version). On its own so that a failure here
     # leaves the other models' venv as it was.
@@ -212,15 +229,20 @@ reference_modules() {
         speechtokenizer) echo torch speechtokenizer einops ;;
         s3tokenizer|s3tokenizer-v1) echo torch s3tokenizer einops tqdm ;;
         qwen3-tts) echo torch transformers qwen_tts ;;
+        moss-audio-tokenizer) echo torch transformers ;;
         lyra) echo numpy ai_edge_litert ;;
     esac
+}
+pythonpath_for() { # model: what goes first on the reference's PYTHONPATH
+    if [[ $1 == moss-audio-tokenizer && -d $TF5_SITE ]]; then echo "$TF5_SITE${PYTHONPATH:+:$PYTHONPATH}"; else echo "${PYTHONPATH:-}"; fi
 }
 reference_ready() { # model
     local modules
     modules=$(reference_modules "$1")
     [[ -z $modules ]] && return 0
+    [[ $1 == moss-audio-tokenizer && ! -e $MOSS_AUDIO_TOKENIZER_SRC ]] && return 1
     # shellcheck disable=SC2086  # one word per module
-    "$PYTHON" -c 'import importlib.util, sys
+    PYTHONPATH=$(pythonpath_for "$1") "$PYTHON" -c 'import importlib.util, sys
 sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)' $modules > /dev/null 2>&1
 }
 for model in ${MODELS//,/ }; do
@@ -258,7 +280,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == s3tokenizer-v1 || $model == qwen3-tts ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == s3tokenizer-v1 || $model == qwen3-tts || $model == moss-audio-tokenizer ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
@@ -269,7 +291,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
     echo "== $impl $model $task ${seconds} s" >&2
     pause_training
     before=$(loadavg)
-    line=$(RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
+    line=$(PYTHONPATH=$(pythonpath_for "$model") RAYON_NUM_THREADS=$THREADS CANDLE_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS \
         MKL_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS PYTHONWARNINGS=ignore \
         "${cmd[@]}" < /dev/null | grep "^$tag " | head -n1) || rc=$?
     after=$(loadavg)
@@ -337,6 +359,7 @@ LABELS = {
     "s3tokenizer": "S3Tokenizer v2 (encode only)",
     "s3tokenizer-v1": "S3Tokenizer v1 50 Hz (encode only)",
     "qwen3-tts": "Qwen3-TTS-Tokenizer-12Hz (16 cb)",
+    "moss-audio-tokenizer": "MOSS-Audio-Tokenizer 1.77 B (32 cb)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",
 }

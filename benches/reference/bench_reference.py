@@ -55,6 +55,13 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   ``encode(x, padding_mask)`` / ``decode(codes)`` (its 300-frame chunked decode).
                   The package's ``__init__`` loads the 25 Hz tokenizer (sox, onnxruntime,
                   librosa); only ``qwen_tts.core.tokenizer_12hz`` is loaded
+  moss-audio-tokenizer
+                  MOSS-Audio-Tokenizer (not on PyPI: the OpenMOSS/MOSS-Audio-Tokenizer repository's
+                  ``configuration_/modeling_moss_audio_tokenizer.py`` at commit 56df9ee, from the
+                  checkout or bare git directory ``MOSS_AUDIO_TOKENIZER_SRC`` names, default
+                  ``target/refsrc/MOSS-Audio-Tokenizer``; on transformers 5.0.0, which it pins):
+                  ``MossAudioTokenizerModel(MossAudioTokenizerConfig(**published config.json))``,
+                  1.77 B parameters, all 32 codebooks: ``encode(x)`` / ``decode(codes)``
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -77,7 +84,8 @@ import time
 
 RESULT_TAG = "REF_RESULT "
 MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
-          "speechtokenizer", "s3tokenizer", "s3tokenizer-v1", "qwen3-tts", "wavtokenizer"]
+          "speechtokenizer", "s3tokenizer", "s3tokenizer-v1", "qwen3-tts", "moss-audio-tokenizer",
+          "wavtokenizer"]
 STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -105,7 +113,7 @@ DAC_44KHZ = dict(
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
                 "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000,
                 "speechtokenizer": 16000, "s3tokenizer": 16000, "s3tokenizer-v1": 16000,
-                "qwen3-tts": 24000}
+                "qwen3-tts": 24000, "moss-audio-tokenizer": 24000}
 ENCODE_ONLY = {"s3tokenizer", "s3tokenizer-v1"}
 
 # fnlp/SpeechTokenizer speechtokenizer_hubert_avg/config.json: the fields the model reads.
@@ -136,6 +144,14 @@ QWEN3_TTS_12HZ = dict(
         upsampling_ratios=[2, 2], decoder_dim=1536,
     ),
 )
+
+# The MOSS-Audio-Tokenizer reference's source: a checkout or bare git directory of the
+# OpenMOSS/MOSS-Audio-Tokenizer repository, read at this commit.
+MOSS_COMMIT = "56df9eeb88f7236419dbf6328cd2e51f4dc21eeb"
+MOSS_SRC_DEFAULT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                 "..", "target", "refsrc", "MOSS-Audio-Tokenizer"))
+MOSS_FILES = ("__init__.py", "configuration_moss_audio_tokenizer.py",
+              "modeling_moss_audio_tokenizer.py", "config.json")
 
 # Lyra v2's published TFLite files (google/lyra lyra/model_coeffs, v1.3.2), in the shared folder
 # beside the repository; 16 quantizers = 3.2 kbit/s, Lyra's lowest bitrate.
@@ -287,6 +303,31 @@ def run_case_lyra(task, seconds, runs, threads):
                     f"({n_q * 4 * sr // hop / 1000:g} kbit/s), one Interpreter per model; "
                     "the stream state carries on from run to run",
             "frame_compute_ms": frame_ms}
+
+
+def moss_package(src):
+    """The reference's files as an importable package in a temporary folder: copied from a
+    checkout, or read at MOSS_COMMIT from a bare git directory. Returns the package name and the
+    published config.json."""
+    import importlib
+    import tempfile
+    out = tempfile.mkdtemp(prefix="moss_ref_")
+    pkg = os.path.join(out, "moss_audio_tokenizer_ref")
+    os.makedirs(pkg)
+    bare = not os.path.exists(os.path.join(src, "modeling_moss_audio_tokenizer.py"))
+    for name in MOSS_FILES:
+        if bare:
+            data = subprocess.run(["git", "--git-dir", src, "show", f"{MOSS_COMMIT}:{name}"],
+                                  check=True, capture_output=True).stdout
+        else:
+            with open(os.path.join(src, name), "rb") as f:
+                data = f.read()
+        with open(os.path.join(pkg, "__init__.py" if name == "__init__.py" else name), "wb") as f:
+            f.write(data if name != "__init__.py" else b"")
+    sys.path.insert(0, out)
+    importlib.invalidate_caches()
+    with open(os.path.join(pkg, "config.json")) as f:
+        return "moss_audio_tokenizer_ref", json.load(f)
 
 
 def run_case(key, task, seconds, runs, threads):
@@ -570,6 +611,36 @@ def run_case(key, task, seconds, runs, threads):
             def step():
                 y = model.decode(codes, return_dict=True).audio_values
                 assert tuple(y[0].shape) == (frames * hop,), y[0].shape
+    elif key == "moss-audio-tokenizer":
+        src = os.environ.get("MOSS_AUDIO_TOKENIZER_SRC", MOSS_SRC_DEFAULT)
+        if not os.path.exists(src):
+            raise ImportError(f"no MOSS-Audio-Tokenizer source at {src} (set "
+                              "MOSS_AUDIO_TOKENIZER_SRC to a checkout of the repository)")
+        import importlib
+        import transformers
+        name, published = moss_package(src)
+        conf = importlib.import_module(f"{name}.configuration_moss_audio_tokenizer")
+        modeling = importlib.import_module(f"{name}.modeling_moss_audio_tokenizer")
+        versions["moss-audio-tokenizer"] = MOSS_COMMIT[:7]
+        versions["transformers"] = transformers.__version__
+        fields = {k: v for k, v in published.items()
+                  if k not in ("architectures", "auto_map", "transformers_version", "dtype")}
+        config = conf.MossAudioTokenizerConfig(**fields)
+        model = modeling.MossAudioTokenizerModel(config).eval()
+        hop, n_q = 1920, 32
+        frames = math.ceil(samples / hop)
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr)).reshape(1, 1, samples)
+
+            def step():
+                codes = model.encode(x, return_dict=True).audio_codes
+                assert tuple(codes.shape) == (n_q, 1, frames), codes.shape
+        else:
+            codes = torch.randint(0, 1024, (n_q, 1, frames), generator=gen)
+
+            def step():
+                y = model.decode(codes, return_dict=True).audio
+                assert tuple(y.shape) == (1, 1, frames * hop), y.shape
     else:
         raise ValueError(f"unknown model {key}")
 

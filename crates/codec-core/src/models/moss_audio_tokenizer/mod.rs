@@ -21,6 +21,17 @@
 //! codes). A stream keeps whole frames only; one shorter than a chunk is encoded as a whole
 //! file, as the reference does.
 //!
+//! ```no_run
+//! use codec_core::{load_model, Codec, DType, Device, ModelSpec, Tensor};
+//! // The hub folder, or a local one: `ModelSpec::parse("path/to/folder")`.
+//! let mut model = load_model(&ModelSpec::parse("moss-audio-tokenizer")?, &Device::Cpu)?;
+//! let audio = Tensor::zeros((1, 1, 24_000), DType::F32, &Device::Cpu)?;
+//! let codes = model.encode(&audio)?; // [1, 32, 13]: 1 s, the 13th frame partial (masked)
+//! let audio = model.decode(&codes)?; // [1, 1, 13 * 1920]
+//! model.set_option("stream_chunk_frames", "5")?; // streams in 0.4 s chunks
+//! # Ok::<(), codec_core::Error>(())
+//! ```
+//!
 //! # Weights
 //!
 //! The hub folder (OpenMOSS-Team/MOSS-Audio-Tokenizer): `config.json`
@@ -69,7 +80,7 @@ impl Parts {
     fn encode_latent(
         &self,
         audio: &Tensor,
-        mut trace: Option<&mut Vec<(usize, Tensor)>>,
+        trace: Option<&mut Vec<(usize, Tensor)>>,
     ) -> Result<Tensor> {
         let audio = pad_to_frames(audio, self.hop)?;
         let samples = audio.dim(2)?;
@@ -84,7 +95,7 @@ impl Parts {
             out.push(stack.step(&audio.narrow(2, start, n)?, t.as_mut())?);
             traces.extend(t);
         }
-        if let Some(trace) = trace.as_deref_mut() {
+        if let Some(trace) = trace {
             trace.extend(cat_traces(traces)?);
         }
         Ok(Tensor::cat(&out, 2)?)
@@ -95,7 +106,7 @@ impl Parts {
     fn decode_latent(
         &self,
         latent: &Tensor,
-        mut trace: Option<&mut Vec<(usize, Tensor)>>,
+        trace: Option<&mut Vec<(usize, Tensor)>>,
     ) -> Result<Tensor> {
         let frames = latent.dim(2)?;
         let mut stack = self.decoder.clone();
@@ -108,7 +119,7 @@ impl Parts {
             out.push(stack.step(&latent.narrow(2, start, n)?, t.as_mut())?);
             traces.extend(t);
         }
-        if let Some(trace) = trace.as_deref_mut() {
+        if let Some(trace) = trace {
             trace.extend(cat_traces(traces)?);
         }
         Ok(Tensor::cat(&out, 2)?)
