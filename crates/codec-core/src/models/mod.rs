@@ -19,6 +19,7 @@ pub mod speechtokenizer;
 pub mod tinycodec;
 pub mod wavtokenizer;
 pub mod xcodec2;
+pub mod xy_tokenizer;
 
 pub use family::{
     architecture, no_config_file, ArchSource, CardFacts, CheckpointFamily, Family, Loaded, OnnxFn,
@@ -40,6 +41,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &xcodec2::FAMILY,
     &mimi::FAMILY,
     &qwen3_tts::FAMILY,
+    &xy_tokenizer::FAMILY,
     &lyra::FAMILY,
 ];
 

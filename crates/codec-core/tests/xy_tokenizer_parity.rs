@@ -1,0 +1,298 @@
+//! Parity with the reference XY-Tokenizer (gyt1145028706/XY-Tokenizer 5df5609, and MOSS-TTSD
+//! v0.5's copy for the 24 kHz layout) on `../shared/fixtures/xy-tokenizer`.
+//!
+//! What is checked:
+//! - both folders (the repo's layout at 16 kHz out, `ttsd_v0/` at 24 kHz out) load through the
+//!   registry from their `.ckpt` and yaml, every key used, the family detected from the keys;
+//! - the front end's filterbank and frames, and the encoder's stages, against the trace;
+//! - codes from the WAV equal the reference's for 1 and 8 quantizers at every frame the
+//!   fixture does not mark ambiguous;
+//! - decoding the reference's codes matches its audio (16 and 24 kHz);
+//! - a batch of both clips gives each its lone codes and audio.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use codec_core::audio::read_audio;
+use codec_core::models::xy_tokenizer::{XyTokenizer, XyTokenizerConfig};
+use codec_core::npy::read_npy;
+use codec_core::weights::StateDict;
+use codec_core::{Codec, Device, EncodeOptions, Tensor};
+
+use common::{fixture_dir, snr_db};
+
+const FIXTURE: &str = "xy-tokenizer";
+/// (case, code frames, frames the fixture marks ambiguous for nq 8).
+const CASES: &[(&str, usize, &[usize])] = &[("speech_a", 37, &[10, 13]), ("speech_b_odd", 31, &[])];
+
+fn load(dir: &Path) -> XyTokenizer {
+    let yaml = std::fs::read_to_string(dir.join("xy_tokenizer_config.yaml")).unwrap();
+    let cfg = XyTokenizerConfig::from_reference_yaml(&yaml, "xy_tokenizer_config.yaml").unwrap();
+    let state = StateDict::load(&dir.join("xy_tokenizer.ckpt")).unwrap();
+    let (model, unused) = XyTokenizer::load(&cfg, state, "fixture", &Device::Cpu).unwrap();
+    assert!(unused.is_empty(), "unused keys: {unused:?}");
+    model
+}
+
+fn trace(dir: &Path, case: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join(format!("{case}.trace.safetensors")), &Device::Cpu)
+        .unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+}
+
+/// `[1, t, c]` (this port's layout) as the reference's `[1, c, t]`.
+fn channels_first(t: &Tensor) -> Tensor {
+    t.transpose(1, 2).unwrap().contiguous().unwrap()
+}
+
+/// Codes `[n_q][frames]` of a `NAME.nqN.codes.npy` (int64 `[n_q, 1, frames]`).
+fn npy_codes(path: &Path) -> Vec<Vec<u32>> {
+    let a = read_npy(path).unwrap();
+    assert_eq!(a.shape.len(), 3, "{}", path.display());
+    let (n_q, frames) = (a.shape[0], a.shape[2]);
+    assert_eq!(a.shape[1], 1);
+    (0..n_q)
+        .map(|k| {
+            a.values[k * frames..(k + 1) * frames]
+                .iter()
+                .map(|&v| v as u32)
+                .collect()
+        })
+        .collect()
+}
+
+fn npy_audio(path: &Path) -> Vec<f32> {
+    read_npy(path).unwrap().values.iter().map(|&v| v as f32).collect()
+}
+
+fn samples(dir: &Path, case: &str) -> Vec<f32> {
+    let clip = read_audio(dir.join(format!("{case}.wav"))).unwrap();
+    assert_eq!(clip.sample_rate, 16000);
+    clip.channels.into_iter().next().unwrap()
+}
+
+fn audio_tensor(samples: &[f32]) -> Tensor {
+    Tensor::from_vec(samples.to_vec(), (1, 1, samples.len()), &Device::Cpu).unwrap()
+}
+
+fn codes_tensor(codes: &[Vec<u32>]) -> Tensor {
+    let frames = codes[0].len();
+    let flat: Vec<u32> = codes.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (1, codes.len(), frames), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn both_layouts_load_through_the_registry() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    for (folder, rate) in [(dir.clone(), 16000), (dir.join("ttsd_v0"), 24000)] {
+        let spec = codec_core::ModelSpec::parse(folder.to_str().unwrap()).unwrap();
+        let loaded = codec_core::load_model_with_report(&spec, &Device::Cpu).unwrap();
+        assert!(loaded.unused_keys.is_empty(), "{:?}", loaded.unused_keys);
+        let info = loaded.model.info();
+        assert_eq!(info.family, "xy-tokenizer");
+        assert_eq!((info.sample_rate, info.frame_rate), (rate, 12.5));
+        assert_eq!(info.codebook_sizes, vec![1024; 8]);
+        assert_eq!(info.hop_length(), rate as usize / 25 * 2);
+        let state = StateDict::load(&folder.join("xy_tokenizer.ckpt")).unwrap();
+        assert_eq!(
+            codec_core::models::detect_family_from_weights(&state),
+            Some("xy-tokenizer")
+        );
+        // The shapes alone cannot tell the test model's heads (4 of 8): without the yaml the
+        // checkpoint is refused, naming why.
+        let err = codec_core::models::xy_tokenizer::infer_config(&state)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("heads"), "{err}");
+    }
+}
+
+#[test]
+fn front_end_matches_the_trace() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir);
+    // The filterbank: transformers' `mel_filter_bank` `[201, 80]`; ours `[80][201]`.
+    let want = read_npy(&dir.join("mel_filters.npy")).unwrap();
+    assert_eq!(want.shape, vec![201, 80]);
+    let got = model.mel_filters();
+    let worst = (0..80)
+        .flat_map(|m| (0..201).map(move |k| (m, k)))
+        .map(|(m, k)| (got[m * 201 + k] as f64 - want.values[k * 80 + m]).abs())
+        .fold(0f64, f64::max);
+    println!("mel filters: max abs diff {worst:.2e}");
+    assert!(worst < 1e-6, "filters differ by {worst}");
+    for (case, _, _) in CASES {
+        let trace = trace(&dir, case);
+        let input = samples(&dir, case);
+        assert_eq!(input, values(&trace["input"]), "{case}: the WAV is the trace input");
+        let t = model.encode_trace(&input, 8).unwrap();
+        let want_len = trace["mel_length"]
+            .to_dtype(candle_core::DType::I64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()[0] as usize;
+        assert_eq!(t.mel_length, want_len, "{case}");
+        // Ours: the valid frames and the next one.
+        let want = trace["mel"].narrow(2, 0, want_len + 1).unwrap();
+        assert_eq!(t.mel.dims(), want.dims(), "{case}");
+        let snr = snr_db(&values(&want), &values(&t.mel));
+        println!("{case} mel: {snr:.1} dB");
+        // Measured 131-132 dB (float32 STFT in the reference, float64 here).
+        assert!(snr > 120.0, "{case}: mel at {snr:.1} dB");
+    }
+}
+
+#[test]
+fn encoder_stages_match_the_trace() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir);
+    for (case, frames, _) in CASES {
+        let trace = trace(&dir, case);
+        let t = model.encode_trace(&samples(&dir, case), 8).unwrap();
+        let stages: Vec<(&str, Tensor)> = vec![
+            ("semantic_encoder_out", channels_first(&t.semantic_encoder_out)),
+            (
+                "semantic_encoder_adapter_out",
+                channels_first(&t.semantic_encoder_adapter_out),
+            ),
+            ("acoustic_encoder_out", channels_first(&t.acoustic_encoder_out)),
+            ("pre_rvq_adapter_out", channels_first(&t.pre_rvq_adapter_out)),
+            ("downsample_out", channels_first(&t.downsample_out)),
+            ("rvq_input", t.rvq_input.t().unwrap().unsqueeze(0).unwrap()),
+            (
+                "tokenize_zq",
+                t.zq.t().unwrap().unsqueeze(0).unwrap(),
+            ),
+        ];
+        for (name, got) in stages {
+            let want = &trace[name];
+            assert_eq!(got.dims(), want.dims(), "{case} {name}");
+            let snr = snr_db(&values(want), &values(&got));
+            println!("{case} {name}: {snr:.1} dB");
+            // Measured over 100 dB for every stage (see the report in the commit); the floor
+            // is far under that and far over what a wrong stage gives (under 20 dB).
+            assert!(snr > 80.0, "{case}: {name} at {snr:.1} dB");
+        }
+        assert_eq!(t.codes[0].len(), *frames);
+        // Each stage's input residual and chosen entry, `[8, 16, T]`.
+        for (name, got) in [
+            ("rvq_residual_in", &t.rvq_residual_in),
+            ("rvq_quantized", &t.rvq_quantized),
+        ] {
+            let want = &trace[name];
+            for (stage, g) in got.iter().enumerate() {
+                let w = want.get(stage).unwrap();
+                let snr = snr_db(&values(&w), &values(&g.t().unwrap()));
+                println!("{case} {name}[{stage}]: {snr:.1} dB");
+            }
+        }
+    }
+}
+
+#[test]
+fn codes_equal_the_reference() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir);
+    for (case, frames, ambiguous) in CASES {
+        let input = samples(&dir, case);
+        for n_q in [1usize, 8] {
+            let want = npy_codes(&dir.join(format!("{case}.nq{n_q}.codes.npy")));
+            assert_eq!(want.len(), n_q);
+            assert_eq!(want[0].len(), *frames);
+            let streams = model
+                .encode_with(&audio_tensor(&input), &EncodeOptions::new(Some(n_q)))
+                .unwrap();
+            let got = streams.stacked().unwrap().squeeze(0).unwrap();
+            let got = got.to_vec2::<u32>().unwrap();
+            assert_eq!(got.len(), n_q);
+            let mut matched = 0;
+            for f in 0..*frames {
+                let same = (0..n_q).all(|k| got[k][f] == want[k][f]);
+                if same {
+                    matched += 1;
+                } else {
+                    let allowed = n_q == 8 && ambiguous.contains(&f);
+                    assert!(allowed, "{case} nq{n_q}: frame {f} differs");
+                }
+            }
+            println!("{case} nq{n_q}: {matched} / {frames} frames identical");
+        }
+    }
+}
+
+#[test]
+fn decoding_the_reference_codes_matches_its_audio() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    for (folder, hop) in [(dir.clone(), 1280), (dir.join("ttsd_v0"), 1920)] {
+        let model = load(&folder);
+        for (case, frames, _) in CASES {
+            for n_q in [1usize, 8] {
+                let codes = npy_codes(&dir.join(format!("{case}.nq{n_q}.codes.npy")));
+                let want = npy_audio(&folder.join(format!("{case}.nq{n_q}.decoded.npy")));
+                assert_eq!(want.len(), frames * hop);
+                let got = values(&model.decode(&codes_tensor(&codes)).unwrap());
+                assert_eq!(got.len(), want.len());
+                let snr = snr_db(&want, &got);
+                println!("{} {case} nq{n_q}: {snr:.1} dB", folder.display());
+                // Measured: see the report; 60 dB is the README's criterion.
+                assert!(snr >= 60.0, "{case} nq{n_q} at {snr:.1} dB");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_batch_gives_each_clip_its_lone_result() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir);
+    let a = samples(&dir, "speech_a");
+    let b = samples(&dir, "speech_b_odd");
+    // Equal lengths for one tensor: b cut to a multiple of 1280 (its codes are the same
+    // number then) and a cut to b's length.
+    let len = b.len() / 1280 * 1280;
+    let (a, b) = (&a[..len], &b[..len]);
+    let batch = Tensor::cat(&[audio_tensor(a), audio_tensor(b)], 0).unwrap();
+    let codes = model.encode(&batch).unwrap();
+    let lone_a = model.encode(&audio_tensor(a)).unwrap();
+    let lone_b = model.encode(&audio_tensor(b)).unwrap();
+    assert_eq!(
+        codes.to_vec3::<u32>().unwrap(),
+        Tensor::cat(&[lone_a.clone(), lone_b.clone()], 0)
+            .unwrap()
+            .to_vec3::<u32>()
+            .unwrap()
+    );
+    let audio = model.decode(&codes).unwrap();
+    assert_eq!(
+        values(&audio.get(1).unwrap()),
+        values(&model.decode(&lone_b).unwrap())
+    );
+    assert_eq!(
+        values(&audio.get(0).unwrap()),
+        values(&model.decode(&lone_a).unwrap())
+    );
+}
