@@ -85,7 +85,9 @@ fn check(file: &str, card: &str, config: &XyTokenizerConfig, vocoder: &str, seed
     let audio = noise(16000, 0.3, seed);
     let codes = model.encode_input_rate(&audio, 8).unwrap();
     assert_eq!(codes.len(), 8);
-    assert!(codes.iter().all(|s| s.len() == 12 && s.iter().all(|&c| c < 1024)));
+    assert!(codes
+        .iter()
+        .all(|s| s.len() == 12 && s.iter().all(|&c| c < 1024)));
     let flat: Vec<u32> = codes.iter().flatten().copied().collect();
     let codes = Tensor::from_vec(flat, (1, 8, 12), &Device::Cpu).unwrap();
     let decoded = model.decode(&codes).unwrap();

@@ -59,8 +59,10 @@ fn encode_gives_reference_codes_and_imported_codes_decode_like_the_reference() {
             .iter()
             .all(|s| s.codebook_size == 1024 && s.frame_rate == 12.5));
 
-        for (folder, rate, hop) in [(dir.clone(), 16000, 1280), (dir.join("ttsd_v0"), 24000, 1920)]
-        {
+        for (folder, rate, hop) in [
+            (dir.clone(), 16000, 1280),
+            (dir.join("ttsd_v0"), 24000, 1920),
+        ] {
             let imported = tmp.path().join(format!("{case}.{rate}.ref.tok"));
             assert_ok(&codec(&[
                 &"import-codes",
@@ -116,6 +118,6 @@ fn streaming_is_refused_with_the_reason() {
         &dir.join("speech_a.wav"),
         &out,
     ]);
-    assert_fails_with(&o, &["cannot stream", "whole clips", "whole files"]);
+    assert_fails_with(&o, &["cannot stream", "looks ahead", "whole files"]);
     assert!(!out.exists(), "a refused run leaves no output");
 }

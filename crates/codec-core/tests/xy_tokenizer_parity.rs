@@ -72,7 +72,12 @@ fn npy_codes(path: &Path) -> Vec<Vec<u32>> {
 }
 
 fn npy_audio(path: &Path) -> Vec<f32> {
-    read_npy(path).unwrap().values.iter().map(|&v| v as f32).collect()
+    read_npy(path)
+        .unwrap()
+        .values
+        .iter()
+        .map(|&v| v as f32)
+        .collect()
 }
 
 fn samples(dir: &Path, case: &str) -> Vec<f32> {
@@ -138,7 +143,11 @@ fn front_end_matches_the_trace() {
     for (case, _, _) in CASES {
         let trace = trace(&dir, case);
         let input = samples(&dir, case);
-        assert_eq!(input, values(&trace["input"]), "{case}: the WAV is the trace input");
+        assert_eq!(
+            input,
+            values(&trace["input"]),
+            "{case}: the WAV is the trace input"
+        );
         let t = model.encode_trace(&input, 8).unwrap();
         let want_len = trace["mel_length"]
             .to_dtype(candle_core::DType::I64)
@@ -169,19 +178,25 @@ fn encoder_stages_match_the_trace() {
         let trace = trace(&dir, case);
         let t = model.encode_trace(&samples(&dir, case), 8).unwrap();
         let stages: Vec<(&str, Tensor)> = vec![
-            ("semantic_encoder_out", channels_first(&t.semantic_encoder_out)),
+            (
+                "semantic_encoder_out",
+                channels_first(&t.semantic_encoder_out),
+            ),
             (
                 "semantic_encoder_adapter_out",
                 channels_first(&t.semantic_encoder_adapter_out),
             ),
-            ("acoustic_encoder_out", channels_first(&t.acoustic_encoder_out)),
-            ("pre_rvq_adapter_out", channels_first(&t.pre_rvq_adapter_out)),
+            (
+                "acoustic_encoder_out",
+                channels_first(&t.acoustic_encoder_out),
+            ),
+            (
+                "pre_rvq_adapter_out",
+                channels_first(&t.pre_rvq_adapter_out),
+            ),
             ("downsample_out", channels_first(&t.downsample_out)),
             ("rvq_input", t.rvq_input.t().unwrap().unsqueeze(0).unwrap()),
-            (
-                "tokenize_zq",
-                t.zq.t().unwrap().unsqueeze(0).unwrap(),
-            ),
+            ("tokenize_zq", t.zq.t().unwrap().unsqueeze(0).unwrap()),
         ];
         for (name, got) in stages {
             let want = &trace[name];

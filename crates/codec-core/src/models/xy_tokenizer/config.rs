@@ -370,7 +370,8 @@ impl XyTokenizerConfig {
 
     /// Output samples per code frame: up-sampling x decoder stride x vocoder hop.
     pub fn output_hop(&self) -> usize {
-        self.upsample_kwargs.stride * self.acoustic_decoder_kwargs.stride_size
+        self.upsample_kwargs.stride
+            * self.acoustic_decoder_kwargs.stride_size
             * self.vocos_kwargs.hop_size
     }
 
@@ -438,7 +439,9 @@ impl XyTokenizerConfig {
         if self.input_sample_rate == 0 || self.input_sample_rate > 384_000 {
             return bad(format!("input_sample_rate {}", self.input_sample_rate));
         }
-        if fe.sampling_rate != self.input_sample_rate || fe.chunk_length == 0 || fe.chunk_length > 600
+        if fe.sampling_rate != self.input_sample_rate
+            || fe.chunk_length == 0
+            || fe.chunk_length > 600
         {
             return bad(format!(
                 "the front end's sampling_rate {} must be the input rate {} and its chunk_length \
@@ -573,12 +576,22 @@ impl XyTokenizerConfig {
             ("acoustic_decoder d_model", dec.d_model, up.d_model),
             ("upsample stride", up.stride, down.avg_pooler),
             ("vocos input_channels", voc.input_channels, dec.num_mel_bins),
-            ("acoustic_decoder num_mel_bins", dec.num_mel_bins, fe.feature_size),
-            ("acoustic_decoder stride_size", dec.stride_size, sem.stride_size),
+            (
+                "acoustic_decoder num_mel_bins",
+                dec.num_mel_bins,
+                fe.feature_size,
+            ),
+            (
+                "acoustic_decoder stride_size",
+                dec.stride_size,
+                sem.stride_size,
+            ),
         ];
         for (what, got, want) in chain {
             if got != want {
-                return bad(format!("{what} is {got}, the modules around it need {want}"));
+                return bad(format!(
+                    "{what} is {got}, the modules around it need {want}"
+                ));
             }
         }
         if !(1..=64).contains(&down.avg_pooler)

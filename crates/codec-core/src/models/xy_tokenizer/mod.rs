@@ -229,7 +229,11 @@ impl XyTokenizer {
     fn mel_tensor(&self, mel: &MelFrames) -> Result<Tensor> {
         Ok(Tensor::from_slice(
             &mel.values,
-            (1, self.config.feature_extractor_kwargs.feature_size, mel.frames),
+            (
+                1,
+                self.config.feature_extractor_kwargs.feature_size,
+                mel.frames,
+            ),
             &self.device,
         )?)
     }
@@ -285,7 +289,9 @@ impl XyTokenizer {
             let end = (start + window).min(samples.len());
             let piece = &samples[start..end];
             // A piece too short for one code gives none (the reference's zero-length codes).
-            let mel_frames = piece.len().div_ceil(self.config.feature_extractor_kwargs.hop_length);
+            let mel_frames = piece
+                .len()
+                .div_ceil(self.config.feature_extractor_kwargs.hop_length);
             let t50 = mel_frames / self.config.semantic_encoder_kwargs.stride_size;
             if t50 < self.config.downsample_kwargs.avg_pooler {
                 continue;
@@ -433,7 +439,12 @@ mod tests {
     #[test]
     fn published_configs() {
         for (card, cfg, rate, hop) in [
-            ("xy-tokenizer", XyTokenizerConfig::xy_tokenizer(), 16000, 1280),
+            (
+                "xy-tokenizer",
+                XyTokenizerConfig::xy_tokenizer(),
+                16000,
+                1280,
+            ),
             (
                 "xy-tokenizer-ttsd-v0",
                 XyTokenizerConfig::xy_tokenizer_ttsd_v0(),

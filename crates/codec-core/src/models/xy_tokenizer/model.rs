@@ -54,7 +54,9 @@ impl Layer {
         let k = self.k.forward(&h)?;
         let v = self.v.forward(&h)?;
         let heads = |x: Tensor| -> Result<Tensor> {
-            x.reshape((b, t, self.heads, hd))?.transpose(1, 2)?.contiguous()
+            x.reshape((b, t, self.heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
         let scores = q.matmul(&k.t()?.contiguous()?)?;
@@ -75,7 +77,6 @@ struct Stack {
 }
 
 impl Stack {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         d: usize,
         positions: usize,
@@ -235,10 +236,11 @@ impl Downsample {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let groups = t / self.pool;
-        let x = x
-            .narrow(1, 0, groups * self.pool)?
-            .contiguous()?
-            .reshape((b, groups, self.pool * d))?;
+        let x = x.narrow(1, 0, groups * self.pool)?.contiguous()?.reshape((
+            b,
+            groups,
+            self.pool * d,
+        ))?;
         let g = self.gate.forward(&x)?;
         let u = self.up.forward(&x)?;
         let c = self.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
@@ -337,7 +339,11 @@ impl Rvq {
 
     /// The stages' entries summed (in stage order, from zero) and `output_proj`:
     /// `[t, output_dim]`.
-    pub(super) fn decode(&self, codes: &[Vec<u32>], device: &candle_core::Device) -> Result<Tensor> {
+    pub(super) fn decode(
+        &self,
+        codes: &[Vec<u32>],
+        device: &candle_core::Device,
+    ) -> Result<Tensor> {
         let mut sum: Option<Tensor> = None;
         for (book, stage) in self.codebooks.iter().zip(codes) {
             let idx = Tensor::from_slice(stage, stage.len(), device)?;

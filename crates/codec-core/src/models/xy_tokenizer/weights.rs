@@ -35,7 +35,9 @@ pub fn inference_weights(mut state: StateDict) -> Result<StateDict> {
     }
     state.retain(|k| {
         !(k.starts_with("quantizer.quantizers.")
-            && (k.ends_with(".inited") || k.ends_with(".cluster_size") || k.ends_with(".embed_avg")))
+            && (k.ends_with(".inited")
+                || k.ends_with(".cluster_size")
+                || k.ends_with(".embed_avg")))
     });
     state.fold_weight_norm()?;
     state.to_dtype(DType::F32)?;
