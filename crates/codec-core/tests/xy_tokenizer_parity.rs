@@ -322,3 +322,60 @@ fn a_batch_gives_each_clip_its_lone_result() {
         values(&model.decode(&lone_a).unwrap())
     );
 }
+
+#[test]
+fn clips_over_30_s_take_the_reference_windows() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir);
+    // 45.5 s of speech: windows of 30 s at 0 and 20 s, and a short one at 40 s.
+    let a = samples(&dir, "speech_a");
+    let long: Vec<f32> = a.iter().copied().cycle().take(728_000).collect();
+    let codes = model.encode_input_rate(&long, 8).unwrap();
+    assert_eq!(codes[0].len(), 728_000 / 1280);
+    // The first 250 codes are the first window's, the next 250 the second's.
+    let first = model.encode_input_rate(&long[..480_000], 8).unwrap();
+    let second = model.encode_input_rate(&long[320_000..800_000.min(long.len())], 8);
+    for k in 0..8 {
+        assert_eq!(codes[k][..250], first[k][..250], "stage {k}");
+        assert_eq!(
+            codes[k][250..500],
+            second.as_ref().unwrap()[k][..250],
+            "stage {k}"
+        );
+    }
+    // Decoding: 375-code windows every 250, 250 codes' audio kept from each but the last.
+    let audio = model.decode_codes(&codes).unwrap();
+    assert_eq!(audio.len(), codes[0].len() * 1280);
+    let head: Vec<Vec<u32>> = codes.iter().map(|s| s[..375].to_vec()).collect();
+    let head_audio = model.decode_codes(&head).unwrap();
+    assert_eq!(audio[..250 * 1280], head_audio[..250 * 1280]);
+    assert!(audio.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir);
+    // Under one code frame of audio.
+    let short = audio_tensor(&[0.1; 1279]);
+    assert!(model.encode(&short).is_err());
+    // Silence encodes (the log-mel floor), to finite audio.
+    let silence = model.encode(&audio_tensor(&[0.0; 2560])).unwrap();
+    assert_eq!(silence.dims(), &[1, 8, 2]);
+    let decoded = values(&model.decode(&silence).unwrap());
+    assert!(decoded.iter().all(|v| v.is_finite()));
+    // Codes out of range, too many codebooks, no frames: errors, not panics.
+    let out_of_range = Tensor::from_vec(vec![1024u32, 0], (1, 1, 2), &Device::Cpu).unwrap();
+    assert!(model.decode(&out_of_range).is_err());
+    let nine = Tensor::zeros((1, 9, 2), candle_core::DType::U32, &Device::Cpu).unwrap();
+    assert!(model.decode(&nine).is_err());
+    let empty = Tensor::zeros((1, 8, 0), candle_core::DType::U32, &Device::Cpu).unwrap();
+    assert!(model.decode(&empty).is_err());
+    assert!(model
+        .encode_with(&audio_tensor(&[0.1; 4000]), &EncodeOptions::new(Some(9)))
+        .is_err());
+}
