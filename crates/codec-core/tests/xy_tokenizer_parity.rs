@@ -379,3 +379,28 @@ fn bad_input_is_an_error() {
         .encode_with(&audio_tensor(&[0.1; 4000]), &EncodeOptions::new(Some(9)))
         .is_err());
 }
+
+#[test]
+fn the_24_khz_layout_encodes_like_the_16_khz_one() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let model = load(&dir.join("ttsd_v0"));
+    assert_eq!(model.info().sample_rate, 24000);
+    for (case, frames, ambiguous) in CASES {
+        let input = samples(&dir, case);
+        // At its own 16 kHz the encoder gives the reference's codes (the same weights).
+        let want = npy_codes(&dir.join(format!("{case}.nq8.codes.npy")));
+        let got = model.encode_input_rate(&input, 8).unwrap();
+        for f in 0..*frames {
+            let same = (0..8).all(|k| got[k][f] == want[k][f]);
+            assert!(same || ambiguous.contains(&f), "{case}: frame {f}");
+        }
+        // Through the codec's 24 kHz rate: resampled to 16 kHz first, the same frame count.
+        let at_24k = codec_core::audio::resample(&input, 16000, 24000).unwrap();
+        let codes = model.encode(&audio_tensor(&at_24k)).unwrap();
+        assert_eq!(codes.dims(), &[1, 8, *frames], "{case}");
+        let audio = model.decode(&codes).unwrap();
+        assert_eq!(audio.dims(), &[1, 1, frames * 1920]);
+    }
+}
