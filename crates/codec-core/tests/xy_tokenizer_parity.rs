@@ -125,6 +125,41 @@ fn both_layouts_load_through_the_registry() {
 }
 
 #[test]
+fn converted_weights_load_the_same_model() {
+    let Some(dir) = fixture_dir(FIXTURE) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for folder in [dir.clone(), dir.join("ttsd_v0")] {
+        let model = load(&folder);
+        let state = StateDict::load(&folder.join("xy_tokenizer.ckpt")).unwrap();
+        // What `codec convert` writes: the family's layout (`vocos.*`, weight norm folded,
+        // the RVQ's training state dropped).
+        let (family, converted) = codec_core::models::inference_weights(state).unwrap();
+        assert_eq!(family, "xy-tokenizer");
+        assert!(converted
+            .tensors
+            .keys()
+            .all(|k| !k.starts_with("enhanced_vocos.")
+                && !k.ends_with(".weight_g")
+                && !k.ends_with(".embed_avg")));
+        let file = tmp.path().join("converted.safetensors");
+        codec_core::weights::convert_to_safetensors(&converted.tensors, &file).unwrap();
+        let yaml = std::fs::read_to_string(folder.join("xy_tokenizer_config.yaml")).unwrap();
+        let cfg = XyTokenizerConfig::from_reference_yaml(&yaml, "yaml").unwrap();
+        let (again, unused) = XyTokenizer::load(
+            &cfg,
+            StateDict::load(&file).unwrap(),
+            "fixture",
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert!(unused.is_empty(), "{unused:?}");
+        assert_eq!(again.info().fingerprint, model.info().fingerprint);
+    }
+}
+
+#[test]
 fn front_end_matches_the_trace() {
     let Some(dir) = fixture_dir(FIXTURE) else {
         return;
