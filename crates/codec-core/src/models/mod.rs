@@ -20,6 +20,7 @@ pub mod speechtokenizer;
 pub mod tinycodec;
 pub mod wavtokenizer;
 pub mod xcodec2;
+pub mod xy_tokenizer;
 
 pub use family::{
     architecture, no_config_file, ArchSource, CardFacts, CheckpointFamily, Family, Loaded, OnnxFn,
@@ -41,6 +42,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &xcodec2::FAMILY,
     &mimi::FAMILY,
     &qwen3_tts::FAMILY,
+    &xy_tokenizer::FAMILY,
     &lyra::FAMILY,
     &moss_audio_tokenizer::FAMILY,
 ];

@@ -20,7 +20,8 @@ impl StateDict {
     /// Load every tensor of a weight file onto the CPU.
     ///
     /// PyTorch zip checkpoints are read without Python: for a Lightning `.ckpt` the tensors
-    /// under `state_dict` are taken (optimizer state and the rest are ignored); for a plain
+    /// under `state_dict` are taken (optimizer state and the rest are ignored), for
+    /// XY-Tokenizer's `{"generator": state_dict}` those under `generator`; for a plain
     /// `torch.save(state_dict)` the top-level dict. Anything else is read as safetensors.
     pub fn load(path: &Path) -> Result<Self> {
         let source = path.display().to_string();
@@ -158,15 +159,18 @@ fn fold(g: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
 
 fn read_pytorch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
     let source = path.display().to_string();
-    // A Lightning checkpoint keeps the weights under `state_dict`; plain saves keep them at
-    // the top level. Try the nested form first.
+    // A Lightning checkpoint keeps the weights under `state_dict`, XY-Tokenizer's under
+    // `generator`; plain saves keep them at the top level. Try the nested forms first.
     let mut pth = candle_core::pickle::PthTensors::new(path, Some("state_dict"));
-    if pth
-        .as_ref()
-        .map(|p| p.tensor_infos().is_empty())
-        .unwrap_or(true)
-    {
-        pth = candle_core::pickle::PthTensors::new(path, None);
+    for key in [Some("generator"), None] {
+        if pth
+            .as_ref()
+            .map(|p| !p.tensor_infos().is_empty())
+            .unwrap_or(false)
+        {
+            break;
+        }
+        pth = candle_core::pickle::PthTensors::new(path, key);
     }
     let pth =
         pth.map_err(|e| Error::weights(&source, format!("unreadable PyTorch checkpoint: {e}")))?;
