@@ -30,6 +30,7 @@
 //! | `speechtokenizer` | SpeechTokenizer (`SpeechTokenizerConfig::speechtokenizer_hubert_avg()`, keys from the fixture's manifest) | all 8 codebooks |
 //! | `qwen3-tts` | Qwen3-TTS-Tokenizer-12Hz (`Qwen3TtsConfig::qwen3_tts_tokenizer_12hz()`, keys from the fixture's manifest) | all 16 codebooks |
 //! | `moss-audio-tokenizer` | MOSS-Audio-Tokenizer, 1.77 B parameters (`MossAudioTokenizerConfig::moss_audio_tokenizer()`, keys from the fixture's manifest) | all 32 codebooks |
+//! | `xy-tokenizer` | XY-Tokenizer, 16 kHz release, 534 M values (`XyTokenizerConfig::xy_tokenizer()`, keys from the fixture's manifest) | all 8 codebooks |
 //!
 //! The published models have random weights: their keys and shapes are built from the configs
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
@@ -83,6 +84,7 @@ use codec::models::speechtokenizer::{SpeechTokenizer, SpeechTokenizerConfig};
 use codec::models::tinycodec::{TinyCodec, TinyCodecConfig};
 use codec::models::wavtokenizer::{WavTokenizer, WavTokenizerConfig};
 use codec::models::xcodec2::{XCodec2, XCodec2Config};
+use codec::models::xy_tokenizer::{XyTokenizer, XyTokenizerConfig};
 use codec::weights::StateDict;
 use codec::{CodeStreams, Codec, Device, EncodeOptions, ModelCard, Tensor};
 use proc_stats::{cpu_per_run, cpu_usage, memory_mib};
@@ -115,10 +117,11 @@ enum Bench {
     S3TokenizerV1,
     Qwen3Tts,
     MossAudioTokenizer,
+    XyTokenizer,
 }
 
 impl Bench {
-    const ALL: [Bench; 16] = [
+    const ALL: [Bench; 17] = [
         Bench::WavTokenizer,
         Bench::Encodec6,
         Bench::Encodec24,
@@ -135,6 +138,7 @@ impl Bench {
         Bench::S3TokenizerV1,
         Bench::Qwen3Tts,
         Bench::MossAudioTokenizer,
+        Bench::XyTokenizer,
     ];
 
     /// The `--models` key (also what `benches/run_all.sh` matches results on).
@@ -155,6 +159,7 @@ impl Bench {
             Bench::S3TokenizerV1 => "s3tokenizer-v1",
             Bench::Qwen3Tts => "qwen3-tts",
             Bench::MossAudioTokenizer => "moss-audio-tokenizer",
+            Bench::XyTokenizer => "xy-tokenizer",
             Bench::Lyra => "lyra",
         }
     }
@@ -176,6 +181,7 @@ impl Bench {
             Bench::S3TokenizerV1 => "s3tokenizer v1 (50 Hz)",
             Bench::Qwen3Tts => "qwen3-tts-tokenizer-12hz (16 codebooks)",
             Bench::MossAudioTokenizer => "moss-audio-tokenizer (32 codebooks)",
+            Bench::XyTokenizer => "xy-tokenizer (8 codebooks)",
             Bench::Lyra => "lyra-v2 3.2 kbps",
         }
     }
@@ -212,6 +218,7 @@ impl Bench {
             Bench::MossAudioTokenizer => {
                 MossAudioTokenizerConfig::moss_audio_tokenizer().sample_rate
             }
+            Bench::XyTokenizer => XyTokenizerConfig::xy_tokenizer().input_sample_rate,
             Bench::Lyra => LyraConfig::lyra_v2().sample_rate,
         }
     }
@@ -611,6 +618,28 @@ fn build(which: Bench, samples: usize) -> codec::Result<Built> {
                 stream_frames: vec![frames; books],
                 hop,
                 codebook_size: config.quantizer_kwargs.codebook_size,
+                num_params: num_params(&keys),
+            }
+        }
+        Bench::XyTokenizer => {
+            // The repo's release: 16 kHz in and out, so one hop serves encode and decode.
+            let config = XyTokenizerConfig::xy_tokenizer();
+            let keys = fixture_keys("xy-tokenizer", "full-xy_tokenizer-keys.json")?;
+            let hop = config.input_hop();
+            debug_assert_eq!(hop, config.output_hop());
+            // The reference keeps whole code frames only (L // 1280).
+            let frames = samples / hop;
+            let books = config.quantizer_kwargs.num_quantizers;
+            let (model, unused) =
+                XyTokenizer::load(&config, random_state(&keys, label)?, label, &Device::Cpu)?;
+            check_unused(label, &unused);
+            Built {
+                model: Box::new(model),
+                num_codebooks: None,
+                frames,
+                stream_frames: vec![frames; books],
+                hop,
+                codebook_size: config.quantizer_kwargs.codebook_size as usize,
                 num_params: num_params(&keys),
             }
         }

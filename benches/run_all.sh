@@ -18,6 +18,9 @@
 #                    transformers 5.0.0 from target/refbench-tf5, and needs the repository's
 #                    source: MOSS_AUDIO_TOKENIZER_SRC, default target/refsrc/MOSS-Audio-Tokenizer,
 #                    which --setup clones),
+#                    xy-tokenizer (the repo's 16 kHz release, 8 codebooks; its reference runs on
+#                    transformers 5.0.0 too, from the repository's source: XY_TOKENIZER_SRC,
+#                    default target/refsrc/XY-Tokenizer, which --setup clones),
 #                    tinycodec-1, tinycodec-4 (ours only: the
 #                    project's own model), or all (default wavtokenizer,encodec,dac,snac,mimi,xcodec2)
 #   --seconds LIST   audio lengths (default 10,60)
@@ -71,7 +74,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,s3tokenizer-v1,qwen3-tts,moss-audio-tokenizer
+[[ $MODELS == all ]] && MODELS=wavtokenizer,encodec,encodec-24kbps,dac,snac,snac-32khz,mimi,xcodec2,lyra,speechtokenizer,s3tokenizer,s3tokenizer-v1,qwen3-tts,moss-audio-tokenizer,xy-tokenizer
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 if [[ $RESUME == 0 || ! -f $RESULTS ]]; then
@@ -86,6 +89,8 @@ VENV=${CARGO_TARGET_DIR:-$ROOT/target}/refbench-venv
 TF5_SITE=${CARGO_TARGET_DIR:-$ROOT/target}/refbench-tf5
 MOSS_COMMIT=56df9eeb88f7236419dbf6328cd2e51f4dc21eeb
 export MOSS_AUDIO_TOKENIZER_SRC=${MOSS_AUDIO_TOKENIZER_SRC:-${CARGO_TARGET_DIR:-$ROOT/target}/refsrc/MOSS-Audio-Tokenizer}
+XY_COMMIT=5df5609
+export XY_TOKENIZER_SRC=${XY_TOKENIZER_SRC:-${CARGO_TARGET_DIR:-$ROOT/target}/refsrc/XY-Tokenizer}
 if [[ $SETUP == 1 ]]; then
     if python3 -c 'import torch, numpy' 2>/dev/null; then
         python3 -m venv --system-site-packages "$VENV"
@@ -113,6 +118,15 @@ if [[ $SETUP == 1 ]]; then
         { git clone -q https://github.com/OpenMOSS/MOSS-Audio-Tokenizer "$MOSS_AUDIO_TOKENIZER_SRC" \
             && git -C "$MOSS_AUDIO_TOKENIZER_SRC" checkout -q "$MOSS_COMMIT"; } \
             || echo "run_all.sh: could not clone MOSS-Audio-Tokenizer; set MOSS_AUDIO_TOKENIZER_SRC to a checkout, or its reference column will be skipped" >&2
+    fi
+    # XY-Tokenizer's likewise (the commit the fixtures were made with); it also needs PyYAML
+    # for its config and torchaudio (for two mel-scale helpers) at the venv's torch version.
+    "$VENV/bin/pip" install -c "$constraints" pyyaml scipy torchaudio \
+        || echo "run_all.sh: pyyaml, scipy or torchaudio did not install; the xy-tokenizer reference column will be skipped" >&2
+    if [[ ! -e $XY_TOKENIZER_SRC ]]; then
+        { git clone -q https://github.com/gyt1145028706/XY-Tokenizer "$XY_TOKENIZER_SRC" \
+            && git -C "$XY_TOKENIZER_SRC" checkout -q "$XY_COMMIT"; } \
+            || echo "run_all.sh: could not clone XY-Tokenizer; set XY_TOKENIZER_SRC to a checkout, or its reference column will be skipped" >&2
     fi
     # Lyra's reference: Google's LiteRT runtime (the TFLite interpreter; numpy is its only
     # heavy dependency, held at the system's version). On its own so that a failure here
@@ -230,17 +244,19 @@ reference_modules() {
         s3tokenizer|s3tokenizer-v1) echo torch s3tokenizer einops tqdm ;;
         qwen3-tts) echo torch transformers qwen_tts ;;
         moss-audio-tokenizer) echo torch transformers ;;
+        xy-tokenizer) echo torch transformers torchaudio scipy yaml ;;
         lyra) echo numpy ai_edge_litert ;;
     esac
 }
 pythonpath_for() { # model: what goes first on the reference's PYTHONPATH
-    if [[ $1 == moss-audio-tokenizer && -d $TF5_SITE ]]; then echo "$TF5_SITE${PYTHONPATH:+:$PYTHONPATH}"; else echo "${PYTHONPATH:-}"; fi
+    if [[ ( $1 == moss-audio-tokenizer || $1 == xy-tokenizer ) && -d $TF5_SITE ]]; then echo "$TF5_SITE${PYTHONPATH:+:$PYTHONPATH}"; else echo "${PYTHONPATH:-}"; fi
 }
 reference_ready() { # model
     local modules
     modules=$(reference_modules "$1")
     [[ -z $modules ]] && return 0
     [[ $1 == moss-audio-tokenizer && ! -e $MOSS_AUDIO_TOKENIZER_SRC ]] && return 1
+    [[ $1 == xy-tokenizer && ! -e $XY_TOKENIZER_SRC ]] && return 1
     # shellcheck disable=SC2086  # one word per module
     PYTHONPATH=$(pythonpath_for "$1") "$PYTHON" -c 'import importlib.util, sys
 sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)' $modules > /dev/null 2>&1
@@ -280,7 +296,7 @@ sys.exit(1)' "$RESULTS" "$impl" "$model" "$task" "$seconds"; then
         echo "{\"impl\": \"$impl\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"the project's own model: no other implementation\"}" >> "$RESULTS"
         return
     fi
-    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == s3tokenizer-v1 || $model == qwen3-tts || $model == moss-audio-tokenizer ) ]]; then
+    if [[ $impl == candle && ( $model == wavtokenizer || $model == xcodec2 || $model == lyra || $model == speechtokenizer || $model == s3tokenizer || $model == s3tokenizer-v1 || $model == qwen3-tts || $model == moss-audio-tokenizer || $model == xy-tokenizer ) ]]; then
         echo "{\"impl\": \"candle-transformers\", \"model_key\": \"$model\", \"task\": \"$task\", \"audio_s\": $seconds, \"skipped\": \"not in candle-transformers\"}" >> "$RESULTS"
         return
     fi
@@ -360,6 +376,7 @@ LABELS = {
     "s3tokenizer-v1": "S3Tokenizer v1 50 Hz (encode only)",
     "qwen3-tts": "Qwen3-TTS-Tokenizer-12Hz (16 cb)",
     "moss-audio-tokenizer": "MOSS-Audio-Tokenizer 1.77 B (32 cb)",
+    "xy-tokenizer": "XY-Tokenizer 16 kHz (8 cb)",
     "tinycodec-1": "tinycodec, 1 stage",
     "tinycodec-4": "tinycodec, 4 stages",
 }

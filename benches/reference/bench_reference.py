@@ -62,6 +62,14 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   ``target/refsrc/MOSS-Audio-Tokenizer``; on transformers 5.0.0, which it pins):
                   ``MossAudioTokenizerModel(MossAudioTokenizerConfig(**published config.json))``,
                   1.77 B parameters, all 32 codebooks: ``encode(x)`` / ``decode(codes)``
+  xy-tokenizer    XY-Tokenizer, the repo's 16 kHz release (not on PyPI: the
+                  gyt1145028706/XY-Tokenizer repository's ``xy_tokenizer`` package and
+                  ``config/xy_tokenizer_config.yaml`` at commit 5df5609, from the checkout or bare git
+                  directory ``XY_TOKENIZER_SRC`` names, default ``target/refsrc/XY-Tokenizer``; on
+                  transformers 5.0.0 like MOSS's, the repo pins none): ``XY_Tokenizer(generator_params)``,
+                  534 M values, all 8 codebooks: ``encode([wav], device=cpu)`` /
+                  ``decode([codes], device=cpu)`` (its 30 s windows, 10 s overlap, past 30 s).
+                  ``librosa``, imported by the repo and unused, is stubbed when absent
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -85,7 +93,7 @@ import time
 RESULT_TAG = "REF_RESULT "
 MODELS = ["encodec", "encodec-24kbps", "dac", "snac", "snac-32khz", "mimi", "xcodec2", "lyra",
           "speechtokenizer", "s3tokenizer", "s3tokenizer-v1", "qwen3-tts", "moss-audio-tokenizer",
-          "wavtokenizer"]
+          "xy-tokenizer", "wavtokenizer"]
 STREAMING_MODELS = {"mimi", "lyra"}
 DEFAULT_MODELS = "encodec,dac,snac"
 
@@ -113,7 +121,8 @@ DAC_44KHZ = dict(
 SAMPLE_RATES = {"encodec": 24000, "encodec-24kbps": 24000, "dac": 44100, "snac": 24000,
                 "snac-32khz": 32000, "mimi": 24000, "xcodec2": 16000, "lyra": 16000,
                 "speechtokenizer": 16000, "s3tokenizer": 16000, "s3tokenizer-v1": 16000,
-                "qwen3-tts": 24000, "moss-audio-tokenizer": 24000}
+                "qwen3-tts": 24000, "moss-audio-tokenizer": 24000,
+                "xy-tokenizer": 16000}
 ENCODE_ONLY = {"s3tokenizer", "s3tokenizer-v1"}
 
 # fnlp/SpeechTokenizer speechtokenizer_hubert_avg/config.json: the fields the model reads.
@@ -150,8 +159,18 @@ QWEN3_TTS_12HZ = dict(
 MOSS_COMMIT = "56df9eeb88f7236419dbf6328cd2e51f4dc21eeb"
 MOSS_SRC_DEFAULT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                  "..", "target", "refsrc", "MOSS-Audio-Tokenizer"))
-MOSS_FILES = ("__init__.py", "configuration_moss_audio_tokenizer.py",
-              "modeling_moss_audio_tokenizer.py", "config.json")
+# Its __init__.py (the Hugging Face remote-code entry points) is not needed.
+MOSS_FILES = ("modeling_moss_audio_tokenizer.py", "configuration_moss_audio_tokenizer.py",
+              "config.json")
+
+# The XY-Tokenizer reference's source (gyt1145028706/XY-Tokenizer), read at this commit: the
+# commit the fixtures were made with.
+XY_COMMIT = "5df5609"
+XY_SRC_DEFAULT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                               "..", "target", "refsrc", "XY-Tokenizer"))
+XY_FILES = ("xy_tokenizer/model.py", "xy_tokenizer/nn/feature_extractor.py",
+            "xy_tokenizer/nn/modules.py", "xy_tokenizer/nn/quantizer.py",
+            "config/xy_tokenizer_config.yaml")
 
 # Lyra v2's published TFLite files (google/lyra lyra/model_coeffs, v1.3.2), in the shared folder
 # beside the repository; 16 quantizers = 3.2 kbit/s, Lyra's lowest bitrate.
@@ -305,29 +324,47 @@ def run_case_lyra(task, seconds, runs, threads):
             "frame_compute_ms": frame_ms}
 
 
-def moss_package(src):
-    """The reference's files as an importable package in a temporary folder: copied from a
-    checkout, or read at MOSS_COMMIT from a bare git directory. Returns the package name and the
-    published config.json."""
+def repo_files(src, commit, names, prefix):
+    """Files of a reference repository copied into a fresh temporary folder (put first on
+    sys.path): from a checkout, or read at `commit` from a bare git directory (`src` without
+    the first file). Every folder gets an empty ``__init__.py``. Returns the folder."""
     import importlib
     import tempfile
-    out = tempfile.mkdtemp(prefix="moss_ref_")
-    pkg = os.path.join(out, "moss_audio_tokenizer_ref")
-    os.makedirs(pkg)
-    bare = not os.path.exists(os.path.join(src, "modeling_moss_audio_tokenizer.py"))
-    for name in MOSS_FILES:
+    out = tempfile.mkdtemp(prefix=prefix)
+    bare = not os.path.exists(os.path.join(src, names[0]))
+    for name in names:
         if bare:
-            data = subprocess.run(["git", "--git-dir", src, "show", f"{MOSS_COMMIT}:{name}"],
+            data = subprocess.run(["git", "--git-dir", src, "show", f"{commit}:{name}"],
                                   check=True, capture_output=True).stdout
         else:
             with open(os.path.join(src, name), "rb") as f:
                 data = f.read()
-        with open(os.path.join(pkg, "__init__.py" if name == "__init__.py" else name), "wb") as f:
-            f.write(data if name != "__init__.py" else b"")
+        path = os.path.join(out, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        folder = os.path.dirname(name)
+        while folder:
+            init = os.path.join(out, folder, "__init__.py")
+            if not os.path.exists(init):
+                open(init, "wb").close()
+            folder = os.path.dirname(folder)
     sys.path.insert(0, out)
     importlib.invalidate_caches()
-    with open(os.path.join(pkg, "config.json")) as f:
-        return "moss_audio_tokenizer_ref", json.load(f)
+    return out
+
+
+def moss_package(src):
+    """The MOSS reference's files as an importable package. Returns the package name and the
+    published config.json."""
+    name = "moss_audio_tokenizer_ref"
+    out = repo_files(src, MOSS_COMMIT, MOSS_FILES, "moss_ref_")
+    os.makedirs(os.path.join(out, name))
+    for f in MOSS_FILES:
+        os.rename(os.path.join(out, f), os.path.join(out, name, f))
+    open(os.path.join(out, name, "__init__.py"), "wb").close()
+    with open(os.path.join(out, name, "config.json")) as f:
+        return name, json.load(f)
 
 
 def run_case(key, task, seconds, runs, threads):
@@ -641,6 +678,41 @@ def run_case(key, task, seconds, runs, threads):
             def step():
                 y = model.decode(codes, return_dict=True).audio
                 assert tuple(y.shape) == (1, 1, frames * hop), y.shape
+    elif key == "xy-tokenizer":
+        src = os.environ.get("XY_TOKENIZER_SRC", XY_SRC_DEFAULT)
+        if not os.path.exists(src):
+            raise ImportError(f"no XY-Tokenizer source at {src} (set XY_TOKENIZER_SRC to a "
+                              "checkout of the repository)")
+        import importlib
+        import transformers
+        import yaml
+        try:
+            import librosa  # noqa: F401  (imported by the repo's modules, never called)
+        except ImportError:
+            import types
+            sys.modules["librosa"] = types.ModuleType("librosa")
+        out = repo_files(src, XY_COMMIT, XY_FILES, "xy_ref_")
+        with open(os.path.join(out, "config", "xy_tokenizer_config.yaml")) as f:
+            generator_params = yaml.safe_load(f)["generator_params"]
+        XY_Tokenizer = importlib.import_module("xy_tokenizer.model").XY_Tokenizer
+        versions["xy-tokenizer"] = XY_COMMIT
+        versions["transformers"] = transformers.__version__
+        model = XY_Tokenizer(generator_params).eval()
+        cpu = torch.device("cpu")
+        hop, n_q = 1280, 8
+        frames = samples // hop  # whole code frames only
+        if task == "encode":
+            x = torch.from_numpy(speech_like(samples, sr))
+
+            def step():
+                codes = model.encode([x], device=cpu)["codes_list"][0]
+                assert tuple(codes.shape) == (n_q, frames), codes.shape
+        else:
+            codes = torch.randint(0, 1024, (n_q, frames), generator=gen)
+
+            def step():
+                y = model.decode([codes], device=cpu)["syn_wav_list"][0]
+                assert tuple(y.shape) == (frames * hop,), y.shape
     else:
         raise ValueError(f"unknown model {key}")
 
