@@ -64,12 +64,13 @@ Models (``--models``, comma-separated, ``all`` for every one):
                   1.77 B parameters, all 32 codebooks: ``encode(x)`` / ``decode(codes)``
   xy-tokenizer    XY-Tokenizer, the repo's 16 kHz release (not on PyPI: the
                   gyt1145028706/XY-Tokenizer repository's ``xy_tokenizer`` package and
-                  ``config/xy_tokenizer_config.yaml`` at commit 5df5609, from the checkout or bare git
-                  directory ``XY_TOKENIZER_SRC`` names, default ``target/refsrc/XY-Tokenizer``; on
-                  transformers 5.0.0 like MOSS's, the repo pins none): ``XY_Tokenizer(generator_params)``,
-                  534 M values, all 8 codebooks: ``encode([wav], device=cpu)`` /
-                  ``decode([codes], device=cpu)`` (its 30 s windows, 10 s overlap, past 30 s).
-                  ``librosa``, imported by the repo and unused, is stubbed when absent
+                  ``config/xy_tokenizer_config.yaml`` at commit 5df5609, from the checkout or bare
+                  git directory ``XY_TOKENIZER_SRC`` names, default ``target/refsrc/XY-Tokenizer``;
+                  on transformers 5.0.0 like MOSS's, the repo pins none):
+                  ``XY_Tokenizer(generator_params)``, 534 M values, all 8 codebooks:
+                  ``encode([wav], device=cpu)`` / ``decode([codes], device=cpu)`` (its 30 s
+                  windows, 10 s overlap, past 30 s). ``librosa``, imported by the repo and
+                  unused, is stubbed when absent
   wavtokenizer    not on PyPI: reported as skipped
 
 The models are built from their classes with the packages' own random initialisation: nothing is
@@ -324,13 +325,17 @@ def run_case_lyra(task, seconds, runs, threads):
             "frame_compute_ms": frame_ms}
 
 
-def repo_files(src, commit, names, prefix):
-    """Files of a reference repository copied into a fresh temporary folder (put first on
-    sys.path): from a checkout, or read at `commit` from a bare git directory (`src` without
-    the first file). Every folder gets an empty ``__init__.py``. Returns the folder."""
+def repo_files(what, env, default, commit, names, package=""):
+    """Files of a reference repository (`what`, found at $`env` or `default`) copied into a
+    fresh temporary folder put first on sys.path, under `package` when given: from a checkout,
+    or read at `commit` from a bare git directory (a `src` without the first file). Every folder
+    gets an empty ``__init__.py``. Returns the folder."""
     import importlib
     import tempfile
-    out = tempfile.mkdtemp(prefix=prefix)
+    src = os.environ.get(env, default)
+    if not os.path.exists(src):
+        raise ImportError(f"no {what} source at {src} (set {env} to a checkout of the repository)")
+    out = tempfile.mkdtemp(prefix="refsrc_")
     bare = not os.path.exists(os.path.join(src, names[0]))
     for name in names:
         if bare:
@@ -339,11 +344,11 @@ def repo_files(src, commit, names, prefix):
         else:
             with open(os.path.join(src, name), "rb") as f:
                 data = f.read()
-        path = os.path.join(out, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
+        dest = os.path.join(package, name)
+        os.makedirs(os.path.join(out, os.path.dirname(dest)), exist_ok=True)
+        with open(os.path.join(out, dest), "wb") as f:
             f.write(data)
-        folder = os.path.dirname(name)
+        folder = os.path.dirname(dest)
         while folder:
             init = os.path.join(out, folder, "__init__.py")
             if not os.path.exists(init):
@@ -352,19 +357,6 @@ def repo_files(src, commit, names, prefix):
     sys.path.insert(0, out)
     importlib.invalidate_caches()
     return out
-
-
-def moss_package(src):
-    """The MOSS reference's files as an importable package. Returns the package name and the
-    published config.json."""
-    name = "moss_audio_tokenizer_ref"
-    out = repo_files(src, MOSS_COMMIT, MOSS_FILES, "moss_ref_")
-    os.makedirs(os.path.join(out, name))
-    for f in MOSS_FILES:
-        os.rename(os.path.join(out, f), os.path.join(out, name, f))
-    open(os.path.join(out, name, "__init__.py"), "wb").close()
-    with open(os.path.join(out, name, "config.json")) as f:
-        return name, json.load(f)
 
 
 def run_case(key, task, seconds, runs, threads):
@@ -649,13 +641,13 @@ def run_case(key, task, seconds, runs, threads):
                 y = model.decode(codes, return_dict=True).audio_values
                 assert tuple(y[0].shape) == (frames * hop,), y[0].shape
     elif key == "moss-audio-tokenizer":
-        src = os.environ.get("MOSS_AUDIO_TOKENIZER_SRC", MOSS_SRC_DEFAULT)
-        if not os.path.exists(src):
-            raise ImportError(f"no MOSS-Audio-Tokenizer source at {src} (set "
-                              "MOSS_AUDIO_TOKENIZER_SRC to a checkout of the repository)")
         import importlib
         import transformers
-        name, published = moss_package(src)
+        name = "moss_audio_tokenizer_ref"
+        out = repo_files("MOSS-Audio-Tokenizer", "MOSS_AUDIO_TOKENIZER_SRC", MOSS_SRC_DEFAULT,
+                         MOSS_COMMIT, MOSS_FILES, package=name)
+        with open(os.path.join(out, name, "config.json")) as f:
+            published = json.load(f)
         conf = importlib.import_module(f"{name}.configuration_moss_audio_tokenizer")
         modeling = importlib.import_module(f"{name}.modeling_moss_audio_tokenizer")
         versions["moss-audio-tokenizer"] = MOSS_COMMIT[:7]
@@ -679,10 +671,6 @@ def run_case(key, task, seconds, runs, threads):
                 y = model.decode(codes, return_dict=True).audio
                 assert tuple(y.shape) == (1, 1, frames * hop), y.shape
     elif key == "xy-tokenizer":
-        src = os.environ.get("XY_TOKENIZER_SRC", XY_SRC_DEFAULT)
-        if not os.path.exists(src):
-            raise ImportError(f"no XY-Tokenizer source at {src} (set XY_TOKENIZER_SRC to a "
-                              "checkout of the repository)")
         import importlib
         import transformers
         import yaml
@@ -691,7 +679,7 @@ def run_case(key, task, seconds, runs, threads):
         except ImportError:
             import types
             sys.modules["librosa"] = types.ModuleType("librosa")
-        out = repo_files(src, XY_COMMIT, XY_FILES, "xy_ref_")
+        out = repo_files("XY-Tokenizer", "XY_TOKENIZER_SRC", XY_SRC_DEFAULT, XY_COMMIT, XY_FILES)
         with open(os.path.join(out, "config", "xy_tokenizer_config.yaml")) as f:
             generator_params = yaml.safe_load(f)["generator_params"]
         XY_Tokenizer = importlib.import_module("xy_tokenizer.model").XY_Tokenizer
