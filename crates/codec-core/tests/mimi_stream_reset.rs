@@ -125,10 +125,18 @@ fn one_mimi_stream_of_a_batch_restarts_alone() {
     let before = snr_db(&whole[..FRAME * 6], &row(&d1, 0));
     let goes_on = snr_db(&whole[FRAME * 6..], &row(&d2, 0));
     let afresh = snr_db(&fresh, &row(&d2, 1));
-    // Measured 308.1 dB at the lowest (a batch of two differs from single streams in the
-    // GEMMs' last bits at most); asserted 12+ dB under it.
-    for (what, snr) in [("before", before), ("goes on", goes_on), ("afresh", afresh)] {
-        assert!(snr >= 295.0, "decoder slot {what}: {snr:.1} dB");
+    // "before" and "goes on" compare pushes of 6 + 8 frames with one push of 14: the layers
+    // then multiply a different number of frames at a time, and products of fewer than 16
+    // frames run as dot products rather than GEMMs (nn::kernels), which sum in another order:
+    // measured 119.5 / 120.2 dB, asserted 4 dB under the lower. "afresh" pushes the same 8
+    // frames both ways: 309.4 dB (the batch of two differs in the GEMMs' last bits at most),
+    // asserted 14 dB under it.
+    for (what, snr, floor) in [
+        ("before", before, 115.5),
+        ("goes on", goes_on, 115.5),
+        ("afresh", afresh, 295.0),
+    ] {
+        assert!(snr >= floor, "decoder slot {what}: {snr:.1} dB");
     }
     // Without the reset slot 1 would carry b's state into a's audio.
     let mut kept = model.streaming_decoder(1).unwrap();

@@ -4,7 +4,9 @@
 //! any prefix of the stages decodes) → Vocos decoder → iSTFT head. 24 kHz mono, 50 frames/s.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 use serde::{Deserialize, Serialize};
 
 use super::{no_config_file, CardFacts, CheckpointFamily, Score};
@@ -190,7 +192,7 @@ impl TinyCodec {
         let ((encoder, encoder_proj, decoder, head), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let encoder = VocosBackbone::new(&config.encoder, vb.pp("encoder"))?;
-                let encoder_proj = candle_nn::linear(
+                let encoder_proj = crate::nn::linear::linear(
                     config.encoder.dim,
                     config.quantizer.dims,
                     vb.pp("encoder_proj"),

@@ -1,9 +1,13 @@
 //! 1-d convolutions with the padding rules of the reference codecs.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{
-    Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, GroupNorm, VarBuilder,
+use candle_nn::{GroupNorm, VarBuilder};
+
+use super::conv1d::{
+    conv1d_padded, on_fast_path, Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig,
 };
+use super::kernels::activation::elu;
+use super::kernels::{depthwise_conv1d_f32, Activation, Conv1dShape};
 
 /// How a convolution pads its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -219,20 +223,67 @@ pub fn extra_padding_for_conv1d(
 
 impl Module for SConv1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, Activation::None, None)
+    }
+}
+
+impl SConv1d {
+    /// `activation(self.forward(x)) + residual`, fused into the convolution's output tiles on
+    /// the CPU (the same values as the separate operations); `residual` has the output's shape.
+    pub fn forward_fused(
+        &self,
+        x: &Tensor,
+        activation: Activation,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let len = x.dim(D::Minus1)?;
         let kernel = (self.kernel_size - 1) * self.dilation + 1;
         let padding_total = kernel.saturating_sub(self.stride);
         let extra = extra_padding_for_conv1d(len, kernel, self.stride, padding_total);
-        let x = if self.causal {
-            pad1d(x, padding_total, extra, self.pad_mode)?
+        let (left, right) = if self.causal {
+            (padding_total, extra)
         } else {
             let right = padding_total / 2;
-            let left = padding_total - right;
-            pad1d(x, left, right + extra, self.pad_mode)?
+            (padding_total - right, right + extra)
         };
-        let y = conv1d_in_chunks(&self.conv, &x)?;
-        match &self.norm {
-            Some(norm) => norm.forward(&y),
+        // The CPU kernel pads as it gathers (reflect only from inputs longer than the pads:
+        // shorter ones take pad1d's zero-extended reflection).
+        let reflect_short = self.pad_mode == PadMode::Reflect && len <= left.max(right);
+        if on_fast_path(x, self.conv.weight()) && !reflect_short && self.norm.is_none() {
+            let (batch, in_c, _) = x.dims3()?;
+            let shape = Conv1dShape {
+                batch,
+                in_c,
+                out_c: self.conv.weight().dim(0)?,
+                in_len: len,
+                kernel: self.kernel_size,
+                stride: self.stride,
+                pad_left: left,
+                pad_right: right,
+                pad_mode: self.pad_mode,
+                dilation: self.dilation,
+                groups: self.conv.config().groups,
+            };
+            return conv1d_padded(
+                x,
+                self.conv.weight(),
+                self.conv.bias(),
+                &shape,
+                activation,
+                residual,
+            );
+        }
+        let y = conv1d_in_chunks(&self.conv, &pad1d(x, left, right, self.pad_mode)?)?;
+        let y = match &self.norm {
+            Some(norm) => norm.forward(&y)?,
+            None => y,
+        };
+        let y = match activation {
+            Activation::None => y,
+            Activation::Elu(alpha) => elu(&y, alpha as f64)?,
+        };
+        match residual {
+            Some(r) => r + y,
             None => Ok(y),
         }
     }
@@ -328,7 +379,7 @@ impl SConvTranspose1d {
                 dilation: 1,
                 groups: 1,
             },
-        );
+        )?;
         let total = cfg.kernel_size.saturating_sub(cfg.stride);
         let right = if cfg.causal {
             (total as f64 * cfg.trim_right_ratio).ceil() as usize
@@ -346,12 +397,7 @@ impl SConvTranspose1d {
 
 impl Module for SConvTranspose1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let cfg = self.conv.config();
-        let y = conv_transpose1d_batched(&x.contiguous()?, self.conv.weight(), cfg.stride, 1)?;
-        let y = match self.conv.bias() {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1))?)?,
-            None => y,
-        };
+        let y = self.conv.forward(x)?;
         let y = match &self.norm {
             Some(norm) => norm.forward(&y)?,
             None => y,
@@ -359,28 +405,6 @@ impl Module for SConvTranspose1d {
         let len = y.dim(D::Minus1)?;
         y.narrow(D::Minus1, self.left, len - self.left - self.right)
     }
-}
-
-/// `x.conv_transpose1d(weight, ..)` one batch item at a time: candle 0.11's CPU kernel mixes up
-/// batch items (items after the first come out wrong), so each goes through on its own.
-pub fn conv_transpose1d_batched(
-    x: &Tensor,
-    weight: &Tensor,
-    stride: usize,
-    groups: usize,
-) -> Result<Tensor> {
-    let b = x.dim(0)?;
-    if b == 1 {
-        return x.conv_transpose1d(weight, 0, 0, stride, 1, groups);
-    }
-    let items = (0..b)
-        .map(|i| {
-            x.narrow(0, i, 1)?
-                .contiguous()?
-                .conv_transpose1d(weight, 0, 0, stride, 1, groups)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Tensor::cat(&items, 0)
 }
 
 /// Depthwise convolution (`groups == channels`) with zero "same" padding, computed as a sum
@@ -392,22 +416,20 @@ pub struct DepthwiseConv1d {
     bias: Option<Tensor>,
     padding: usize,
     dilation: usize,
+    /// The weight `[channels, kernel]` and bias as f32 values, for the CPU kernel (when the
+    /// weights are f32 on the CPU).
+    cpu: Option<std::sync::Arc<DepthwiseCpu>>,
 }
+
+/// A depthwise convolution's weight `[channels, kernel]` and bias as f32 values.
+type DepthwiseCpu = (Vec<f32>, Option<Vec<f32>>);
 
 impl DepthwiseConv1d {
     /// Weight `[channels, 1, kernel]` at `vb.weight`, bias at `vb.bias`.
     pub fn new(channels: usize, kernel: usize, padding: usize, vb: VarBuilder) -> Result<Self> {
         let weight = vb.get((channels, 1, kernel), "weight")?;
-        let bias = Some(vb.get(channels, "bias")?.reshape((channels, 1))?);
-        let taps = (0..kernel)
-            .map(|k| weight.narrow(2, k, 1)?.reshape((channels, 1)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            taps,
-            bias,
-            padding,
-            dilation: 1,
-        })
+        let bias = vb.get(channels, "bias")?;
+        Self::from_weights(&weight, Some(bias), padding)
     }
 
     /// The same without a bias (`bias=False`): weight `[channels, 1, kernel]` at `vb.weight`.
@@ -418,14 +440,27 @@ impl DepthwiseConv1d {
         vb: VarBuilder,
     ) -> Result<Self> {
         let weight = vb.get((channels, 1, kernel), "weight")?;
+        Self::from_weights(&weight, None, padding)
+    }
+
+    fn from_weights(weight: &Tensor, bias: Option<Tensor>, padding: usize) -> Result<Self> {
+        let (channels, _, kernel) = weight.dims3()?;
         let taps = (0..kernel)
             .map(|k| weight.narrow(2, k, 1)?.reshape((channels, 1)))
             .collect::<Result<Vec<_>>>()?;
+        let cpu = if weight.device().is_cpu() && weight.dtype() == candle_core::DType::F32 {
+            let w = weight.flatten_all()?.to_vec1::<f32>()?;
+            let b = bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+            Some(std::sync::Arc::new((w, b)))
+        } else {
+            None
+        };
         Ok(Self {
             taps,
-            bias: None,
+            bias: bias.map(|b| b.reshape((channels, 1))).transpose()?,
             padding,
             dilation: 1,
+            cpu,
         })
     }
 
@@ -440,6 +475,15 @@ impl Module for DepthwiseConv1d {
     /// `x`: `[batch, channels, time]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let len = x.dim(D::Minus1)?;
+        let fast = self.taps.first().is_some_and(|t| on_fast_path(x, t));
+        if let Some(cpu) = self.cpu.as_ref().filter(|_| fast) {
+            let (batch, channels, _) = x.dims3()?;
+            let (taps, bias) = (&cpu.0, cpu.1.as_deref());
+            let (out, out_len) = crate::dsp::with_cpu_slice::<f32, _>(x, |xs| {
+                depthwise_conv1d_f32(xs, channels, len, taps, bias, self.padding, self.dilation)
+            })?;
+            return Tensor::from_vec(out, (batch, channels, out_len), x.device());
+        }
         let kernel = self.taps.len();
         let padded = x.pad_with_zeros(D::Minus1, self.padding, self.padding)?;
         let span = (kernel - 1) * self.dilation + 1;
@@ -470,18 +514,25 @@ pub fn conv1d(
         padding,
         ..Default::default()
     };
-    candle_nn::conv1d(in_c, out_c, kernel, cfg, vb)
+    let weight = vb.get((out_c, in_c, kernel), "weight")?;
+    let bias = vb.get(out_c, "bias")?;
+    Ok(Conv1d::new(weight, Some(bias), cfg))
 }
 
 /// Im2col buffers above this many floats are split: a convolution over minutes of audio at the
 /// sample rate would otherwise allocate (and page-fault in) hundreds of megabytes at once.
 const IM2COL_CHUNK_FLOATS: usize = 1 << 21;
 
-/// `conv.forward(x)`, computed over chunks of output frames when the input is long.
+/// `conv.forward(x)` with memory bounded on long inputs.
 ///
-/// Same numbers as one call (each output frame sees the same inputs and weights); peak memory
-/// and page faults stay bounded on long inputs.
+/// On the CPU the tiled kernel already gathers only one tile's inputs at a time. Elsewhere
+/// candle's kernel builds an im2col buffer of the whole input, so long inputs go through in
+/// chunks of output frames: the same numbers as one call (each output frame sees the same
+/// inputs and weights) with bounded peak memory.
 pub fn conv1d_in_chunks(conv: &Conv1d, x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        return conv.forward(x);
+    }
     let cfg = conv.config();
     let (_, c_in_per_group, kernel) = conv.weight().dims3()?;
     let x = if cfg.padding > 0 {
@@ -565,10 +616,12 @@ mod chunk_tests {
                 groups: 1,
                 cudnn_fwd_algo: None,
             };
+            // candle's kernel in one call against ours on many tiles (and, off the CPU, chunks
+            // of 2^21 / 15 frames).
+            let want = candle_nn::Conv1d::new(w.clone(), Some(b.clone()), cfg);
             let conv = Conv1d::new(w, Some(b), cfg);
-            // Long enough for several chunks: chunk = 2^21 / 15 frames.
             let x = Tensor::randn(0f32, 1.0, (1, 3, 150_000 * stride + 7), &dev)?;
-            let want = conv.forward(&x)?;
+            let want = want.forward(&x)?;
             let got = conv1d_in_chunks(&conv, &x)?;
             assert_eq!(got.dims(), want.dims());
             let diff = (got - want)?

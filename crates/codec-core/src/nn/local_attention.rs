@@ -9,7 +9,9 @@
 //! two halves of each head).
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use crate::nn::norm::LayerNorm;
 
@@ -38,8 +40,8 @@ impl LocalMha {
             )
         }
         let norm = crate::nn::norm::layer_norm(dim, 1e-5, vb.pp("norm"))?;
-        let to_qkv = candle_nn::linear_no_bias(dim, 3 * dim, vb.pp("to_qkv"))?;
-        let to_out = candle_nn::linear_no_bias(dim, dim, vb.pp("to_out"))?;
+        let to_qkv = crate::nn::linear::linear_no_bias(dim, 3 * dim, vb.pp("to_qkv"))?;
+        let to_out = crate::nn::linear::linear_no_bias(dim, dim, vb.pp("to_out"))?;
         let inv_freq = vb
             .pp("rel_pos")
             .get(DIM_HEAD / 2, "inv_freq")?

@@ -5,6 +5,9 @@
 
 pub mod alias_free;
 pub mod conv;
+pub mod conv1d;
+pub mod kernels;
+pub mod linear;
 pub mod local_attention;
 pub mod lstm;
 pub mod moshi_transformer;
@@ -19,6 +22,7 @@ pub mod vocos;
 pub mod w2v_bert;
 
 pub use conv::{pad1d, ConvNorm, DepthwiseConv1d, PadMode, SConv1d, SConvTranspose1d};
+pub use conv1d::{Conv1d, ConvTranspose1d};
 pub use lstm::Lstm;
 pub use norm::AdaLayerNorm;
 pub use snake::Snake1d;

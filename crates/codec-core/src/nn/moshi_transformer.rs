@@ -13,7 +13,9 @@
 //! `…linear1.weight`, `…linear2.weight`, `…layer_scale_{1,2}.scale`.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use super::norm::{layer_norm, LayerNorm};
 use super::roformer::RotaryEmbedding;
@@ -204,8 +206,8 @@ impl Layer {
         let dm = cfg.d_model;
         let sa = vb.pp("self_attn");
         let attn = Attention {
-            in_proj: candle_nn::linear_no_bias(dm, 3 * dm, sa.pp("in_projs").pp(0))?,
-            out_proj: candle_nn::linear_no_bias(dm, dm, sa.pp("out_projs").pp(0))?,
+            in_proj: crate::nn::linear::linear_no_bias(dm, 3 * dm, sa.pp("in_projs").pp(0))?,
+            out_proj: crate::nn::linear::linear_no_bias(dm, dm, sa.pp("out_projs").pp(0))?,
             num_heads: cfg.num_heads,
             head_dim: dm / cfg.num_heads,
             context: cfg.context,
@@ -223,8 +225,8 @@ impl Layer {
             norm1: layer_norm(dm, 1e-5, vb.pp("norm1"))?,
             attn,
             norm2: layer_norm(dm, 1e-5, vb.pp("norm2"))?,
-            linear1: candle_nn::linear_no_bias(dm, cfg.dim_feedforward, vb.pp("linear1"))?,
-            linear2: candle_nn::linear_no_bias(cfg.dim_feedforward, dm, vb.pp("linear2"))?,
+            linear1: crate::nn::linear::linear_no_bias(dm, cfg.dim_feedforward, vb.pp("linear1"))?,
+            linear2: crate::nn::linear::linear_no_bias(cfg.dim_feedforward, dm, vb.pp("linear2"))?,
             scale1: scale("layer_scale_1")?,
             scale2: scale("layer_scale_2")?,
         })
@@ -279,7 +281,7 @@ impl StreamingTransformer {
             )
         }
         let input_proj = if cfg.input_dimension != cfg.d_model {
-            Some(candle_nn::linear_no_bias(
+            Some(crate::nn::linear::linear_no_bias(
                 cfg.input_dimension,
                 cfg.d_model,
                 vb.pp("input_proj"),
@@ -288,7 +290,7 @@ impl StreamingTransformer {
             None
         };
         let output_proj = if cfg.output_dimension != cfg.d_model {
-            Some(candle_nn::linear_no_bias(
+            Some(crate::nn::linear::linear_no_bias(
                 cfg.d_model,
                 cfg.output_dimension,
                 vb.pp("output_projs").pp(0),

@@ -9,7 +9,9 @@
 //! `(batch, time, heads, head_dim)`, so there the "position" is the head index.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 /// Root-mean-square norm over the last dimension: `x / sqrt(mean(x²) + eps) * weight`.
 ///
@@ -185,8 +187,8 @@ impl FusedQkvAttention {
             candle_core::bail!("attention: dim {dim} is not a multiple of {n_heads} heads")
         }
         Ok(Self {
-            c_attn: candle_nn::linear_no_bias(dim, 3 * dim, vb.pp("c_attn"))?,
-            c_proj: candle_nn::linear_no_bias(dim, dim, vb.pp("c_proj"))?,
+            c_attn: crate::nn::linear::linear_no_bias(dim, 3 * dim, vb.pp("c_attn"))?,
+            c_proj: crate::nn::linear::linear_no_bias(dim, dim, vb.pp("c_proj"))?,
             n_heads,
             head_dim: dim / n_heads,
             rope,
@@ -248,8 +250,8 @@ impl SiluMlp {
     /// An MLP `dim → hidden → dim`.
     pub fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            fc1: candle_nn::linear_no_bias(dim, hidden, vb.pp("fc1"))?,
-            fc2: candle_nn::linear_no_bias(hidden, dim, vb.pp("fc2"))?,
+            fc1: crate::nn::linear::linear_no_bias(dim, hidden, vb.pp("fc1"))?,
+            fc2: crate::nn::linear::linear_no_bias(hidden, dim, vb.pp("fc2"))?,
         })
     }
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::conv::{
     ConvNorm, PadMode, SConv1d, SConv1dConfig, SConvTranspose1d, SConvTranspose1dConfig,
 };
+use super::kernels::activation::elu;
+use super::kernels::Activation;
 use super::lstm::Lstm;
 
 /// Hyperparameters of a SEANet encoder, named as in EnCodec's `SEANetEncoder`.
@@ -252,13 +254,15 @@ impl ResnetBlock {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(&x.elu(1.0)?)?;
-        let y = self.conv2.forward(&y.elu(1.0)?)?;
+        // elu(conv1(elu(x))) and skip + conv2(..) fused into the convolutions' output tiles.
+        let y = self
+            .conv1
+            .forward_fused(&elu(x, 1.0)?, Activation::Elu(1.0), None)?;
         let skip = match &self.shortcut {
             Some(s) => s.forward(x)?,
             None => x.clone(),
         };
-        skip + y
+        self.conv2.forward_fused(&y, Activation::None, Some(&skip))
     }
 }
 
@@ -278,8 +282,8 @@ fn run_layers(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
     for layer in layers {
         x = match layer {
             Layer::Conv(c) => c.forward(&x)?,
-            Layer::EluConv(c) => c.forward(&x.elu(1.0)?)?,
-            Layer::EluConvTr(c) => c.forward(&x.elu(1.0)?)?,
+            Layer::EluConv(c) => c.forward(&elu(&x, 1.0)?)?,
+            Layer::EluConvTr(c) => c.forward(&elu(&x, 1.0)?)?,
             Layer::Resnet(r) => r.forward(&x)?,
             Layer::Lstm(l) => {
                 // EnCodec's SLSTM: over time, plus the input (skip); a bidirectional one's

@@ -11,6 +11,7 @@ use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::conv::ConvNorm;
+use super::kernels::activation::elu;
 use super::lstm::{Lstm, StreamingLstm};
 use super::seanet::{SeanetConfig, SeanetLayer};
 use super::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
@@ -86,9 +87,9 @@ impl StreamingModule for ResnetBlock {
             None => Some(x.clone()),
         };
         self.skip = cat_pieces(self.skip.take(), skip)?;
-        let y = self.conv1.step(Some(&x.elu(1.0)?))?;
+        let y = self.conv1.step(Some(&elu(x, 1.0)?))?;
         let y = match y {
-            Some(y) => self.conv2.step(Some(&y.elu(1.0)?))?,
+            Some(y) => self.conv2.step(Some(&elu(&y, 1.0)?))?,
             None => None,
         };
         let Some(y) = y else {
@@ -148,8 +149,8 @@ impl StreamingModule for Layer {
         };
         match self {
             Layer::Conv(c) => c.step(Some(x)),
-            Layer::EluConv(c) => c.step(Some(&x.elu(1.0)?)),
-            Layer::EluConvTr(c) => c.step(Some(&x.elu(1.0)?)),
+            Layer::EluConv(c) => c.step(Some(&elu(x, 1.0)?)),
+            Layer::EluConvTr(c) => c.step(Some(&elu(x, 1.0)?)),
             Layer::Resnet(r) => r.step(Some(x)),
             Layer::Lstm(l) => Ok(l.step(Some(x))?.map(|y| y + x).transpose()?),
         }

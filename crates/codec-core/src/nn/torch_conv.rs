@@ -1,8 +1,10 @@
 //! 1-d convolutions with the arguments and zero padding of PyTorch's `nn.Conv1d` and
 //! `nn.ConvTranspose1d` (weight norm folded at load), as the DAC-style codecs use them.
 
-use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::conv1d::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig};
 
 use super::conv::DepthwiseConv1d;
 
@@ -129,16 +131,11 @@ impl Module for Conv {
 }
 
 /// A PyTorch `nn.ConvTranspose1d` (weight `[in, out, kernel]` at `vb.weight`, bias at
-/// `vb.bias`) with its `padding` and `output_padding`.
-///
-/// Computed without padding (candle's fast col2im path on CPU), then cut to the samples PyTorch
-/// keeps: `padding` off the front, and the length `(len - 1) * stride - 2 * padding + kernel +
-/// output_padding`.
+/// `vb.bias`) with its `padding` and `output_padding`: output length `(len - 1) * stride -
+/// 2 * padding + kernel + output_padding`.
 #[derive(Debug, Clone)]
 pub struct ConvTranspose {
-    weight: Tensor,
-    /// `[1, out, 1]`.
-    bias: Option<Tensor>,
+    conv: ConvTranspose1d,
     kernel: usize,
     stride: usize,
     padding: usize,
@@ -157,10 +154,16 @@ impl ConvTranspose {
         vb: VarBuilder,
     ) -> Result<Self> {
         let weight = vb.get((in_c, out_c, kernel), "weight")?.contiguous()?;
-        let bias = Some(vb.get(out_c, "bias")?.reshape((1, out_c, 1))?);
+        let bias = vb.get(out_c, "bias")?;
+        let cfg = ConvTranspose1dConfig {
+            padding,
+            output_padding,
+            stride,
+            dilation: 1,
+            groups: 1,
+        };
         Ok(Self {
-            weight,
-            bias,
+            conv: ConvTranspose1d::new(weight, Some(bias), cfg)?,
             kernel,
             stride,
             padding,
@@ -177,21 +180,7 @@ impl ConvTranspose {
 
 impl Module for ConvTranspose {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let len = x.dim(D::Minus1)?;
-        let full =
-            super::conv::conv_transpose1d_batched(&x.contiguous()?, &self.weight, self.stride, 1)?;
-        let full_len = full.dim(D::Minus1)?;
-        let out_len = self.out_len(len);
-        let take = out_len.min(full_len.saturating_sub(self.padding));
-        let mut y = full.narrow(D::Minus1, self.padding, take)?;
-        if take < out_len {
-            // `output_padding` past the computed samples: only the bias lands there.
-            y = y.pad_with_zeros(D::Minus1, 0, out_len - take)?;
-        }
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        self.conv.forward(x)
     }
 }
 

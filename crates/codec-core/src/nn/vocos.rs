@@ -2,11 +2,15 @@
 //! `pos_net` (ResNet and self-attention blocks with GroupNorm) and AdaLayerNorm conditioning.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Conv1d, GroupNorm, Linear, VarBuilder};
+use candle_nn::{GroupNorm, VarBuilder};
+
+use crate::nn::linear::Linear;
 use realfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
 use super::conv::{conv1d, DepthwiseConv1d};
+use super::conv1d::Conv1d;
+use super::linear::matmul_t;
 use super::norm::{layer_norm, AdaLayerNorm, LayerNorm};
 use super::roformer::{RopePositions, RotaryEmbedding, TransformerBlock};
 use crate::dsp::{with_cpu_slice, Istft, IstftPadding};
@@ -101,8 +105,8 @@ impl ConvNextBlock {
         let dim = cfg.dim;
         let dwconv = DepthwiseConv1d::new(dim, DW_KERNEL, DW_PADDING, vb.pp("dwconv"))?;
         let norm = Norm::new(dim, cfg, vb.pp("norm"))?;
-        let pwconv1 = candle_nn::linear(dim, cfg.intermediate_dim, vb.pp("pwconv1"))?;
-        let pwconv2 = candle_nn::linear(cfg.intermediate_dim, dim, vb.pp("pwconv2"))?;
+        let pwconv1 = crate::nn::linear::linear(dim, cfg.intermediate_dim, vb.pp("pwconv1"))?;
+        let pwconv2 = crate::nn::linear::linear(cfg.intermediate_dim, dim, vb.pp("pwconv2"))?;
         let gamma = if vb.contains_tensor("gamma") {
             Some(vb.get(dim, "gamma")?)
         } else {
@@ -158,11 +162,11 @@ impl ConvNextBlock {
                 RowSum::of_transposed(time, dim),
             ))
         })?;
-        // As `Linear::forward` runs a contiguous 3-d input: one 2-d matmul.
-        let h = Tensor::from_vec(h, (batch * time, dim), &Device::Cpu)?;
-        let u = h.matmul(&self.pwconv1.weight().t()?)?;
+        // As `Linear::forward` runs a contiguous 3-d input: one 2-d product.
+        let h = Tensor::from_vec(h, (batch, time, dim), &Device::Cpu)?;
+        let u = matmul_t(&h, self.pwconv1.weight())?;
         u.inplace_op1(&BiasGelu { bias: &cpu.bias1 })?;
-        let v = u.matmul(&self.pwconv2.weight().t()?)?;
+        let v = matmul_t(&u.reshape((batch, time, ()))?, self.pwconv2.weight())?;
         with_cpu_slice::<f32, _>(x, |x| {
             v.inplace_op1(&BiasScaleResidual {
                 bias: &cpu.bias2,
@@ -376,7 +380,7 @@ impl IstftHead {
         padding: IstftPadding,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let out = candle_nn::linear(dim, n_fft + 2, vb.pp("out"))?;
+        let out = crate::nn::linear::linear(dim, n_fft + 2, vb.pp("out"))?;
         let window = vb
             .pp("istft")
             .get(n_fft, "window")?
@@ -414,13 +418,10 @@ impl IstftHead {
     }
 
     fn forward_cpu(&self, x: &Tensor) -> Result<Tensor> {
-        let (batch, frames, dim) = x.dims3()?;
+        let (batch, frames, _) = x.dims3()?;
         let bins = self.bins;
-        // `Linear::forward` on a contiguous 3-d input: one 2-d matmul, then the bias.
-        let y = x
-            .contiguous()?
-            .reshape((batch * frames, dim))?
-            .matmul(&self.out.weight().t()?)?;
+        // `Linear::forward` on a contiguous 3-d input: one 2-d product, then the bias.
+        let y = matmul_t(&x.contiguous()?, self.out.weight())?;
         let bias = match self.out.bias() {
             Some(b) => b.to_vec1::<f32>()?,
             None => vec![0f32; 2 * bins],

@@ -16,7 +16,9 @@
 //! `….conv_module.{layer_norm,pointwise_conv1,depthwise_conv,depthwise_layer_norm,pointwise_conv2}.*`.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use super::norm::{layer_norm, LayerNorm};
 use super::DepthwiseConv1d;
@@ -75,12 +77,12 @@ impl FeedForward {
     fn new(cfg: &W2vBertConfig, norm: VarBuilder, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, norm)?,
-            intermediate: candle_nn::linear(
+            intermediate: crate::nn::linear::linear(
                 cfg.hidden_size,
                 cfg.intermediate_size,
                 vb.pp("intermediate_dense"),
             )?,
-            output: candle_nn::linear(
+            output: crate::nn::linear::linear(
                 cfg.intermediate_size,
                 cfg.hidden_size,
                 vb.pp("output_dense"),
@@ -124,7 +126,7 @@ impl RelativeAttention {
         Ok(Self {
             norm: layer_norm(h, cfg.layer_norm_eps, norm)?,
             qkv,
-            out: candle_nn::linear(h, h, vb.pp("linear_out"))?,
+            out: crate::nn::linear::linear(h, h, vb.pp("linear_out"))?,
             distance: vb
                 .pp("distance_embedding")
                 .get((positions, h / cfg.num_heads), "weight")?,
@@ -292,7 +294,11 @@ impl W2vBert {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             projection_norm: layer_norm(cfg.feature_dim, cfg.layer_norm_eps, fp.pp("layer_norm"))?,
-            projection: candle_nn::linear(cfg.feature_dim, cfg.hidden_size, fp.pp("projection"))?,
+            projection: crate::nn::linear::linear(
+                cfg.feature_dim,
+                cfg.hidden_size,
+                fp.pp("projection"),
+            )?,
             layers,
         })
     }

@@ -2,7 +2,9 @@
 //! Mimi-based tokenizers): a semantic RVQ and an acoustic RVQ over the same latent.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::conv1d::{Conv1d, Conv1dConfig};
 
 use super::ResidualVq;
 

@@ -10,7 +10,9 @@
 //! on the right only what completes the last frame).
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use super::config::Qwen3TtsDecoderConfig;
 use crate::nn::conv::{SConv1dConfig, SConvTranspose1dConfig};
@@ -75,7 +77,7 @@ impl WindowedAttention {
         let qkv = Tensor::cat(&[proj("q_proj")?, proj("k_proj")?, proj("v_proj")?], 0)?;
         Ok(Self {
             qkv: Linear::new(qkv, None),
-            o_proj: candle_nn::linear_no_bias(inner, cfg.hidden_size, vb.pp("o_proj"))?,
+            o_proj: crate::nn::linear::linear_no_bias(inner, cfg.hidden_size, vb.pp("o_proj"))?,
             heads: h,
             head_dim: d,
             window: cfg.sliding_window,
@@ -141,7 +143,7 @@ impl TransformerLayer {
             attn_scale: vb.pp("self_attn_layer_scale").get(hid, "scale")?,
             post_norm: RmsNorm::new(hid, cfg.rms_norm_eps, vb.pp("post_attention_layernorm"))?,
             gate_up: Linear::new(gate_up, None),
-            down: candle_nn::linear_no_bias(inter, hid, mlp.pp("down_proj"))?,
+            down: crate::nn::linear::linear_no_bias(inter, hid, mlp.pp("down_proj"))?,
             mlp_scale: vb.pp("mlp_layer_scale").get(hid, "scale")?,
             intermediate: inter,
         })
@@ -176,10 +178,18 @@ impl PreTransformer {
             .map(|i| TransformerLayer::new(cfg, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            input_proj: candle_nn::linear(cfg.latent_dim, cfg.hidden_size, vb.pp("input_proj"))?,
+            input_proj: crate::nn::linear::linear(
+                cfg.latent_dim,
+                cfg.hidden_size,
+                vb.pp("input_proj"),
+            )?,
             layers,
             norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
-            output_proj: candle_nn::linear(cfg.hidden_size, cfg.latent_dim, vb.pp("output_proj"))?,
+            output_proj: crate::nn::linear::linear(
+                cfg.hidden_size,
+                cfg.latent_dim,
+                vb.pp("output_proj"),
+            )?,
             rope: RotaryEmbedding::new(cfg.head_dim, cfg.rope_theta)?.rotate_half(),
         })
     }
@@ -214,8 +224,8 @@ impl ConvNextBlock {
             // Padded on the left before it (causal), so no padding of its own.
             dwconv: DepthwiseConv1d::new(dim, CONVNEXT_KERNEL, 0, vb.pp("dwconv").pp("conv"))?,
             norm: layer_norm(dim, 1e-6, vb.pp("norm"))?,
-            pwconv1: candle_nn::linear(dim, 4 * dim, vb.pp("pwconv1"))?,
-            pwconv2: candle_nn::linear(4 * dim, dim, vb.pp("pwconv2"))?,
+            pwconv1: crate::nn::linear::linear(dim, 4 * dim, vb.pp("pwconv1"))?,
+            pwconv2: crate::nn::linear::linear(4 * dim, dim, vb.pp("pwconv2"))?,
             gamma: vb.get(dim, "gamma")?,
         })
     }

@@ -44,13 +44,16 @@ pub use config::*;
 pub use weights::*;
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo};
 use crate::dsp::mel::LogMel;
 use crate::error::AudioProblem;
 use crate::nn::conv::DepthwiseConv1d;
+use crate::nn::conv1d::{Conv1d, Conv1dConfig};
 use crate::nn::norm::{layer_norm, LayerNorm};
 use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
@@ -101,10 +104,10 @@ impl Block {
         let attn = vb.pp("attn");
         Ok(Self {
             attn_ln: layer_norm(d, cfg.layer_norm_eps, vb.pp("attn_ln"))?,
-            query: candle_nn::linear(d, d, attn.pp("query"))?,
-            key: candle_nn::linear_no_bias(d, d, attn.pp("key"))?,
-            value: candle_nn::linear(d, d, attn.pp("value"))?,
-            out: candle_nn::linear(d, d, attn.pp("out"))?,
+            query: crate::nn::linear::linear(d, d, attn.pp("query"))?,
+            key: crate::nn::linear::linear_no_bias(d, d, attn.pp("key"))?,
+            value: crate::nn::linear::linear(d, d, attn.pp("value"))?,
+            out: crate::nn::linear::linear(d, d, attn.pp("out"))?,
             fsmn: match cfg.variant {
                 S3Variant::V2 => Some(DepthwiseConv1d::without_bias(
                     d,
@@ -116,8 +119,8 @@ impl Block {
             },
             rotary: cfg.variant == S3Variant::V2,
             mlp_ln: layer_norm(d, cfg.layer_norm_eps, vb.pp("mlp_ln"))?,
-            mlp_in: candle_nn::linear(d, 4 * d, vb.pp("mlp").pp(0))?,
-            mlp_out: candle_nn::linear(4 * d, d, vb.pp("mlp").pp(2))?,
+            mlp_in: crate::nn::linear::linear(d, 4 * d, vb.pp("mlp").pp(0))?,
+            mlp_out: crate::nn::linear::linear(4 * d, d, vb.pp("mlp").pp(2))?,
             heads: cfg.num_heads,
         })
     }
@@ -278,7 +281,7 @@ impl S3Tokenizer {
                         stride,
                         ..Default::default()
                     };
-                    candle_nn::conv1d(in_c, d, 3, cfg, vb)
+                    Conv1d::load(in_c, d, 3, cfg, vb)
                 };
                 let conv1 = conv(config.n_mels, config.conv1_stride, enc.pp("conv1"))?;
                 let conv2 = conv(d, 2, enc.pp("conv2"))?;
@@ -289,7 +292,11 @@ impl S3Tokenizer {
                 let (positions, quantizer) = match config.variant {
                     S3Variant::V2 => (
                         None,
-                        Quantizer::Fsq(candle_nn::linear(d, 8, codebook.pp("project_down"))?),
+                        Quantizer::Fsq(crate::nn::linear::linear(
+                            d,
+                            8,
+                            codebook.pp("project_down"),
+                        )?),
                     ),
                     S3Variant::V1 => {
                         let positions = enc.get((config.audio_ctx, d), "positional_embedding")?;

@@ -40,7 +40,9 @@ pub use weights::*;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
@@ -99,7 +101,7 @@ impl SpeechTokenizer {
                     vb.pp(QUANTIZER),
                 )?;
                 let transform = if config.semantic_dimension != s.dimension {
-                    Some(candle_nn::linear(
+                    Some(crate::nn::linear::linear(
                         s.dimension,
                         config.semantic_dimension,
                         vb.pp(TRANSFORM),

@@ -15,12 +15,15 @@
 //! frame fewer.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::fbank::{Fbank, FRAME_SHIFT, NUM_MEL_BINS, STRIDE};
 use crate::nn::alias_free::AntiAliasedSnake;
 use crate::nn::conv::conv1d_in_chunks;
+use crate::nn::conv1d::{Conv1d, Conv1dConfig};
 use crate::nn::w2v_bert::{W2vBert, W2vBertConfig};
 
 /// The w2v-BERT hidden state the reference takes (`hidden_states[16]`): layers after it are
@@ -353,7 +356,7 @@ impl XCodec2Encoder {
                 vb.pp("SemanticEncoder_module"),
             )?,
             acoustic: AcousticEncoder::new(cfg, vb.pp("CodecEnc"))?,
-            fc_prior: candle_nn::linear(fused, vq_dim, vb.pp("fc_prior"))?,
+            fc_prior: crate::nn::linear::linear(fused, vq_dim, vb.pp("fc_prior"))?,
         })
     }
 

@@ -23,7 +23,9 @@ pub mod encoder;
 pub use encoder::{EncoderStages, Framing, XCodec2Encoder, XCodec2EncoderConfig, SEMANTIC_LAYER};
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 use serde::{Deserialize, Serialize};
 
 use super::{CardFacts, CheckpointFamily, Score};
@@ -483,10 +485,12 @@ impl XCodec2 {
         let ((project_in, project_out, fc_post_a, backbone, head, encoder), fingerprint) =
             build_fingerprinted(vb, name, |vb| {
                 let q = vb.pp(QUANTIZER);
-                let project_in = candle_nn::linear(config.vq_dim, fsq.dims(), q.pp("project_in"))?;
+                let project_in =
+                    crate::nn::linear::linear(config.vq_dim, fsq.dims(), q.pp("project_in"))?;
                 let project_out =
-                    candle_nn::linear(fsq.dims(), config.vq_dim, q.pp("project_out"))?;
-                let fc_post_a = candle_nn::linear(config.vq_dim, config.hidden_dim, vb.pp(POST_A))?;
+                    crate::nn::linear::linear(fsq.dims(), config.vq_dim, q.pp("project_out"))?;
+                let fc_post_a =
+                    crate::nn::linear::linear(config.vq_dim, config.hidden_dim, vb.pp(POST_A))?;
                 let backbone = TransformerVocosBackbone::new(&config.backbone(), vb.pp(BACKBONE))?;
                 let head = IstftHead::new(
                     config.hidden_dim,

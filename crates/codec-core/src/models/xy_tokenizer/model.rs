@@ -3,10 +3,13 @@
 //! frames it keeps (its attention masks padded keys, and nothing else reads them).
 
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::nn::linear::Linear;
 
 use super::config::{AudioDecoderKwargs, AudioEncoderKwargs, TransformerKwargs, XyTokenizerConfig};
 use crate::dsp::IstftPadding;
+use crate::nn::conv1d::{Conv1d, Conv1dConfig};
 use crate::nn::norm::{layer_norm, LayerNorm};
 use crate::nn::torch_conv::ConvTranspose;
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
@@ -34,13 +37,13 @@ impl Layer {
         let attn = vb.pp("self_attn");
         Ok(Self {
             attn_norm: layer_norm(d, LN_EPS, vb.pp("self_attn_layer_norm"))?,
-            q: candle_nn::linear(d, d, attn.pp("q_proj"))?,
-            k: candle_nn::linear_no_bias(d, d, attn.pp("k_proj"))?,
-            v: candle_nn::linear(d, d, attn.pp("v_proj"))?,
-            out: candle_nn::linear(d, d, attn.pp("out_proj"))?,
+            q: crate::nn::linear::linear(d, d, attn.pp("q_proj"))?,
+            k: crate::nn::linear::linear_no_bias(d, d, attn.pp("k_proj"))?,
+            v: crate::nn::linear::linear(d, d, attn.pp("v_proj"))?,
+            out: crate::nn::linear::linear(d, d, attn.pp("out_proj"))?,
             ffn_norm: layer_norm(d, LN_EPS, vb.pp("final_layer_norm"))?,
-            fc1: candle_nn::linear(d, ffn, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(ffn, d, vb.pp("fc2"))?,
+            fc1: crate::nn::linear::linear(d, ffn, vb.pp("fc1"))?,
+            fc2: crate::nn::linear::linear(ffn, d, vb.pp("fc2"))?,
             heads,
         })
     }
@@ -126,7 +129,7 @@ impl AudioEncoder {
                 stride,
                 ..Default::default()
             };
-            candle_nn::conv1d(in_c, e.d_model, e.kernel_size, cfg, vb)
+            Conv1d::load(in_c, e.d_model, e.kernel_size, cfg, vb)
         };
         Ok(Self {
             conv1: conv(e.num_mel_bins, 1, vb.pp("conv1"))?,
@@ -162,10 +165,10 @@ pub(super) struct Adapter {
 impl Adapter {
     pub(super) fn new(a: &TransformerKwargs, vb: VarBuilder) -> Result<Self> {
         let proj = (a.input_dim != a.d_model)
-            .then(|| candle_nn::linear(a.input_dim, a.d_model, vb.pp("proj")))
+            .then(|| crate::nn::linear::linear(a.input_dim, a.d_model, vb.pp("proj")))
             .transpose()?;
         let out_proj = (a.output_dim != a.d_model)
-            .then(|| candle_nn::linear(a.d_model, a.output_dim, vb.pp("out_proj")))
+            .then(|| crate::nn::linear::linear(a.d_model, a.output_dim, vb.pp("out_proj")))
             .transpose()?;
         Ok(Self {
             proj,
@@ -226,7 +229,7 @@ impl Downsample {
         Ok(Self {
             gate: conv("gate_proj")?,
             up: conv("up_proj")?,
-            down: candle_nn::linear_no_bias(wide, wide, vb.pp("down_proj"))?,
+            down: crate::nn::linear::linear_no_bias(wide, wide, vb.pp("down_proj"))?,
             norm: layer_norm(wide, LN_EPS, vb.pp("layer_norm"))?,
             pool,
         })

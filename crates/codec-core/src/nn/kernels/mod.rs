@@ -1,0 +1,26 @@
+//! CPU fast paths for the layers the codecs spend their time in, on plain `f32` slices.
+//!
+//! candle's CPU convolutions materialise a whole-clip im2col buffer, multiply it on threads
+//! split inside one GEMM and then transpose the result: three passes over memory the size of
+//! the clip, and barriers that leave cores idle when channel counts are small. These kernels
+//! instead cut the output into tiles (output frames × output channels), gather each tile's
+//! inputs into a small per-thread buffer and multiply it straight into its place in the output
+//! with the `gemm` crate (the one candle itself uses, with its AVX-512 kernels), one tile per
+//! thread at a time. Summation order within each output value is candle's (input channel
+//! major, tap minor), so results agree to float32 rounding.
+//!
+//! The layer types ([`super::conv::Conv1d`], [`super::conv::ConvTranspose1d`]) call these on
+//! CPU `f32` tensors and candle's kernels everywhere else.
+
+pub mod activation;
+pub mod allocator;
+pub mod conv1d;
+pub mod conv_transpose1d;
+pub mod depthwise;
+mod tiles;
+
+pub use activation::Activation;
+pub use conv1d::{conv1d_f32, conv1d_f32_fused, Conv1dShape, Epilogue};
+pub use conv_transpose1d::{ConvTranspose1dShape, TransposedWeights};
+pub use depthwise::depthwise_conv1d_f32;
+pub(crate) use tiles::dot;
