@@ -33,7 +33,7 @@
 #                    one, else installs torch and numpy from PyPI into it; then the reference
 #                    packages from PyPI without touching torch or numpy
 #   --no-pause       do not pause the background training job during the timed cases
-#   --out DIR        where results.jsonl and table.md go (default target/bench_compare)
+#   --out DIR        where results.jsonl, gemm_peak and table.md go (default target/bench_compare)
 #   --resume         keep DIR/results.jsonl and run only the cases it has no result for (after an
 #                    interrupted run; the table then covers both)
 #
@@ -100,7 +100,8 @@ if [[ $SETUP == 1 ]]; then
         "$VENV/bin/pip" install torch numpy
     fi
     constraints=$OUT/constraints.txt
-    "$VENV/bin/python" -c 'import torch, numpy; print(f"torch=={torch.__version__.split(\"+\")[0]}\nnumpy=={numpy.__version__}")' > "$constraints"
+    # (No backslash inside the f-string's braces: Python before 3.12 rejects it.)
+    "$VENV/bin/python" -c 'import torch, numpy; v = torch.__version__.split("+")[0]; print(f"torch=={v}\nnumpy=={numpy.__version__}")' > "$constraints"
     "$VENV/bin/pip" install -c "$constraints" encodec descript-audio-codec snac
     # Mimi (moshi) and the X-Codec2 decoder (xcodec2): their pins (torch < 2.10, transformers,
     # torchtune's extras) would replace the system torch, so install them without dependencies
@@ -194,7 +195,7 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # Build the two Rust benches and find their executables.
 
 BIN=$OUT/bin
-if [[ $RESUME == 1 && -x $BIN/codec_bench && -x $BIN/candle_reference ]]; then
+if [[ $RESUME == 1 && -x $BIN/codec_bench && -x $BIN/candle_reference && -x $BIN/kernel_bench ]]; then
     # The same executables as the interrupted run, even if the sources changed since.
     echo "run_all.sh: resuming with the executables in $BIN" >&2
 else
@@ -215,16 +216,18 @@ for line in sys.stdin:
 ' "$name"
     }
     built_ours=$(find_exe codec_bench cargo bench --no-run --bench codec_bench)
+    built_kernels=$(find_exe kernel_bench cargo bench --no-run --bench kernel_bench)
     built_candle=$(find_exe candle_reference cargo build --release --manifest-path benches/candle-reference/Cargo.toml)
-    if [[ -z $built_ours || -z $built_candle ]]; then
+    if [[ -z $built_ours || -z $built_kernels || -z $built_candle ]]; then
         echo "run_all.sh: building the benches failed; run them by hand to see why:" >&2
-        echo "  cargo bench --no-run --bench codec_bench" >&2
+        echo "  cargo bench --no-run --bench codec_bench --bench kernel_bench" >&2
         echo "  cargo build --release --manifest-path benches/candle-reference/Cargo.toml" >&2
         exit 1
     fi
     # Copies, so that a rebuild in target/ by someone else during the run changes nothing.
     mkdir -p "$BIN"
     cp "$built_ours" "$BIN/codec_bench"
+    cp "$built_kernels" "$BIN/kernel_bench"
     cp "$built_candle" "$BIN/candle_reference"
     echo "git $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates src benches tests Cargo.toml 2>/dev/null || echo ' + uncommitted changes'), built $(date -u +%FT%TZ)" > "$BIN/build_info"
 fi
@@ -325,6 +328,16 @@ r["loadavg_before"], r["loadavg_after"] = sys.argv[3], sys.argv[4]
 print(json.dumps(r))' "${line#"$tag "}" "$impl" "$before" "$after" >> "$RESULTS"
 }
 
+# The machine's float32 GEMM peak on these threads, the denominator of the table's "% of
+# peak" column (benches/kernel_bench.rs; once per run, kept by --resume).
+if [[ ! -s $OUT/gemm_peak ]]; then
+    pause_training
+    "$BIN/kernel_bench" --threads "$THREADS" --peak-only | tee "$OUT/gemm_peak.log" >&2
+    resume_training
+    sed -n 's/^peak: \([0-9.]*\) GFLOP.*/\1/p' "$OUT/gemm_peak.log" > "$OUT/gemm_peak"
+fi
+GEMM_PEAK=$(cat "$OUT/gemm_peak")
+
 IFS=, read -r -a model_list <<< "$MODELS"
 IFS=, read -r -a seconds_list <<< "$SECONDS_LIST"
 START=$(cat "$OUT/started")
@@ -355,10 +368,11 @@ done
     else
         pause_note="the background training job was NOT paused (--no-pause)"
     fi
-    python3 - "$RESULTS" "$THREADS" "$START_LOAD" "$pause_note" "$MODELS" <<'EOF'
+    python3 - "$RESULTS" "$THREADS" "$START_LOAD" "$pause_note" "$MODELS" "$GEMM_PEAK" <<'EOF'
 import json, sys
 
-path, threads, start_load, pause_note, order = sys.argv[1:6]
+path, threads, start_load, pause_note, order, gemm_peak = sys.argv[1:7]
+gemm_peak = float(gemm_peak) if gemm_peak else None
 order = order.split(",")
 rows = [json.loads(l) for l in open(path) if l.strip()]
 LABELS = {
@@ -468,6 +482,42 @@ if stream:
         d = by[key]
         o, p, c = d.get("ours"), d.get("reference"), d.get("candle-transformers", d.get("candle"))
         print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {frame_len(d)} | {frame(o)} | {frame(p)} | {frame(c)} |")
+
+# GFLOP per second of audio of the reference models at their published sizes, counted with
+# PyTorch's FlopCounterMode (convolutions, matmuls, LSTM and attention; element-wise ops and
+# FFTs not counted): issue 9's table. Streaming runs the same layers.
+FLOPS = {
+    ("encodec", "encode"): 3.1, ("encodec", "decode"): 3.0,
+    ("mimi", "encode"): 5.4, ("mimi", "decode"): 5.5,
+    ("mimi", "encode-stream"): 5.4, ("mimi", "decode-stream"): 5.5,
+    ("snac", "encode"): 4.8, ("snac", "decode"): 9.8,
+    ("dac", "encode"): 61.0, ("dac", "decode"): 139.0,
+    ("wavtokenizer", "encode"): 3.5, ("wavtokenizer", "decode"): 9.6,
+}
+limit = [k for k in cases if (k[0], k[1]) in FLOPS]
+if limit and gemm_peak:
+    def rate(r, gflop):
+        if not r or "rtf" not in r:
+            return None
+        return gflop * r["rtf"]
+    def pct(v):
+        return "—" if v is None else f"{100 * v / gemm_peak:.1f} %"
+    print()
+    print(f"Against the limit: GFLOP per audio second (the reference's, FlopCounterMode), the rate "
+          f"each implementation sustains (that times its RTF) as a share of this machine's "
+          f"measured float32 GEMM peak on {threads} threads, {gemm_peak:.0f} GFLOP/s "
+          f"(`cargo bench --bench kernel_bench -- --peak-only`), and the speed ratio ours / reference:")
+    print()
+    print("| model | task | audio | GFLOP / audio s | ours % of peak | reference % of peak | ours / reference |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for key in limit:
+        model, task, secs = key
+        d = by[key]
+        o, p = d.get("ours"), d.get("reference")
+        g = FLOPS[(model, task)]
+        ratio = f"{o['rtf'] / p['rtf']:.2f}" if o and p and "rtf" in o and "rtf" in p else "—"
+        print(f"| {LABELS.get(model, model)} | {task} | {secs:g} s | {g:g} | {pct(rate(o, g))} "
+              f"| {pct(rate(p, g))} | {ratio} |")
 for text, n in notes.items():
     print(f"\n[^{n}]: {text}")
 EOF
