@@ -290,6 +290,7 @@ fn gather(x: &[f32], shape: &Conv1dShape, t0: usize, n: usize, cols: &mut [f32])
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
 
     /// The definition, one output value at a time.
@@ -321,18 +322,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        // A cheap deterministic spread in [-1, 1).
-        (0..n)
-            .map(|i| {
-                let h = (i as u32)
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(seed.wrapping_mul(97));
-                (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
     }
 
     #[test]

@@ -277,6 +277,7 @@ fn gather_reversed(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_values as values;
     use super::*;
 
     fn naive(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvTranspose1dShape) -> Vec<f32> {
@@ -302,17 +303,6 @@ mod tests {
             }
         }
         out.into_iter().map(|v| v as f32).collect()
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32)
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(seed.wrapping_mul(97));
-                (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! thread at a time. Summation order within each output value is candle's (input channel
 //! major, tap minor), so results agree to float32 rounding.
 //!
-//! The layer types ([`super::conv::Conv1d`], [`super::conv::ConvTranspose1d`]) call these on
-//! CPU `f32` tensors and candle's kernels everywhere else.
+//! The layer types ([`super::Conv1d`], [`super::ConvTranspose1d`], [`super::linear::Linear`],
+//! [`super::DepthwiseConv1d`], SEANet's blocks) call these on CPU `f32` tensors and candle's
+//! kernels everywhere else.
 
 pub mod activation;
 pub mod allocator;
@@ -24,3 +25,16 @@ pub use conv1d::{conv1d_f32, conv1d_f32_fused, Conv1dShape, Epilogue};
 pub use conv_transpose1d::{ConvTranspose1dShape, TransposedWeights};
 pub use depthwise::depthwise_conv1d_f32;
 pub(crate) use tiles::dot;
+
+/// A cheap deterministic spread of `n` values in [-1, 1) for the kernels' tests.
+#[cfg(test)]
+fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let h = (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(seed.wrapping_mul(97));
+            (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
