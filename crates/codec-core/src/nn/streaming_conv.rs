@@ -273,12 +273,12 @@ impl StreamingConv1d {
 #[derive(Debug, Clone)]
 pub struct StreamingConvTranspose1d {
     weight: Tensor,
-    /// The same weight without bias, for the dense and grouped cases.
-    conv: ConvTranspose1d,
+    /// The same weight without bias on the CPU kernel, for the dense and grouped cases; `None`
+    /// for a depthwise one with a kernel of whole strides (scaled strided copies instead).
+    conv: Option<ConvTranspose1d>,
     bias: Option<Tensor>,
     kernel: usize,
     stride: usize,
-    groups: usize,
     /// The tail `[batch, out, kernel - stride]` (without bias) still to be added to.
     partial: Option<Tensor>,
 }
@@ -315,24 +315,29 @@ impl StreamingConvTranspose1d {
         } else {
             None
         };
-        let conv = ConvTranspose1d::new(
-            weight.clone(),
-            None,
-            ConvTranspose1dConfig {
-                padding: 0,
-                output_padding: 0,
-                stride: cfg.stride,
-                dilation: 1,
-                groups: cfg.groups,
-            },
-        )?;
+        let depthwise =
+            cfg.groups > 1 && cfg.groups == in_c && cfg.kernel_size.is_multiple_of(cfg.stride);
+        let conv = if depthwise {
+            None
+        } else {
+            Some(ConvTranspose1d::new(
+                weight.clone(),
+                None,
+                ConvTranspose1dConfig {
+                    padding: 0,
+                    output_padding: 0,
+                    stride: cfg.stride,
+                    dilation: 1,
+                    groups: cfg.groups,
+                },
+            )?)
+        };
         Ok(Self {
             weight,
             conv,
             bias,
             kernel: cfg.kernel_size,
             stride: cfg.stride,
-            groups: cfg.groups,
             partial: None,
         })
     }
@@ -340,11 +345,10 @@ impl StreamingConvTranspose1d {
     /// The transposed convolution without bias: `[b, in, t]` → `[b, out, (t - 1) * stride + kernel]`.
     fn convtr(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.contiguous()?;
-        let (_, in_c, _) = x.dims3()?;
-        if self.groups > 1 && self.groups == in_c && self.kernel.is_multiple_of(self.stride) {
-            return depthwise_convtr(&x, &self.weight, self.stride);
+        match &self.conv {
+            Some(conv) => conv.forward(&x),
+            None => depthwise_convtr(&x, &self.weight, self.stride),
         }
-        self.conv.forward(&x)
     }
 }
 

@@ -290,7 +290,7 @@ fn gather(x: &[f32], shape: &Conv1dShape, t0: usize, n: usize, cols: &mut [f32])
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_values as values;
+    use super::super::{max_abs_diff, test_values as values};
     use super::*;
 
     /// The definition, one output value at a time.
@@ -368,11 +368,7 @@ mod tests {
                     let got = conv1d_f32(&x, &w, bias, &s).unwrap();
                     let want = naive(&x, &w, bias, &s);
                     assert_eq!(got.len(), want.len(), "{s:?}");
-                    let err = got
-                        .iter()
-                        .zip(&want)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0f32, f32::max);
+                    let err = max_abs_diff(&got, &want);
                     assert!(err < 1e-4, "{s:?}: {err}");
                 }
             }

@@ -112,11 +112,6 @@ impl TransposedWeights {
         })
     }
 
-    /// Bytes the rearranged weights hold.
-    pub fn bytes(&self) -> usize {
-        self.phases.iter().map(|p| p.len() * 4).sum()
-    }
-
     /// `conv_transpose1d(x, w) + bias` for `x` `[batch, in_c, in_len]`, the result
     /// `[batch, out_c, out_len]`, row-major.
     ///
@@ -277,7 +272,7 @@ fn gather_reversed(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_values as values;
+    use super::super::{max_abs_diff, test_values as values};
     use super::*;
 
     fn naive(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvTranspose1dShape) -> Vec<f32> {
@@ -340,11 +335,7 @@ mod tests {
                 let got = tw.apply(&x, bias, &s).unwrap();
                 let want = naive(&x, &w, bias, &s);
                 assert_eq!(got.len(), want.len(), "{s:?}");
-                let err = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let err = max_abs_diff(&got, &want);
                 assert!(err < 1e-4, "{s:?}: {err}");
             }
         }

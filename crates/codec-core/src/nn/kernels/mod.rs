@@ -38,3 +38,12 @@ fn test_values(n: usize, seed: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// The largest `|a[i] - b[i]|`, for the kernels' tests.
+#[cfg(test)]
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
