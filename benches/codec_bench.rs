@@ -7,6 +7,7 @@
 //! cargo bench --bench codec_bench -- --quick          # 10 s only, one run (smoke test)
 //! cargo bench --bench codec_bench -- --models encodec,dac --seconds 10 --runs 2
 //! cargo bench --bench codec_bench -- --models wavtokenizer --seconds 10,30 --threads 4 --stages
+//! cargo bench --bench codec_bench -- --models lyra,snac --seconds 10,60,600,1800 --runs 1 --no-stages
 //! ```
 //!
 //! Models (`--models`, comma-separated; default `wavtokenizer,encodec,dac,snac`, `all` for
@@ -36,8 +37,10 @@
 //! (`tests/support/{wavtokenizer_keys,codec_keys}.rs`, checked against the reference's key
 //! manifests by `tests/*_keys*.rs`), so no checkpoint or fixture is needed; speed and memory do
 //! not depend on the values. tinycodec runs on the weights compiled into the library. Encode
-//! runs `Codec::encode_with` on a speech-like signal, decode `Codec::decode_streams` on random
-//! codes of the same length; tinycodec also has an `encode+decode` case (encode, then decode
+//! runs `long_form::encode` on a speech-like signal, decode `long_form::decode` on random
+//! codes of the same length: the pipeline's path, one pass up to `--window-seconds` (default
+//! 30) and windows beyond it, so that memory stays bounded on long inputs (`--window-seconds
+//! 0`: one pass however long); tinycodec also has an `encode+decode` case (encode, then decode
 //! the codes just made, timed together: the round trip the CLI does). Each case (model x task x audio
 //! length) runs in a fresh child process (this binary, re-executed with
 //! `--case TASK --model KEY --seconds S`) so that its peak resident memory (`VmHWM`) is its
@@ -72,6 +75,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use codec::long_form;
 use codec::models::dac::{Dac, DacConfig};
 use codec::models::encodec::{Encodec, EncodecConfig};
 use codec::models::lyra::{LyraConfig, FRAME};
@@ -277,6 +281,8 @@ struct Args {
     runs: Option<usize>,
     quick: bool,
     stages: Option<bool>,
+    /// Windows on long inputs, as the pipeline runs them (`None`: one pass).
+    window_seconds: Option<f64>,
 }
 
 /// The command line (`cargo bench --bench codec_bench -- --models mimi --seconds 10`).
@@ -301,6 +307,10 @@ struct Cli {
     /// One 10 s clip, one run.
     #[arg(long)]
     quick: bool,
+    /// Inputs longer than this run in windows of it, as the library's pipeline runs them
+    /// (`codec_core::long_form`); 0: one pass however long.
+    #[arg(long, default_value_t = codec::long_form::DEFAULT_WINDOW_SECONDS)]
+    window_seconds: f64,
     /// Time WavTokenizer's stages (on unless --quick).
     #[arg(long, overrides_with = "no_stages")]
     stages: bool,
@@ -335,6 +345,7 @@ fn parse_args() -> Result<Args, String> {
             (_, true) => Some(false),
             _ => None,
         },
+        window_seconds: (cli.window_seconds > 0.0).then_some(cli.window_seconds),
     };
     if args.quick {
         args.seconds = vec![10.0];
@@ -808,16 +819,21 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
         "decode" => Some(random_streams(&stream_frames, codebook_size)?),
         _ => None,
     };
-    let options = EncodeOptions::new(num_codebooks);
+    let options = EncodeOptions::new(num_codebooks).with_window_seconds(args.window_seconds);
+    let long = long_form::is_long(model.as_ref(), samples, args.window_seconds);
     let mut walls = Vec::with_capacity(runs);
     let cpu_before = cpu_usage();
     for i in 0..runs {
         let wall = match (&audio, &codes) {
             (Some(audio), _) => {
                 let (out, wall) = timed(|| {
-                    let codes = model.encode_with(audio, &options)?;
+                    let codes = long_form::encode(model.as_ref(), audio, &options)?;
                     let decoded = if round_trip {
-                        Some(model.decode_streams(&codes)?)
+                        Some(long_form::decode(
+                            model.as_ref(),
+                            &codes,
+                            args.window_seconds,
+                        )?)
                     } else {
                         None
                     };
@@ -841,7 +857,8 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
                 wall
             }
             (None, Some(codes)) => {
-                let (out, wall) = timed(|| model.decode_streams(codes))?;
+                let (out, wall) =
+                    timed(|| long_form::decode(model.as_ref(), codes, args.window_seconds))?;
                 let dims = out.dims();
                 let want = frames * hop;
                 assert!(
@@ -878,6 +895,8 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
         "wall_s": best,
         "walls_s": walls,
         "rtf": seconds / best,
+        "windowed": long,
+        "window_s": args.window_seconds,
         "peak_rss_mib": peak,
         "after_load_rss_mib": load_rss,
         "load_peak_rss_mib": load_hwm,
@@ -1068,6 +1087,10 @@ fn run_child(
     cmd.args(["--case", case, "--model", which.key()])
         .args(["--seconds", &seconds.to_string()])
         .args(["--threads", &args.threads.to_string()])
+        .args([
+            "--window-seconds",
+            &args.window_seconds.unwrap_or(0.0).to_string(),
+        ])
         .env("RAYON_NUM_THREADS", args.threads.to_string())
         .env("CANDLE_NUM_THREADS", args.threads.to_string())
         .stdin(Stdio::null())

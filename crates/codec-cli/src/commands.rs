@@ -57,6 +57,11 @@ pub enum Command {
         /// With --stream: interleaved channels of headerless input (mixed down to mono).
         #[arg(long, value_name = "N", default_value_t = 1, requires = "stream")]
         raw_channels: u16,
+        /// Inputs longer than this many seconds run in windows of it, so memory stays bounded
+        /// on any length; the codes are those of one pass for models whose windows are exact
+        /// (the README's long-input table). 0: one pass however long.
+        #[arg(long, value_name = "SECONDS", default_value_t = codec_core::long_form::DEFAULT_WINDOW_SECONDS)]
+        window_seconds: f64,
         /// Corpus mode: INPUT is a manifest (one audio path per line, or TSV with `id` and
         /// `path` columns) and OUTPUT a folder. A folder or a glob as INPUT is corpus mode too.
         #[arg(long, conflicts_with = "stream")]
@@ -93,7 +98,12 @@ pub enum Command {
         /// Decode even if the token file was made by another model.
         #[arg(long)]
         force: bool,
-        /// Stream: decode a token stream frame by frame as it arrives (causal models only).
+        /// Codes of more than this many seconds run in windows of it, so memory stays bounded
+        /// on any length; the audio is that of one pass for models whose windows are exact
+        /// (the README's long-input table). 0: one pass however long.
+        #[arg(long, value_name = "SECONDS", default_value_t = codec_core::long_form::DEFAULT_WINDOW_SECONDS)]
+        window_seconds: f64,
+
         #[arg(long, conflicts_with = "original_rate")]
         stream: bool,
         /// With --stream: write raw PCM samples without a WAV header.
@@ -161,6 +171,7 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
                     choice: CodebookChoice {
                         codebooks,
                         bandwidth,
+                        window_seconds: None,
                     },
                     raw_rate,
                     raw_channels,
@@ -178,6 +189,7 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
             shards,
             shard_size,
             shard,
+            window_seconds,
             ..
         } if manifest
             || shards
@@ -200,6 +212,7 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
             let options = CodebookChoice {
                 codebooks,
                 bandwidth,
+                window_seconds: Some(window_seconds),
             }
             .options(model.as_ref())?;
             corpus::run(
@@ -224,6 +237,7 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
             format,
             codebooks,
             bandwidth,
+            window_seconds,
             ..
         } => encode(
             &input,
@@ -233,6 +247,7 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
             CodebookChoice {
                 codebooks,
                 bandwidth,
+                window_seconds: Some(window_seconds),
             },
             settings,
         ),
@@ -245,6 +260,7 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
             force,
             stream: true,
             raw,
+            window_seconds: _,
         } => {
             ensure_distinct(&input, &output)?;
             let reader = stream::open_token_stream(&input)?;
@@ -271,14 +287,15 @@ pub fn run(command: Command, settings: &LoadSettings) -> Result<()> {
             float,
             original_rate,
             force,
+            window_seconds,
             ..
         } => decode(
             &input,
             &output,
             model.as_deref(),
             float,
-            original_rate,
-            force,
+            DecodeOptions::new(original_rate, force)
+                .with_window_seconds(window_option(window_seconds)),
             settings,
         ),
         Command::Info { file } => info(&file),
@@ -348,29 +365,43 @@ fn load(spec: &ModelSpec, settings: &LoadSettings) -> Result<Box<dyn Codec>> {
     Ok(model)
 }
 
-/// How many codebooks `codec encode` was asked to use.
+/// `--window-seconds` as the library's option: 0 (or less) is one pass.
+fn window_option(seconds: f64) -> Option<f64> {
+    (seconds > 0.0).then_some(seconds)
+}
+
+/// How many codebooks `codec encode` was asked to use, and its windows on long inputs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CodebookChoice {
     pub codebooks: Option<usize>,
     pub bandwidth: Option<f64>,
+    /// `--window-seconds` (0: one pass); `None`: the library's default.
+    pub window_seconds: Option<f64>,
 }
 
 impl CodebookChoice {
     /// The encode options for `model`; errors name the flag and say what the model offers.
     pub fn options(self, model: &dyn Codec) -> Result<EncodeOptions> {
-        EncodeOptions::choose(model.info(), self.codebooks, self.bandwidth).map_err(|e| {
-            let flag = match (self.codebooks, self.bandwidth) {
-                (Some(n), _) => format!("--codebooks {n}"),
-                (None, Some(kbps)) => format!("--bandwidth {kbps}"),
-                (None, None) => String::new(),
-            };
-            match &e {
-                codec_core::Error::Bandwidth { offered, .. } if offered.is_empty() => {
-                    anyhow::anyhow!("{flag}: {e}; use --codebooks N")
+        let options = EncodeOptions::choose(model.info(), self.codebooks, self.bandwidth);
+        let window = self.window_seconds;
+        options
+            .map(|o| match window {
+                Some(w) => o.with_window_seconds(window_option(w)),
+                None => o,
+            })
+            .map_err(|e| {
+                let flag = match (self.codebooks, self.bandwidth) {
+                    (Some(n), _) => format!("--codebooks {n}"),
+                    (None, Some(kbps)) => format!("--bandwidth {kbps}"),
+                    (None, None) => String::new(),
+                };
+                match &e {
+                    codec_core::Error::Bandwidth { offered, .. } if offered.is_empty() => {
+                        anyhow::anyhow!("{flag}: {e}; use --codebooks N")
+                    }
+                    _ => anyhow::anyhow!("{flag}: {e}"),
                 }
-                _ => anyhow::anyhow!("{flag}: {e}"),
-            }
-        })
+            })
     }
 }
 
@@ -431,8 +462,7 @@ fn decode(
     output: &Path,
     model: Option<&str>,
     float: bool,
-    original_rate: bool,
-    force: bool,
+    options: DecodeOptions,
     settings: &LoadSettings,
 ) -> Result<()> {
     no_pipe_without_stream(&[input, output])?;
@@ -443,7 +473,6 @@ fn decode(
         None => model_of_tokens(&tokens.header.model)?,
     };
     let model = load(&ModelSpec::parse(&model_name)?, settings)?;
-    let options = DecodeOptions::new(original_rate, force);
     let clip = with_spinner("decoding", || {
         pipeline::decode_tokens(model.as_ref(), &tokens, &options)
     })?;

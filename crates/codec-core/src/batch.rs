@@ -31,6 +31,7 @@ use candle_core::Tensor;
 
 use crate::audio::AudioClip;
 use crate::codec::{CodeStreams, Codec, EncodeOptions};
+use crate::long_form;
 use crate::pipeline::{self, DecodeOptions, Encoded, PreparedInput};
 use crate::tokfile::TokenFile;
 use crate::{Error, Result};
@@ -59,8 +60,15 @@ pub fn encode_batch(
     // Each input is taken out once its group has run.
     let mut inputs: Vec<Option<PreparedInput>> = prepared.into_iter().map(Some).collect();
     let mut out: Vec<Option<Encoded>> = (0..clips.len()).map(|_| None).collect();
-    for group in groups(&lengths, info.channels as usize, model.batch_invariant()) {
+    // A long item runs alone, in windows, as it would through the pipeline.
+    let stacks =
+        |n: usize| model.batch_invariant() && !long_form::is_long(model, n, options.window_seconds);
+    for group in groups(&lengths, info.channels as usize, stacks) {
         let run = || -> Result<CodeStreams> {
+            if let [i] = group[..] {
+                let input = inputs[i].as_ref().expect("each item runs once");
+                return long_form::encode_channels(model, &input.channels, options);
+            }
             let parts = group
                 .iter()
                 .map(|&i| {
@@ -113,13 +121,20 @@ pub fn decode_batch(
     for same in by_shape.values() {
         let t0 = &tokens[same[0]];
         let frames = t0.num_frames().max(1);
-        let samples_per_item = frames * info.hop_length() * info.channels as usize;
-        for group in chunks(same, samples_per_item, model.batch_invariant()) {
+        let samples = frames * info.hop_length();
+        let stack = model.batch_invariant()
+            && !long_form::is_long_to_decode(model, samples, options.window_seconds);
+        for group in chunks(same, samples * info.channels as usize, stack) {
             let run = || -> Result<Vec<Vec<Vec<f32>>>> {
                 let parts = group
                     .iter()
                     .map(|&i| pipeline::file_to_code_streams(&tokens[i], model.device()))
                     .collect::<Result<Vec<_>>>()?;
+                if let [one] = &parts[..] {
+                    // Alone, in windows where it is long, as the pipeline decodes it.
+                    let (_, _, rows) = long_form::decode_rows(model, one, options.window_seconds)?;
+                    return Ok(vec![rows]);
+                }
                 let audio = model.decode_streams(&stack_items(&parts)?)?;
                 Ok(audio.to_dtype(candle_core::DType::F32)?.to_vec3()?)
             };
@@ -138,15 +153,16 @@ pub fn decode_batch(
         .collect())
 }
 
-/// Items of equal length, in groups that fit one call; items keep their input order.
-fn groups(lengths: &[usize], channels: usize, stack: bool) -> Vec<Vec<usize>> {
+/// Items of equal length, in groups that fit one call; items keep their input order. Items of
+/// a length `n` share calls only where `stack(n)`.
+fn groups(lengths: &[usize], channels: usize, stack: impl Fn(usize) -> bool) -> Vec<Vec<usize>> {
     let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, &n) in lengths.iter().enumerate() {
         by_length.entry(n).or_default().push(i);
     }
     by_length
         .iter()
-        .flat_map(|(&n, same)| chunks(same, n * channels, stack))
+        .flat_map(|(&n, same)| chunks(same, n * channels, stack(n)))
         .collect()
 }
 
@@ -198,11 +214,11 @@ mod tests {
     fn equal_lengths_share_calls_in_input_order() {
         let lengths = [5, 3, 5, 5, 9, 3];
         assert_eq!(
-            groups(&lengths, 1, true),
+            groups(&lengths, 1, |_| true),
             vec![vec![1, 5], vec![0, 2, 3], vec![4]]
         );
         // A model that is not batch-invariant runs every item alone.
-        assert_eq!(groups(&lengths, 1, false).len(), lengths.len());
+        assert_eq!(groups(&lengths, 1, |_| false).len(), lengths.len());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use crate::error::CodesProblem;
+use crate::long_form::LongForm;
 use crate::streaming::{StreamingDecoder, StreamingEncoder};
 use crate::Result;
 
@@ -124,17 +125,39 @@ impl ModelOption {
 }
 
 /// Options of [`Codec::encode_with`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EncodeOptions {
     /// Use only the first N codebooks (residual codecs); `None` for all.
     pub num_codebooks: Option<usize>,
+    /// Inputs longer than this many seconds run in windows of it, in bounded memory (see
+    /// [`crate::long_form`]; [`Codec::encode_with`] itself always takes its input whole).
+    /// `None`: one pass however long.
+    pub window_seconds: Option<f64>,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        Self {
+            num_codebooks: None,
+            window_seconds: Some(crate::long_form::DEFAULT_WINDOW_SECONDS),
+        }
+    }
 }
 
 impl EncodeOptions {
     /// Keep the first `num_codebooks` codebooks (`None`: the model's default).
     pub fn new(num_codebooks: Option<usize>) -> Self {
-        Self { num_codebooks }
+        Self {
+            num_codebooks,
+            ..Self::default()
+        }
+    }
+
+    /// The same options with windows of `seconds` on long inputs (`None`: one pass).
+    pub fn with_window_seconds(mut self, seconds: Option<f64>) -> Self {
+        self.window_seconds = seconds;
+        self
     }
 
     /// The number of codebooks these options select for `info`'s model: `num_codebooks`, or
@@ -193,7 +216,10 @@ impl EncodeOptions {
             ),
             (None, None) => None,
         };
-        Ok(Self { num_codebooks })
+        Ok(Self {
+            num_codebooks,
+            ..Self::default()
+        })
     }
 }
 
@@ -257,6 +283,12 @@ pub trait Codec: Send + Sync {
     fn set_option(&mut self, name: &str, value: &str) -> Result<()> {
         let _ = value;
         Err(unknown_option(self.info(), &self.options(), name))
+    }
+
+    /// How the model takes an input longer than one window (see [`crate::long_form`]): one
+    /// pass unless the model says otherwise.
+    fn long_form(&self) -> LongForm {
+        LongForm::Whole
     }
 
     /// Whether [`streaming_encoder`](Self::streaming_encoder) and

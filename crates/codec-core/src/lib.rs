@@ -24,6 +24,7 @@ pub mod codec;
 pub mod dsp;
 pub mod error;
 mod guard;
+pub mod long_form;
 pub mod models;
 pub mod nn;
 pub mod npy;

@@ -51,12 +51,25 @@ pub enum OutputRate {
 }
 
 /// Options of [`decode_tokens`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Which rate the decoded audio comes out at.
     pub output_rate: OutputRate,
     /// Decode even if the token file was made by another model.
     pub force: bool,
+    /// Codes of more than this many seconds decode in windows of it, in bounded memory (see
+    /// [`crate::long_form`]); `None`: one pass however long.
+    pub window_seconds: Option<f64>,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            output_rate: OutputRate::Model,
+            force: false,
+            window_seconds: Some(crate::long_form::DEFAULT_WINDOW_SECONDS),
+        }
+    }
 }
 
 impl DecodeOptions {
@@ -69,7 +82,14 @@ impl DecodeOptions {
                 OutputRate::Model
             },
             force,
+            ..Self::default()
         }
+    }
+
+    /// The same options with windows of `seconds` on long inputs (`None`: one pass).
+    pub fn with_window_seconds(mut self, seconds: Option<f64>) -> Self {
+        self.window_seconds = seconds;
+        self
     }
 }
 
@@ -95,7 +115,7 @@ pub fn encode_prepared(
     input: PreparedInput,
     options: &EncodeOptions,
 ) -> Result<Encoded> {
-    let codes = model.encode_with(&input.to_tensor(model.device())?, options)?;
+    let codes = crate::long_form::encode_channels(model, &input.channels, options)?;
     input.encoded(model.info(), &codes, 0)
 }
 
@@ -352,11 +372,7 @@ pub fn decode_tokens(
 ) -> Result<AudioClip> {
     check_decodable(model, tokens, options)?;
     let codes = file_to_code_streams(tokens, model.device())?;
-    let audio = model.decode_streams(&codes)?;
-    let channels: Vec<Vec<f32>> = audio
-        .squeeze(0)?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec2()?;
+    let (_, _, channels) = crate::long_form::decode_rows(model, &codes, options.window_seconds)?;
     finish_decoded(model.info(), tokens, channels, options)
 }
 

@@ -157,7 +157,7 @@ fn stereo_model_takes_mono_and_many_channels() {
     assert_eq!(encoded.tokens.header.original_sample_rate, 8000);
     let options = DecodeOptions {
         output_rate: OutputRate::Original,
-        force: false,
+        ..DecodeOptions::default()
     };
     let decoded = pipeline::decode_tokens(&model, &encoded.tokens, &options).unwrap();
     assert_eq!(decoded.sample_rate, 8000);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use codec_core::dsp::fbank::{kaldi_mel_filters, povey_window, Fbank, NUM_MEL_BINS};
-use codec_core::models::xcodec2::{Framing, XCodec2, XCodec2Config, XCodec2EncoderConfig};
+use codec_core::models::xcodec2::XCodec2;
 use codec_core::npy::read_npy;
 use codec_core::weights::StateDict;
 use codec_core::{Codec, Device, Tensor};
@@ -19,35 +19,15 @@ use common::{fixture_dir, snr_db};
 const FIXTURE: &str = "xcodec2";
 const CASES: &[&str] = &["speech_a", "speech_b_odd"];
 
-/// The test model's sizes (`config.json`'s `test_model`).
-fn test_config() -> XCodec2Config {
-    XCodec2Config {
-        sample_rate: 16000,
-        encoder_sample_rate: 16000,
-        hop_length: 320,
-        n_fft: 1280,
-        hidden_dim: 64,
-        depth: 2,
-        heads: 2,
-        pos_meb_dim: 32,
-        vq_dim: 128,
-        fsq_levels: vec![4; 8],
-        encoder: Some(XCodec2EncoderConfig {
-            semantic_hidden: 64,
-            semantic_heads: 2,
-            semantic_intermediate: 128,
-            acoustic_ngf: 4,
-            acoustic_ratios: vec![2, 2, 4, 4, 5],
-            acoustic_dilations: vec![1, 3, 9],
-            acoustic_dim: 64,
-            framing: Framing::Xcodec2,
-        }),
-    }
-}
-
 fn load(dir: &Path) -> XCodec2 {
     let state = StateDict::load(&dir.join("model.safetensors")).unwrap();
-    let (model, unused) = XCodec2::load(&test_config(), state, "fixture", &Device::Cpu).unwrap();
+    let (model, unused) = XCodec2::load(
+        &common::xcodec2_test_config(),
+        state,
+        "fixture",
+        &Device::Cpu,
+    )
+    .unwrap();
     assert!(unused.is_empty(), "unused keys: {unused:?}");
     model
 }

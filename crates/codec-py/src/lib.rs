@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use codec_core::audio::AudioClip;
 use codec_core::batch;
+use codec_core::long_form::DEFAULT_WINDOW_SECONDS;
 use codec_core::pipeline::{self, DecodeOptions};
 use codec_core::tokfile::TokenFile;
 use codec_core::{
@@ -87,7 +88,7 @@ impl Model {
     }
 
     /// Encode clips (each `[channels, samples]` float32 at its rate) into token files.
-    #[pyo3(signature = (clips, sample_rates, codebooks=None, bandwidth=None))]
+    #[pyo3(signature = (clips, sample_rates, codebooks=None, bandwidth=None, window_seconds=DEFAULT_WINDOW_SECONDS))]
     fn encode_batch(
         &self,
         py: Python<'_>,
@@ -95,7 +96,9 @@ impl Model {
         sample_rates: Vec<u32>,
         codebooks: Option<usize>,
         bandwidth: Option<f64>,
+        window_seconds: Option<f64>,
     ) -> PyResult<Vec<Tokens>> {
+        let window_seconds = window(window_seconds)?;
         if clips.len() != sample_rates.len() {
             return Err(PyValueError::new_err(format!(
                 "{} clips but {} sample rates",
@@ -115,7 +118,8 @@ impl Model {
             })
             .collect();
         let model = self.inner.clone();
-        let options = options(model.as_ref(), codebooks, bandwidth)?;
+        let options =
+            options(model.as_ref(), codebooks, bandwidth)?.with_window_seconds(window_seconds);
         let encoded = py
             .allow_threads(move || batch::encode_batch(model.as_ref(), &clips, &options))
             .map_err(err)?;
@@ -129,17 +133,19 @@ impl Model {
     }
 
     /// Decode token files; each item is `(audio [channels, samples] float32, sample_rate)`.
-    #[pyo3(signature = (tokens, original_rate=false, force=false))]
+    #[pyo3(signature = (tokens, original_rate=false, force=false, window_seconds=DEFAULT_WINDOW_SECONDS))]
     fn decode_batch<'py>(
         &self,
         py: Python<'py>,
         tokens: Vec<PyRef<'py, Tokens>>,
         original_rate: bool,
         force: bool,
+        window_seconds: Option<f64>,
     ) -> PyResult<Vec<(Bound<'py, PyArray2<f32>>, u32)>> {
         let files: Vec<TokenFile> = tokens.iter().map(|t| t.inner.clone()).collect();
         let model = self.inner.clone();
-        let options = DecodeOptions::new(original_rate, force);
+        let options =
+            DecodeOptions::new(original_rate, force).with_window_seconds(window(window_seconds)?);
         let clips = py
             .allow_threads(move || batch::decode_batch(model.as_ref(), &files, &options))
             .map_err(err)?;
@@ -181,6 +187,16 @@ impl Model {
         Ok(StreamDecoder {
             inner: Mutex::new(inner),
         })
+    }
+}
+
+/// Windows on long inputs: a positive number of seconds, or `None` for one pass.
+fn window(seconds: Option<f64>) -> PyResult<Option<f64>> {
+    match seconds {
+        Some(s) if !(s > 0.0 && s.is_finite()) => Err(PyValueError::new_err(format!(
+            "window_seconds must be a positive number of seconds or None (one pass), got {s}"
+        ))),
+        s => Ok(s),
     }
 }
 

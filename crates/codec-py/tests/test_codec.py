@@ -150,6 +150,24 @@ def test_streaming_equals_batch(lyra):
     np.testing.assert_array_equal(audio_stream[: audio.size], lyra.decode(whole)[: audio.size])
 
 
+def test_long_inputs_run_in_windows():
+    # DAC's windows are exact: the codes of one pass, in the memory of a window.
+    m = codec.load(str(fixture("dac")))
+    assert m.window_seconds == 30.0
+    audio, rate = read_wav(fixture("dac", "speech_a.wav"))
+    long = np.tile(audio[0], int(np.ceil(12 * rate / audio.shape[1])))[: 12 * rate]
+    m.window_seconds = None
+    whole = m.encode(long, rate, codebooks=4)
+    one_pass = m.decode(whole)
+    m.window_seconds = 2.0
+    np.testing.assert_array_equal(m.encode(long, rate, codebooks=4), whole)
+    # Audio to float32 rounding (tests/long_form.rs: 138 dB).
+    np.testing.assert_allclose(m.decode(whole), one_pass, rtol=0, atol=1e-6)
+    m.window_seconds = -1.0
+    with pytest.raises(ValueError, match="window_seconds"):
+        m.encode(long, rate)
+
+
 def test_info(lyra):
     assert lyra.sample_rate == 16_000 and lyra.channels == 1 and lyra.frame_rate == 50
     assert lyra.bandwidths_kbps == [3.2, 6.0, 9.2]

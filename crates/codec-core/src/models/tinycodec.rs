@@ -14,6 +14,7 @@ use crate::codec::{
     bad_option_value, unknown_option, CodeStreams, Codec, CodecInfo, EncodeOptions, ModelOption,
 };
 use crate::dsp::{hann_window, IstftPadding, Stft};
+use crate::long_form::WindowPlan;
 use crate::nn::vocos::{IstftHead, VocosBackbone, VocosConfig};
 use crate::quant::ResidualFsq;
 use crate::weights::{build_fingerprinted, load_tracked, StateDict};
@@ -120,7 +121,7 @@ impl TinyCodecConfig {
 }
 
 /// Clips longer than this many frames (60 s) are encoded and decoded in windows of it, so that
-/// memory stays bounded on any length; the results equal a single pass (see `WindowPlan`).
+/// memory stays bounded on any length; the results equal a single pass (see [`crate::long_form`]).
 pub const WINDOW_FRAMES: usize = 3000;
 
 /// Frames of context on each side of a window when encoding: the encoder's receptive field is
@@ -130,29 +131,6 @@ pub const WINDOW_FRAMES: usize = 3000;
 const ENCODE_CONTEXT: usize = 24;
 /// The same for decoding: 3 + 8 × 3 frames of convolutions, then the iSTFT's 4-frame overlap.
 const DECODE_CONTEXT: usize = 40;
-
-/// How a clip of `frames` frames is cut: cores of `window` frames, each run with `context`
-/// frames on both sides (fewer at the ends of the clip) whose outputs are dropped.
-#[derive(Debug, Clone, Copy)]
-struct WindowPlan {
-    frames: usize,
-    window: usize,
-    context: usize,
-}
-
-impl WindowPlan {
-    /// `(run_start, run_end, core_start, core_end)` in frames, for each window in order.
-    fn windows(self) -> impl Iterator<Item = (usize, usize, usize, usize)> {
-        (0..self.frames)
-            .step_by(self.window.max(1))
-            .map(move |core| {
-                let core_end = (core + self.window).min(self.frames);
-                let start = core.saturating_sub(self.context);
-                let end = (core_end + self.context).min(self.frames);
-                (start, end, core, core_end)
-            })
-    }
-}
 
 /// The option name of [`TinyCodec::with_window_frames`] in [`Codec::set_option`].
 const WINDOW_OPTION: &str = "window_frames";
@@ -260,16 +238,17 @@ impl TinyCodec {
         let hop = self.config.hop_length;
         let len = audio.dim(2)?;
         let plan = WindowPlan {
-            frames: len.div_ceil(hop),
+            units: len.div_ceil(hop),
             window: self.window_frames,
             context: ENCODE_CONTEXT,
+            right_context: ENCODE_CONTEXT,
         };
         let mut pieces = Vec::new();
-        for (start, end, core, core_end) in plan.windows() {
+        for win in plan.windows() {
             // Whole hops from the window's first frame: its frames are the clip's frames.
-            let (s0, s1) = (start * hop, (end * hop).min(len));
+            let (s0, s1) = (win.run.start * hop, (win.run.end * hop).min(len));
             let latent = self.encode_latent_once(&audio.narrow(2, s0, s1 - s0)?)?;
-            pieces.push(latent.narrow(1, core - start, core_end - core)?);
+            pieces.push(latent.narrow(1, win.core_offset(), win.core.len())?);
         }
         Ok(Tensor::cat(&pieces, 1)?)
     }
@@ -296,14 +275,16 @@ impl TinyCodec {
     pub fn decode_latent(&self, latent: &Tensor) -> Result<Tensor> {
         let hop = self.config.hop_length;
         let plan = WindowPlan {
-            frames: latent.dim(1)?,
+            units: latent.dim(1)?,
             window: self.window_frames,
             context: DECODE_CONTEXT,
+            right_context: DECODE_CONTEXT,
         };
         let mut pieces = Vec::new();
-        for (start, end, core, core_end) in plan.windows() {
-            let audio = self.decode_latent_once(&latent.narrow(1, start, end - start)?)?;
-            pieces.push(audio.narrow(2, (core - start) * hop, (core_end - core) * hop)?);
+        for win in plan.windows() {
+            let audio =
+                self.decode_latent_once(&latent.narrow(1, win.run.start, win.run.len())?)?;
+            pieces.push(audio.narrow(2, win.core_offset() * hop, win.core.len() * hop)?);
         }
         Ok(Tensor::cat(&pieces, 2)?)
     }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use codec_core::models::xcodec2::{Framing, XCodec2Config, XCodec2EncoderConfig};
+
 /// `../shared/fixtures/NAME` beside the repo, or `None` (with the reason printed) when absent.
 pub fn fixture_dir(name: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,4 +35,30 @@ pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
         .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
         .sum();
     10.0 * (signal / noise.max(1e-30)).log10()
+}
+
+/// X-Codec2's test model (`../shared/fixtures/xcodec2/config.json`'s `test_model`).
+pub fn xcodec2_test_config() -> XCodec2Config {
+    XCodec2Config {
+        sample_rate: 16000,
+        encoder_sample_rate: 16000,
+        hop_length: 320,
+        n_fft: 1280,
+        hidden_dim: 64,
+        depth: 2,
+        heads: 2,
+        pos_meb_dim: 32,
+        vq_dim: 128,
+        fsq_levels: vec![4; 8],
+        encoder: Some(XCodec2EncoderConfig {
+            semantic_hidden: 64,
+            semantic_heads: 2,
+            semantic_intermediate: 128,
+            acoustic_ngf: 4,
+            acoustic_ratios: vec![2, 2, 4, 4, 5],
+            acoustic_dilations: vec![1, 3, 9],
+            acoustic_dim: 64,
+            framing: Framing::Xcodec2,
+        }),
+    }
 }

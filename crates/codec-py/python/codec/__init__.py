@@ -114,6 +114,10 @@ class Model:
 
     def __init__(self, native: "_codec.Model"):
         self._native = native
+        #: Inputs longer than this many seconds encode and decode in windows of it, so that
+        #: memory stays bounded on any length (exact for DAC, SNAC, EnCodec, Mimi; see the
+        #: README's "Long inputs"). ``None``: one pass however long.
+        self.window_seconds: Optional[float] = 30.0
         info = native.info()
         self.info: dict = info
         self.name: str = info["name"]
@@ -158,7 +162,7 @@ class Model:
         rates = [sample_rate] * len(audios) if np.isscalar(sample_rate) else list(sample_rate)
         clips = [_planar(a) for a in audios]
         return self._native.encode_batch(
-            clips, [int(r) for r in rates], codebooks, bandwidth
+            clips, [int(r) for r in rates], codebooks, bandwidth, self.window_seconds
         )
 
     def encode_tokens(self, audio, sample_rate: int, codebooks=None, bandwidth=None) -> Tokens:
@@ -221,7 +225,9 @@ class Model:
     ):
         """Decode token files; returns ``(audio, sample_rate)`` per file, at its original
         length (and, with ``original_rate``, at the rate of the audio that was encoded)."""
-        out = self._native.decode_batch(list(tokens), original_rate, force)
+        out = self._native.decode_batch(
+            list(tokens), original_rate, force, self.window_seconds
+        )
         return [(_unplanar(a), r) for a, r in out]
 
     def decode_tokens(self, tokens: Tokens, original_rate: bool = False, force: bool = False):

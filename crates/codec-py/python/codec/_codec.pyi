@@ -15,9 +15,14 @@ class Model:
         sample_rates: List[int],
         codebooks: Optional[int] = None,
         bandwidth: Optional[float] = None,
+        window_seconds: Optional[float] = 30.0,
     ) -> List[Tokens]: ...
     def decode_batch(
-        self, tokens: List[Tokens], original_rate: bool = False, force: bool = False
+        self,
+        tokens: List[Tokens],
+        original_rate: bool = False,
+        force: bool = False,
+        window_seconds: Optional[float] = 30.0,
     ) -> List[Tuple[npt.NDArray[np.float32], int]]: ...
     def tokens_from_codes(self, streams: List[npt.NDArray[np.int64]]) -> Tokens: ...
     def stream_encoder(self, codebooks: Optional[int] = None, bandwidth: Optional[float] = None) -> StreamEncoder: ...

@@ -45,6 +45,7 @@ use candle_nn::VarBuilder;
 use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::error::CodesProblem;
+use crate::long_form::LongForm;
 pub use crate::nn::seanet::hf_decoder_upsampling_layers;
 use crate::nn::seanet::{SeanetDecoder, SeanetEncoder};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
@@ -336,6 +337,17 @@ fn linear_overlap_add(frames: &[Tensor], stride: usize) -> Result<Tensor> {
 }
 
 impl Codec for Encodec {
+    /// Long inputs of a streaming model (24 kHz) through its streaming encoder and decoder:
+    /// the codes of one pass (its LSTM sees the whole clip, so windows could not give them).
+    /// The 48 kHz model normalises 1 s segments and takes its input whole.
+    fn long_form(&self) -> LongForm {
+        if self.supports_streaming() {
+            LongForm::Streamed
+        } else {
+            LongForm::Whole
+        }
+    }
+
     fn info(&self) -> &CodecInfo {
         &self.info
     }

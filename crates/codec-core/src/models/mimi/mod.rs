@@ -35,6 +35,7 @@ use candle_nn::VarBuilder;
 use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::error::{AudioProblem, CodesProblem};
+use crate::long_form::LongForm;
 use crate::nn::moshi_transformer::StreamingTransformer;
 use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
 use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
@@ -284,6 +285,11 @@ fn run_in_chunks(
 }
 
 impl Codec for Mimi {
+    /// Long inputs through the streaming encoder and decoder: the codes of one pass.
+    fn long_form(&self) -> LongForm {
+        LongForm::Streamed
+    }
+
     fn info(&self) -> &CodecInfo {
         &self.info
     }

@@ -29,6 +29,7 @@ use crate::codec::{
     bad_option_value, unknown_option, CodeStreams, Codec, CodecInfo, EncodeOptions, ModelOption,
 };
 use crate::error::CodesProblem;
+use crate::long_form::{LongForm, Windowing};
 use crate::models::dac::blocks::{DecoderBlock, DecoderBlockSpec, EncoderBlock};
 use crate::models::dac::{check_stream, pad_to_multiple};
 use crate::nn::local_attention::LocalMha;
@@ -340,6 +341,19 @@ impl Snac {
 }
 
 impl Codec for Snac {
+    /// Exact windows of the padding multiple (whole frames of the coarsest stream and whole
+    /// local-attention windows, which the model aligns to the clip's start). The receptive
+    /// fields: the convolutions reach about 12 frames each side, a local-attention layer its
+    /// own window; 16 frames plus two attention windows of context cover both, and
+    /// `tests/long_form.rs` holds the windows to one pass's codes bit for bit and its audio
+    /// to float32 rounding.
+    fn long_form(&self) -> LongForm {
+        let unit = self.config.pad_multiple();
+        let frames = 16 + 2 * self.config.attn_window_size.unwrap_or(0);
+        let context = (frames * self.config.hop_length()).div_ceil(unit);
+        LongForm::Windowed(Windowing::exact(unit, context, context))
+    }
+
     fn options(&self) -> Vec<ModelOption> {
         vec![ModelOption::new(
             DECODER_NOISE,

@@ -25,6 +25,7 @@ pub use encoder::{EncoderStages, Framing, XCodec2Encoder, XCodec2EncoderConfig, 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::long_form::{LongForm, Windowing};
 use crate::nn::linear::Linear;
 use serde::{Deserialize, Serialize};
 
@@ -596,6 +597,17 @@ impl XCodec2 {
 }
 
 impl Codec for XCodec2 {
+    /// Approximate windows with 1 s of context on each side: the front end normalises its
+    /// whole input and w2v-BERT and the decoder's transformer attend over all of it. On 60 s
+    /// of real audio with the fixture's random weights, 29.6 % of codes equal one pass's (a
+    /// code is 8 FSQ digits) and the audio is 16.3 dB from it (`tests/long_form.rs`); set
+    /// `window_seconds` to `None` for one pass, at memory quadratic in the length.
+    fn long_form(&self) -> LongForm {
+        let hop = self.info.hop_length();
+        let second = (self.info.sample_rate as usize).div_ceil(hop);
+        LongForm::Windowed(Windowing::approximate(hop, second, second))
+    }
+
     // Measured bit-identical in batches of 1 to 5 (tests/batch_identity.rs).
     fn batch_invariant(&self) -> bool {
         true
