@@ -820,7 +820,11 @@ fn run_case(which: Bench, task: &str, seconds: f64, args: &Args) -> codec::Resul
         _ => None,
     };
     let options = EncodeOptions::new(num_codebooks).with_window_seconds(args.window_seconds);
-    let long = long_form::is_long(model.as_ref(), samples, args.window_seconds);
+    let long = if task == "decode" {
+        long_form::is_long_to_decode(model.as_ref(), samples, args.window_seconds)
+    } else {
+        long_form::is_long(model.as_ref(), samples, args.window_seconds)
+    };
     let mut walls = Vec::with_capacity(runs);
     let cpu_before = cpu_usage();
     for i in 0..runs {

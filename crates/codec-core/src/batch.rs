@@ -121,7 +121,7 @@ pub fn decode_batch(
     for same in by_shape.values() {
         let t0 = &tokens[same[0]];
         let frames = t0.num_frames().max(1);
-        let samples = frames * info.hop_length();
+        let samples = long_form::decoded_samples(model, frames);
         let stack = model.batch_invariant()
             && !long_form::is_long_to_decode(model, samples, options.window_seconds);
         for group in chunks(same, samples * info.channels as usize, stack) {

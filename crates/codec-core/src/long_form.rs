@@ -4,7 +4,8 @@
 //! gigabytes. Every model says through [`Codec::long_form`] how it takes an input longer than
 //! one window ([`EncodeOptions::window_seconds`], [`DEFAULT_WINDOW_SECONDS`] unless set):
 //! - [`LongForm::Streamed`]: causal models run their streaming encoder and decoder over the clip
-//!   a window at a time. Their streams give the whole clip's codes (their tests hold them to it).
+//!   ([`STREAM_PIECE_SECONDS`] per push). Their streams give the whole clip's codes (their
+//!   tests hold them to it).
 //! - [`LongForm::Windowed`]: the clip is cut into windows whose cores tile it, each run with
 //!   context on both sides that is dropped afterwards. Where the context covers the model's
 //!   receptive field ([`Windowing::exact`]) every kept frame sees exactly the samples it sees
@@ -38,6 +39,13 @@ use crate::{Error, Result};
 /// Seconds of audio per window unless the options say otherwise.
 pub const DEFAULT_WINDOW_SECONDS: f64 = 30.0;
 
+/// Seconds per push into a streamed model's encoder or decoder (or the window, if shorter).
+/// Measured on EnCodec 24 kHz and Mimi over 60 s (`codec_bench --window-seconds`): pushes of
+/// 5 s run at 0.8-0.95x one pass's speed in 450-930 MiB; 30 s pushes at 0.6-0.8x in 1.6-2.2 GiB
+/// (the streaming stacks copy their input into their state buffers each step); 2.5 s halves
+/// the memory again but slows Mimi by a further 15 %.
+pub const STREAM_PIECE_SECONDS: f64 = 5.0;
+
 /// How a model takes an input longer than one window (see the [module](self) documentation).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -67,6 +75,10 @@ pub struct Windowing {
     pub exact: bool,
     /// Whether the model is causal: context on the left only.
     pub causal: bool,
+    /// The longest window the model takes, in samples, whatever the options ask: a cap for
+    /// models whose activations are large, set only where windows are exact (so that it
+    /// changes the memory and not the results).
+    pub max_window: Option<usize>,
 }
 
 impl Windowing {
@@ -78,6 +90,7 @@ impl Windowing {
             decoder_context: Some(decoder_context),
             exact: true,
             causal: false,
+            max_window: None,
         }
     }
 
@@ -89,6 +102,7 @@ impl Windowing {
             decoder_context: Some(decoder_context),
             exact: false,
             causal: false,
+            max_window: None,
         }
     }
 
@@ -105,9 +119,16 @@ impl Windowing {
         self
     }
 
-    /// The plan over `units` in windows of `window` with `context` units on the left and
-    /// (unless causal) on the right.
+    /// The same with windows of at most `samples` samples.
+    pub const fn max_window(mut self, samples: usize) -> Self {
+        self.max_window = Some(samples);
+        self
+    }
+
+    /// The plan over `units` in windows of `window` samples (or the cap) with `context` units
+    /// on the left and (unless causal) on the right.
     fn plan(&self, units: usize, window: usize, context: usize) -> WindowPlan {
+        let window = self.max_window.map_or(window, |cap| cap.min(window));
         WindowPlan {
             units,
             window: (window / self.unit).max(1),
@@ -207,6 +228,19 @@ pub fn decode(
     )?)
 }
 
+/// About how many samples `frames` frames of the first code stream decode to (its frames are
+/// the coarsest of a multi-scale model's).
+pub fn decoded_samples(model: &dyn Codec, frames: usize) -> usize {
+    let info = model.info();
+    let rate = info
+        .codebook_frame_rates
+        .first()
+        .copied()
+        .unwrap_or(info.frame_rate);
+    // A float-to-int cast saturates.
+    (frames as f64 * f64::from(info.sample_rate) / rate.max(1e-9)).ceil() as usize
+}
+
 /// Whether an input of `samples` samples encodes in more than one window.
 pub fn is_long(model: &dyn Codec, samples: usize, window_seconds: Option<f64>) -> bool {
     runs_windowed(model, samples, window_seconds, |w| Some(w.encoder_context))
@@ -244,6 +278,11 @@ fn window_samples(model: &dyn Codec, window_seconds: Option<f64>) -> Option<usiz
     Some(samples.max(model.info().hop_length().max(1)))
 }
 
+/// Samples per push into a streamed model: [`STREAM_PIECE_SECONDS`], or the window if shorter.
+fn stream_piece(model: &dyn Codec, window: usize) -> usize {
+    window_samples(model, Some(STREAM_PIECE_SECONDS)).map_or(window, |piece| piece.min(window))
+}
+
 fn encode_from(
     model: &dyn Codec,
     batch: usize,
@@ -254,6 +293,7 @@ fn encode_from(
     let window = window_samples(model, options.window_seconds);
     match (model.long_form(), window) {
         (LongForm::Streamed, Some(window)) if samples > window => {
+            let window = stream_piece(model, window);
             let mut encoder = model.streaming_encoder(batch, options)?;
             let mut pieces = Vec::new();
             for start in (0..samples).step_by(window) {
@@ -337,7 +377,7 @@ pub(crate) fn decode_rows(
 ) -> Result<(usize, usize, Vec<Vec<f32>>)> {
     let frames = codes.streams.first().map_or(Ok(0), |s| s.dim(1))?;
     let hop = model.info().hop_length();
-    let samples = frames * hop;
+    let samples = decoded_samples(model, frames);
     let window = window_samples(model, window_seconds);
     let long = is_long_to_decode(model, samples, window_seconds) && codes.scales.is_none();
     match (model.long_form(), window) {
@@ -345,7 +385,7 @@ pub(crate) fn decode_rows(
             let codes = codes.stacked()?;
             let batch = codes.dim(0)?;
             let mut decoder = model.streaming_decoder(batch)?;
-            let step = (window / hop.max(1)).max(1);
+            let step = (stream_piece(model, window) / hop.max(1)).max(1);
             let mut out = Rows::default();
             for start in (0..frames).step_by(step) {
                 let n = step.min(frames - start);

@@ -351,7 +351,10 @@ impl Codec for Snac {
         let unit = self.config.pad_multiple();
         let frames = 16 + 2 * self.config.attn_window_size.unwrap_or(0);
         let context = (frames * self.config.hop_length()).div_ceil(unit);
-        LongForm::Windowed(Windowing::exact(unit, context, context))
+        // Windows of at most 15 s: the decoder's activations at 24 kHz take about 50 MiB per
+        // second of audio, so 30 s windows would peak past 1.5 GB (benches/long_inputs.sh).
+        let cap = 15 * self.config.sample_rate as usize;
+        LongForm::Windowed(Windowing::exact(unit, context, context).max_window(cap))
     }
 
     fn options(&self) -> Vec<ModelOption> {
