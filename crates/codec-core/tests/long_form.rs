@@ -9,8 +9,6 @@ use std::path::PathBuf;
 
 use codec_core::audio::{prepare_mono, read_audio};
 use codec_core::long_form::{self, LongForm};
-use codec_core::models::xcodec2::XCodec2;
-use codec_core::weights::StateDict;
 use codec_core::{load_model, CodeStreams, Codec, Device, EncodeOptions, ModelSpec, Tensor};
 
 /// Short windows: many boundaries in a short clip (the contexts do not depend on it).
@@ -245,14 +243,7 @@ fn xcodec2_windows_stay_close_to_one_pass() {
     let Some(dir) = common::fixture_dir("xcodec2") else {
         return;
     };
-    let state = StateDict::load(&dir.join("model.safetensors")).unwrap();
-    let (model, _) = XCodec2::load(
-        &common::xcodec2_test_config(),
-        state,
-        "fixture",
-        &Device::Cpu,
-    )
-    .unwrap();
+    let model = common::xcodec2_test_model(&dir);
     // Measured on 60 s with the fixture's random weights: 29.6 % of codes equal (a code is 8
     // FSQ digits, and the front end normalises, w2v-BERT and the decoder attend over, the
     // whole window), audio 16.3 dB. Asserted 2.5 points and 2 dB under.

@@ -11,7 +11,6 @@ use std::path::Path;
 use codec_core::dsp::fbank::{kaldi_mel_filters, povey_window, Fbank, NUM_MEL_BINS};
 use codec_core::models::xcodec2::XCodec2;
 use codec_core::npy::read_npy;
-use codec_core::weights::StateDict;
 use codec_core::{Codec, Device, Tensor};
 
 use common::{fixture_dir, snr_db};
@@ -20,16 +19,7 @@ const FIXTURE: &str = "xcodec2";
 const CASES: &[&str] = &["speech_a", "speech_b_odd"];
 
 fn load(dir: &Path) -> XCodec2 {
-    let state = StateDict::load(&dir.join("model.safetensors")).unwrap();
-    let (model, unused) = XCodec2::load(
-        &common::xcodec2_test_config(),
-        state,
-        "fixture",
-        &Device::Cpu,
-    )
-    .unwrap();
-    assert!(unused.is_empty(), "unused keys: {unused:?}");
-    model
+    common::xcodec2_test_model(dir)
 }
 
 fn trace(dir: &Path, case: &str) -> HashMap<String, Tensor> {

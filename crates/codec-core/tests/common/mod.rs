@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use codec_core::models::xcodec2::{Framing, XCodec2Config, XCodec2EncoderConfig};
+use codec_core::models::xcodec2::{XCodec2, XCodec2Config, XCodec2EncoderConfig};
+use codec_core::weights::StateDict;
+use codec_core::Device;
 
 /// `../shared/fixtures/NAME` beside the repo, or `None` (with the reason printed) when absent.
 pub fn fixture_dir(name: &str) -> Option<PathBuf> {
@@ -55,10 +57,17 @@ pub fn xcodec2_test_config() -> XCodec2Config {
             semantic_heads: 2,
             semantic_intermediate: 128,
             acoustic_ngf: 4,
-            acoustic_ratios: vec![2, 2, 4, 4, 5],
-            acoustic_dilations: vec![1, 3, 9],
             acoustic_dim: 64,
-            framing: Framing::Xcodec2,
+            ..XCodec2EncoderConfig::xcodec2()
         }),
     }
+}
+
+/// X-Codec2's test model from its fixture folder `dir`, every key used.
+pub fn xcodec2_test_model(dir: &std::path::Path) -> XCodec2 {
+    let state = StateDict::load(&dir.join("model.safetensors")).unwrap();
+    let (model, unused) =
+        XCodec2::load(&xcodec2_test_config(), state, "fixture", &Device::Cpu).unwrap();
+    assert!(unused.is_empty(), "unused keys: {unused:?}");
+    model
 }
