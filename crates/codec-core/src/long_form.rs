@@ -219,10 +219,16 @@ pub fn decode(
     codes: &CodeStreams,
     window_seconds: Option<f64>,
 ) -> Result<Tensor> {
-    let (batch, channels, rows) = decode_rows(model, codes, window_seconds)?;
+    let (batch, channels, mut rows) = decode_rows(model, codes, window_seconds)?;
     let len = rows.first().map_or(0, Vec::len);
+    // One row (a mono clip) moves into the tensor as it is: no second copy of a long output.
+    let samples = if rows.len() == 1 {
+        rows.pop().unwrap_or_default()
+    } else {
+        rows.concat()
+    };
     Ok(Tensor::from_vec(
-        rows.concat(),
+        samples,
         (batch, channels, len),
         &Device::Cpu,
     )?)
@@ -264,6 +270,7 @@ fn runs_windowed(
         LongForm::Whole => false,
         LongForm::Streamed => samples > window,
         LongForm::Windowed(w) => context(&w).is_some_and(|c| {
+            let window = w.max_window.map_or(window, |cap| cap.min(window));
             let sides = if w.causal { 1 } else { 2 };
             samples > window + sides * c * w.unit
         }),

@@ -284,7 +284,11 @@ impl Codec for Dac {
     /// `tests/long_form.rs` holds the windows to one pass's codes bit for bit and its audio
     /// to float32 rounding (138 dB).
     fn long_form(&self) -> LongForm {
-        LongForm::Windowed(Windowing::exact(self.config.hop_length(), 16, 16))
+        // Windows of at most 6 s: at 44.1 kHz the decoder's activations take about 117 MiB per
+        // second of audio (30 s windows peaked at 4.0 GB; benches/long_inputs.sh), and 16 frames
+        // of context a side cost 6 % more work at this length.
+        let cap = 6 * self.config.sample_rate as usize;
+        LongForm::Windowed(Windowing::exact(self.config.hop_length(), 16, 16).max_window(cap))
     }
 
     fn info(&self) -> &CodecInfo {
