@@ -7,7 +7,7 @@
 //! cargo bench --bench codec_bench -- --quick          # 10 s only, one run (smoke test)
 //! cargo bench --bench codec_bench -- --models encodec,dac --seconds 10 --runs 2
 //! cargo bench --bench codec_bench -- --models wavtokenizer --seconds 10,30 --threads 4 --stages
-//! cargo bench --bench codec_bench -- --models lyra,snac --seconds 10,60,600,1800 --runs 1 --no-stages
+//! cargo bench --bench codec_bench -- --models snac --seconds 60 --window-seconds 0   # one pass, no windows
 //! ```
 //!
 //! Models (`--models`, comma-separated; default `wavtokenizer,encodec,dac,snac`, `all` for

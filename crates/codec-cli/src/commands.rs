@@ -103,7 +103,7 @@ pub enum Command {
         /// (the README's long-input table). 0: one pass however long.
         #[arg(long, value_name = "SECONDS", default_value_t = codec_core::long_form::DEFAULT_WINDOW_SECONDS)]
         window_seconds: f64,
-
+        /// Stream: decode a token stream frame by frame as it arrives (causal models only).
         #[arg(long, conflicts_with = "original_rate")]
         stream: bool,
         /// With --stream: write raw PCM samples without a WAV header.
@@ -382,14 +382,8 @@ pub struct CodebookChoice {
 impl CodebookChoice {
     /// The encode options for `model`; errors name the flag and say what the model offers.
     pub fn options(self, model: &dyn Codec) -> Result<EncodeOptions> {
-        let options = EncodeOptions::choose(model.info(), self.codebooks, self.bandwidth);
-        let window = self.window_seconds;
-        options
-            .map(|o| match window {
-                Some(w) => o.with_window_seconds(window_option(w)),
-                None => o,
-            })
-            .map_err(|e| {
+        let options =
+            EncodeOptions::choose(model.info(), self.codebooks, self.bandwidth).map_err(|e| {
                 let flag = match (self.codebooks, self.bandwidth) {
                     (Some(n), _) => format!("--codebooks {n}"),
                     (None, Some(kbps)) => format!("--bandwidth {kbps}"),
@@ -401,7 +395,11 @@ impl CodebookChoice {
                     }
                     _ => anyhow::anyhow!("{flag}: {e}"),
                 }
-            })
+            })?;
+        Ok(match self.window_seconds {
+            Some(w) => options.with_window_seconds(window_option(w)),
+            None => options,
+        })
     }
 }
 

@@ -33,7 +33,7 @@ use std::ops::Range;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::codec::{CodeStreams, Codec, EncodeOptions};
+use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::{Error, Result};
 
 /// Seconds of audio per window unless the options say otherwise.
@@ -106,6 +106,19 @@ impl Windowing {
         }
     }
 
+    /// [`approximate`](Self::approximate) windows of whole frames (`info`'s hop) with
+    /// `encoder_seconds` and `decoder_seconds` of context, each second rounded up to whole
+    /// frames.
+    pub fn approximate_seconds(
+        info: &CodecInfo,
+        encoder_seconds: usize,
+        decoder_seconds: usize,
+    ) -> Self {
+        let hop = info.hop_length().max(1);
+        let second = (info.sample_rate as usize).div_ceil(hop);
+        Self::approximate(hop, encoder_seconds * second, decoder_seconds * second)
+    }
+
     /// The same for a causal model: its context on the left only (nothing on the right
     /// reaches back into a window's core).
     pub const fn causal(mut self) -> Self {
@@ -125,13 +138,23 @@ impl Windowing {
         self
     }
 
+    /// Samples per window when `window` are asked for: the cap, if lower.
+    fn capped(&self, window: usize) -> usize {
+        self.max_window.map_or(window, |cap| cap.min(window))
+    }
+
+    /// Whether `samples` need more than one window of `window` samples with `context` units.
+    fn needs_windows(&self, samples: usize, window: usize, context: usize) -> bool {
+        let sides = if self.causal { 1 } else { 2 };
+        samples > self.capped(window) + sides * context * self.unit
+    }
+
     /// The plan over `units` in windows of `window` samples (or the cap) with `context` units
     /// on the left and (unless causal) on the right.
     fn plan(&self, units: usize, window: usize, context: usize) -> WindowPlan {
-        let window = self.max_window.map_or(window, |cap| cap.min(window));
         WindowPlan {
             units,
-            window: (window / self.unit).max(1),
+            window: (self.capped(window) / self.unit).max(1),
             context,
             right_context: if self.causal { 0 } else { context },
         }
@@ -269,11 +292,7 @@ fn runs_windowed(
     match model.long_form() {
         LongForm::Whole => false,
         LongForm::Streamed => samples > window,
-        LongForm::Windowed(w) => context(&w).is_some_and(|c| {
-            let window = w.max_window.map_or(window, |cap| cap.min(window));
-            let sides = if w.causal { 1 } else { 2 };
-            samples > window + sides * c * w.unit
-        }),
+        LongForm::Windowed(w) => context(&w).is_some_and(|c| w.needs_windows(samples, window, c)),
     }
 }
 
@@ -317,7 +336,7 @@ fn encode_from(
             CodeStreams::from_stacked(&Tensor::cat(&pieces, 2)?)
         }
         (LongForm::Windowed(w), Some(window))
-            if is_long(model, samples, options.window_seconds) =>
+            if w.needs_windows(samples, window, w.encoder_context) =>
         {
             encode_windowed(model, w, samples, window, options, slice)
         }
@@ -409,12 +428,15 @@ pub(crate) fn decode_rows(
             let context = w.decoder_context.unwrap_or(0);
             decode_windowed(model, w, codes, window, context)
         }
-        _ => {
-            let mut out = Rows::default();
-            out.append(&model.decode_streams(codes)?, 0..usize::MAX)?;
-            out.into_parts(model)
-        }
+        _ => decode_whole(model, codes),
     }
+}
+
+/// One call over all of `codes`, as rows.
+fn decode_whole(model: &dyn Codec, codes: &CodeStreams) -> Result<(usize, usize, Vec<Vec<f32>>)> {
+    let mut out = Rows::default();
+    out.append(&model.decode_streams(codes)?, 0..usize::MAX)?;
+    out.into_parts(model)
 }
 
 fn decode_windowed(
@@ -433,9 +455,7 @@ fn decode_windowed(
         let frames = stream.dim(1)?;
         // Streams that do not tile into whole units: one call, whose checks say what is wrong.
         if frames % p != 0 || units.is_some_and(|u| u != frames / p) {
-            let mut out = Rows::default();
-            out.append(&model.decode_streams(codes)?, 0..usize::MAX)?;
-            return out.into_parts(model);
+            return decode_whole(model, codes);
         }
         units = Some(frames / p);
     }

@@ -343,9 +343,7 @@ impl Codec for WavTokenizer {
     /// 100 s of varied recordings). One pass over a long clip is no option anyway: the
     /// attention's memory grows with the square of the length (30 minutes: 73 GB).
     fn long_form(&self) -> LongForm {
-        let hop = self.info.hop_length();
-        let second = (self.info.sample_rate as usize).div_ceil(hop);
-        LongForm::Windowed(Windowing::approximate(hop, second, second))
+        LongForm::Windowed(Windowing::approximate_seconds(&self.info, 1, 1))
     }
 
     // Measured bit-identical in batches of 1 to 8 (tests/batch_identity.rs).

@@ -226,10 +226,8 @@ impl Codec for Qwen3Tts {
     /// one pass's (80 % of the first stream's; `tests/long_form.rs`); set `window_seconds` to
     /// `None` for one pass. Decoding is the reference's own chunked decode, already bounded.
     fn long_form(&self) -> LongForm {
-        let hop = self.info.hop_length();
-        let second = (self.info.sample_rate as usize).div_ceil(hop);
         LongForm::Windowed(
-            Windowing::approximate(hop, 10 * second, 0)
+            Windowing::approximate_seconds(&self.info, 10, 0)
                 .causal()
                 .decodes_whole(),
         )

@@ -195,9 +195,7 @@ impl Codec for SpeechTokenizer {
     /// over its whole input. On 60 s of real audio every code equals one pass's and the audio
     /// is 130 dB from it (`tests/long_form.rs`).
     fn long_form(&self) -> LongForm {
-        let hop = self.info.hop_length();
-        let second = (self.info.sample_rate as usize).div_ceil(hop);
-        LongForm::Windowed(Windowing::approximate(hop, second, second))
+        LongForm::Windowed(Windowing::approximate_seconds(&self.info, 1, 1))
     }
 
     fn info(&self) -> &CodecInfo {

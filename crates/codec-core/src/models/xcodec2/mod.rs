@@ -603,9 +603,7 @@ impl Codec for XCodec2 {
     /// code is 8 FSQ digits) and the audio is 16.3 dB from it (`tests/long_form.rs`); set
     /// `window_seconds` to `None` for one pass, at memory quadratic in the length.
     fn long_form(&self) -> LongForm {
-        let hop = self.info.hop_length();
-        let second = (self.info.sample_rate as usize).div_ceil(hop);
-        LongForm::Windowed(Windowing::approximate(hop, second, second))
+        LongForm::Windowed(Windowing::approximate_seconds(&self.info, 1, 1))
     }
 
     // Measured bit-identical in batches of 1 to 5 (tests/batch_identity.rs).
