@@ -3,20 +3,23 @@
 //! pieces ([`StreamingLstm`]). A bidirectional one ([`Lstm::bidirectional`], PyTorch's
 //! `bidirectional=True`: `*_reverse` weights) needs the whole sequence.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
-use rayon::prelude::*;
 
 use crate::streaming::StreamingModule;
+
+mod recurrence;
+
+use recurrence::RecurrentWeights;
 
 #[derive(Debug, Clone)]
 struct Layer {
     /// `[input, 4*hidden]`, transposed once at load.
     w_ih_t: Tensor,
-    /// `[hidden, 4*hidden]` in column blocks, one per thread: a step's `h @ w_hh_t` is a
-    /// matrix-vector product, which candle runs on one thread and which is bound by the
-    /// weights' memory traffic; the blocks run side by side (same sums, same order per gate).
-    w_hh_t: Vec<Tensor>,
+    /// `[hidden, 4*hidden]`, for devices other than the CPU.
+    w_hh_t: Tensor,
+    /// `w_hh` regrouped for the CPU's fused recurrence (f32 weights on the CPU only).
+    recurrent_cpu: Option<RecurrentWeights>,
     /// `b_ih + b_hh`, `[4*hidden]`.
     bias: Tensor,
 }
@@ -28,37 +31,21 @@ impl Layer {
         let w_hh = vb.get((4 * hidden, hidden), &format!("weight_hh_l{l}{suffix}"))?;
         let b_ih = vb.get(4 * hidden, &format!("bias_ih_l{l}{suffix}"))?;
         let b_hh = vb.get(4 * hidden, &format!("bias_hh_l{l}{suffix}"))?;
+        let recurrent_cpu = if w_hh.device().is_cpu() && w_hh.dtype() == DType::F32 {
+            let threads = rayon::current_num_threads();
+            Some(crate::dsp::with_cpu_slice::<f32, _>(&w_hh, |w| {
+                Ok(RecurrentWeights::new(w, hidden, threads))
+            })?)
+        } else {
+            None
+        };
         Ok(Layer {
             w_ih_t: w_ih.t()?.contiguous()?,
-            w_hh_t: column_blocks(&w_hh.t()?, rayon::current_num_threads())?,
+            w_hh_t: w_hh.t()?.contiguous()?,
+            recurrent_cpu,
             bias: (b_ih + b_hh)?,
         })
     }
-
-    /// `h @ w_hh_t`, `[batch, 4*hidden]`, the column blocks computed in parallel.
-    fn recurrent(&self, h: &Tensor) -> Result<Tensor> {
-        if let [w] = self.w_hh_t.as_slice() {
-            return h.matmul(w);
-        }
-        let blocks = self
-            .w_hh_t
-            .par_iter()
-            .map(|w| h.matmul(w))
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&blocks, 1)
-    }
-}
-
-/// `w` `[rows, cols]` as up to `parts` contiguous column blocks of at least 512 columns
-/// (below that a thread's share is not worth the hand-off).
-fn column_blocks(w: &Tensor, parts: usize) -> Result<Vec<Tensor>> {
-    let cols = w.dim(1)?;
-    let parts = parts.min(cols / 512).max(1);
-    let width = cols.div_ceil(parts);
-    (0..cols)
-        .step_by(width)
-        .map(|start| w.narrow(1, start, width.min(cols - start))?.contiguous())
-        .collect()
 }
 
 /// Stacked LSTM; gates in PyTorch order (input, forget, cell, output).
@@ -178,6 +165,11 @@ impl Lstm {
         let gates_x = xs
             .broadcast_matmul(&layer.w_ih_t)?
             .broadcast_add(&layer.bias)?;
+        if let (Some(recurrent), true) = (&layer.recurrent_cpu, gates_x.device().is_cpu()) {
+            if gates_x.dtype() == DType::F32 {
+                return self.run_layer_cpu(recurrent, &gates_x, init, backward);
+            }
+        }
         let (mut h, mut c) = match init {
             Some((h, c)) => (h.clone(), c.clone()),
             None => {
@@ -192,7 +184,7 @@ impl Lstm {
             Box::new(0..time)
         };
         for t in steps {
-            let gates = (gates_x.narrow(1, t, 1)?.squeeze(1)? + layer.recurrent(&h)?)?;
+            let gates = (gates_x.narrow(1, t, 1)?.squeeze(1)? + h.matmul(&layer.w_hh_t)?)?;
             let chunks = gates.chunk(4, D::Minus1)?;
             let i = candle_nn::ops::sigmoid(&chunks[0])?;
             let f = candle_nn::ops::sigmoid(&chunks[1])?;
@@ -206,6 +198,46 @@ impl Lstm {
             outputs.reverse();
         }
         Ok((Tensor::stack(&outputs, 1)?, h, c))
+    }
+
+    /// [`Self::run_layer`]'s recurrence on the CPU, item by item through the fused steps of
+    /// [`RecurrentWeights`].
+    fn run_layer_cpu(
+        &self,
+        recurrent: &RecurrentWeights,
+        gates_x: &Tensor,
+        init: Option<(&Tensor, &Tensor)>,
+        backward: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (batch, time, _) = gates_x.dims3()?;
+        let hidden = self.hidden;
+        let state = |t: Option<&Tensor>| -> Result<Vec<f32>> {
+            match t {
+                Some(t) => t.flatten_all()?.to_vec1::<f32>(),
+                None => Ok(vec![0f32; batch * hidden]),
+            }
+        };
+        let mut h = state(init.map(|(h, _)| h))?;
+        let mut c = state(init.map(|(_, c)| c))?;
+        let mut out = vec![0f32; batch * time * hidden];
+        crate::dsp::with_cpu_slice::<f32, _>(gates_x, |gx| {
+            for (b, out) in out.chunks_exact_mut(time * hidden).enumerate() {
+                recurrent.run(
+                    &gx[b * time * 4 * hidden..][..time * 4 * hidden],
+                    &mut h[b * hidden..][..hidden],
+                    &mut c[b * hidden..][..hidden],
+                    out,
+                    backward,
+                );
+            }
+            Ok(())
+        })?;
+        let dev = gates_x.device();
+        Ok((
+            Tensor::from_vec(out, (batch, time, hidden), dev)?,
+            Tensor::from_vec(h, (batch, hidden), dev)?,
+            Tensor::from_vec(c, (batch, hidden), dev)?,
+        ))
     }
 }
 
