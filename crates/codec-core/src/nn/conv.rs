@@ -9,6 +9,10 @@ use super::conv1d::{
 use super::kernels::activation::elu;
 use super::kernels::{depthwise_conv1d_f32, Activation, Conv1dShape};
 
+mod stream;
+
+use stream::{ConvStream, ConvTrStream};
+
 /// How a convolution pads its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +101,11 @@ fn reflect(x: &Tensor, left: usize, right: usize) -> Result<Tensor> {
 ///
 /// Weights live under `conv.conv.{weight,bias}` (weight norm already folded), and with
 /// [`ConvNorm::TimeGroupNorm`] the output norm under `conv.norm.{weight,bias}`.
+///
+/// One layer for both modes (moshi's `StreamableConv1d`): [`Module::forward`] runs a whole
+/// sequence, [`StreamingModule::step`](crate::streaming::StreamingModule::step) runs a causal one
+/// piece by piece with the left context as state, on the same weights and kernels. A clone
+/// shares the weights and starts from the same state.
 #[derive(Debug, Clone)]
 pub struct SConv1d {
     conv: Conv1d,
@@ -106,6 +115,8 @@ pub struct SConv1d {
     dilation: usize,
     causal: bool,
     pad_mode: PadMode,
+    /// The streaming state (unused by `forward`).
+    stream: ConvStream,
 }
 
 /// Shape and padding options of an [`SConv1d`].
@@ -179,6 +190,22 @@ impl SConv1d {
     /// The same padding with the weights at `vb.{weight,bias}` and no output norm: the flat
     /// layout of transformers' and Qwen's causal convolutions (`….conv.weight`).
     pub fn at(in_c: usize, out_c: usize, cfg: SConv1dConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.groups == 0
+            || !in_c.is_multiple_of(cfg.groups)
+            || !out_c.is_multiple_of(cfg.groups)
+            || cfg.stride == 0
+            || cfg.kernel_size == 0
+            || cfg.dilation == 0
+        {
+            candle_core::bail!(
+                "conv1d: bad shape (in {in_c}, out {out_c}, groups {}, kernel {}, stride {}, \
+                 dilation {})",
+                cfg.groups,
+                cfg.kernel_size,
+                cfg.stride,
+                cfg.dilation
+            )
+        }
         let weight = vb.get((out_c, in_c / cfg.groups, cfg.kernel_size), "weight")?;
         let bias = if cfg.bias {
             Some(vb.get(out_c, "bias")?)
@@ -204,7 +231,13 @@ impl SConv1d {
             dilation: cfg.dilation,
             causal: cfg.causal,
             pad_mode: cfg.pad_mode,
+            stream: ConvStream::default(),
         })
+    }
+
+    /// The kernel's span in samples, dilation included.
+    fn effective_kernel(&self) -> usize {
+        (self.kernel_size - 1) * self.dilation + 1
     }
 }
 
@@ -237,7 +270,7 @@ impl SConv1d {
         residual: Option<&Tensor>,
     ) -> Result<Tensor> {
         let len = x.dim(D::Minus1)?;
-        let kernel = (self.kernel_size - 1) * self.dilation + 1;
+        let kernel = self.effective_kernel();
         let padding_total = kernel.saturating_sub(self.stride);
         let extra = extra_padding_for_conv1d(len, kernel, self.stride, padding_total);
         let (left, right) = if self.causal {
@@ -303,6 +336,10 @@ pub struct SConvTranspose1dConfig {
     /// Causal only: the share of the `kernel_size - stride` extra samples trimmed on the right
     /// (the rest on the left). EnCodec's default is 1.0: everything on the right.
     pub trim_right_ratio: f64,
+    /// Channel groups (1: dense; the number of channels: depthwise, Mimi's upsampling).
+    pub groups: usize,
+    /// Whether the layer has a bias.
+    pub bias: bool,
 }
 
 impl SConvTranspose1dConfig {
@@ -314,7 +351,19 @@ impl SConvTranspose1dConfig {
             causal,
             norm: ConvNorm::WeightNorm,
             trim_right_ratio: 1.0,
+            groups: 1,
+            bias: true,
         }
+    }
+    /// Set the channel groups.
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+    /// Set whether the layer has a bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
     }
     /// Set the normalisation.
     pub fn norm(mut self, norm: ConvNorm) -> Self {
@@ -332,15 +381,30 @@ impl SConvTranspose1dConfig {
 /// samples it adds, so that `T` frames in give `T * stride` samples out. Causal: trimmed on the
 /// right (per `trim_right_ratio`); otherwise split, the larger half on the left.
 ///
-/// Weights at `convtr.convtr.{weight,bias}` (`[in, out, kernel]`, weight norm already folded);
-/// with [`ConvNorm::TimeGroupNorm`] the norm at `convtr.norm.{weight,bias}`, applied before the
-/// trim as in the reference.
+/// Weights at `convtr.convtr.{weight,bias}` (`[in, out / groups, kernel]`, weight norm already
+/// folded); with [`ConvNorm::TimeGroupNorm`] the norm at `convtr.norm.{weight,bias}`, applied
+/// before the trim as in the reference.
+///
+/// Both modes in one layer, like [`SConv1d`]: [`Module::forward`] over a whole sequence, and,
+/// causal with everything trimmed on the right,
+/// [`StreamingModule::step`](crate::streaming::StreamingModule::step) over a stream, the
+/// `kernel - stride` samples that later frames still add to kept as state (moshi's
+/// `StreamingConvTranspose1d`).
 #[derive(Debug, Clone)]
 pub struct SConvTranspose1d {
+    /// The convolution (its bias included), on the CPU kernel; unused by a depthwise one.
     conv: ConvTranspose1d,
+    /// Depthwise with a kernel of whole strides: computed as scaled strided copies.
+    depthwise: bool,
+    /// The bias `[1, out, 1]`, for the paths that add it after the products.
+    bias: Option<Tensor>,
     norm: Option<GroupNorm>,
+    kernel: usize,
+    stride: usize,
     left: usize,
     right: usize,
+    /// The streaming state (unused by `forward`).
+    stream: ConvTrStream,
 }
 
 impl SConvTranspose1d {
@@ -367,17 +431,39 @@ impl SConvTranspose1d {
         cfg: SConvTranspose1dConfig,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let weight = vb.get((in_c, out_c, cfg.kernel_size), "weight")?;
-        let bias = vb.get(out_c, "bias")?;
+        if cfg.groups == 0
+            || !in_c.is_multiple_of(cfg.groups)
+            || !out_c.is_multiple_of(cfg.groups)
+            || cfg.stride == 0
+            || cfg.kernel_size == 0
+        {
+            candle_core::bail!(
+                "transposed conv1d: bad shape (in {in_c}, out {out_c}, groups {}, kernel {}, \
+                 stride {})",
+                cfg.groups,
+                cfg.kernel_size,
+                cfg.stride
+            )
+        }
+        let weight = vb.get((in_c, out_c / cfg.groups, cfg.kernel_size), "weight")?;
+        let bias = if cfg.bias {
+            Some(vb.get(out_c, "bias")?)
+        } else {
+            None
+        };
+        let depthwise = cfg.groups > 1
+            && cfg.groups == in_c
+            && in_c == out_c
+            && cfg.kernel_size.is_multiple_of(cfg.stride);
         let conv = ConvTranspose1d::new(
             weight,
-            Some(bias),
+            bias.clone(),
             ConvTranspose1dConfig {
                 padding: 0,
                 output_padding: 0,
                 stride: cfg.stride,
                 dilation: 1,
-                groups: 1,
+                groups: cfg.groups,
             },
         )?;
         let total = cfg.kernel_size.saturating_sub(cfg.stride);
@@ -388,16 +474,40 @@ impl SConvTranspose1d {
         };
         Ok(Self {
             conv,
+            depthwise,
+            bias: bias.map(|b| b.reshape((1, out_c, 1))).transpose()?,
             norm: None,
+            kernel: cfg.kernel_size,
+            stride: cfg.stride,
             left: total - right.min(total),
             right: right.min(total),
+            stream: ConvTrStream::default(),
         })
+    }
+
+    /// The transposed convolution without bias or trim: `[b, in, t]` →
+    /// `[b, out, (t - 1) * stride + kernel]`.
+    fn unbiased(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        if self.depthwise {
+            depthwise_convtr(&x, self.conv.weight(), self.stride)
+        } else {
+            self.conv.forward_unbiased(&x)
+        }
     }
 }
 
 impl Module for SConvTranspose1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
+        let y = if self.depthwise {
+            let y = self.unbiased(x)?;
+            match &self.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            }
+        } else {
+            self.conv.forward(x)?
+        };
         let y = match &self.norm {
             Some(norm) => norm.forward(&y)?,
             None => y,
@@ -405,6 +515,33 @@ impl Module for SConvTranspose1d {
         let len = y.dim(D::Minus1)?;
         y.narrow(D::Minus1, self.left, len - self.left - self.right)
     }
+}
+
+/// Depthwise transposed convolution (one input and one output channel per group) with a kernel
+/// that is a whole number of strides: every tap is a scaled copy of the input on a strided grid.
+/// Far faster than candle's grouped transposed convolution, which runs one call per group.
+fn depthwise_convtr(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
+    let (b, c, t) = x.dims3()?;
+    let kernel = weight.dim(2)?;
+    let blocks = kernel / stride;
+    // out[.., q * stride + r] = Σ_j x[.., q - j] * w[.., j * stride + r], q < t + blocks - 1.
+    let mut columns = Vec::with_capacity(stride);
+    for r in 0..stride {
+        let mut acc: Option<Tensor> = None;
+        for j in 0..blocks {
+            let tap = weight.narrow(2, j * stride + r, 1)?.reshape((1, c, 1))?;
+            let shifted = x
+                .broadcast_mul(&tap)?
+                .pad_with_zeros(D::Minus1, j, blocks - 1 - j)?;
+            acc = Some(match acc {
+                None => shifted,
+                Some(a) => (a + shifted)?,
+            });
+        }
+        columns.push(acc.expect("kernel >= stride"));
+    }
+    // [b, c, q, stride] → [b, c, q * stride]
+    Tensor::stack(&columns, 3)?.reshape((b, c, (t + blocks - 1) * stride))
 }
 
 /// Depthwise convolution (`groups == channels`) with zero "same" padding, computed as a sum

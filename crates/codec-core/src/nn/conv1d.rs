@@ -254,6 +254,17 @@ impl ConvTranspose1d {
 
 impl Module for ConvTranspose1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with_bias(x, self.bias.as_ref())
+    }
+}
+
+impl ConvTranspose1d {
+    /// The convolution without its bias (a stream adds the bias once its overlaps are summed).
+    pub fn forward_unbiased(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with_bias(x, None)
+    }
+
+    fn forward_with_bias(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let cfg = &self.config;
         let Some(phases) = self
             .phases
@@ -261,7 +272,7 @@ impl Module for ConvTranspose1d {
             .filter(|_| on_fast_path(x, &self.weight))
         else {
             let y = candle_transpose_batched(x, &self.weight, cfg)?;
-            return add_bias(y, self.bias.as_ref());
+            return add_bias(y, bias);
         };
         let (batch, in_c, in_len) = x.dims3()?;
         let (_, cog, kernel) = self.weight.dims3()?;
@@ -276,7 +287,7 @@ impl Module for ConvTranspose1d {
             output_padding: cfg.output_padding,
             groups: cfg.groups,
         };
-        let out = with_cpu_slice::<f32, _>(x, |xs| match &self.bias {
+        let out = with_cpu_slice::<f32, _>(x, |xs| match bias {
             Some(b) => with_cpu_slice::<f32, _>(b, |bs| phases.apply(xs, Some(bs), &shape)),
             None => phases.apply(xs, None, &shape),
         })?;

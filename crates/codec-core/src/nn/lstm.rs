@@ -3,6 +3,8 @@
 //! pieces ([`StreamingLstm`]). A bidirectional one ([`Lstm::bidirectional`], PyTorch's
 //! `bidirectional=True`: `*_reverse` weights) needs the whole sequence.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -19,7 +21,7 @@ struct Layer {
     /// `[hidden, 4*hidden]`, for devices other than the CPU.
     w_hh_t: Tensor,
     /// `w_hh` regrouped for the CPU's fused recurrence (f32 weights on the CPU only).
-    recurrent_cpu: Option<RecurrentWeights>,
+    recurrent_cpu: Option<Arc<RecurrentWeights>>,
     /// `b_ih + b_hh`, `[4*hidden]`.
     bias: Tensor,
 }
@@ -33,9 +35,10 @@ impl Layer {
         let b_hh = vb.get(4 * hidden, &format!("bias_hh_l{l}{suffix}"))?;
         let recurrent_cpu = if w_hh.device().is_cpu() && w_hh.dtype() == DType::F32 {
             let threads = rayon::current_num_threads();
-            Some(crate::dsp::with_cpu_slice::<f32, _>(&w_hh, |w| {
-                Ok(RecurrentWeights::new(w, hidden, threads))
-            })?)
+            Some(Arc::new(crate::dsp::with_cpu_slice::<f32, _>(
+                &w_hh,
+                |w| Ok(RecurrentWeights::new(w, hidden, threads)),
+            )?))
         } else {
             None
         };
@@ -254,6 +257,11 @@ impl StreamingLstm {
     /// Wrap an LSTM that carries its state from step to step.
     pub fn new(lstm: Lstm) -> Self {
         Self { lstm, state: None }
+    }
+
+    /// The LSTM, for whole sequences.
+    pub fn lstm(&self) -> &Lstm {
+        &self.lstm
     }
 }
 

@@ -15,8 +15,6 @@ pub mod norm;
 pub mod roformer;
 pub mod seanet;
 pub mod snake;
-pub mod streaming_conv;
-pub mod streaming_seanet;
 pub mod torch_conv;
 pub mod vocos;
 pub mod w2v_bert;

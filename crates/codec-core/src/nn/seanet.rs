@@ -9,7 +9,11 @@ use super::conv::{
 };
 use super::kernels::activation::elu;
 use super::kernels::Activation;
-use super::lstm::Lstm;
+use super::lstm::{Lstm, StreamingLstm};
+
+mod stream;
+
+pub use stream::can_stream;
 
 /// Hyperparameters of a SEANet encoder, named as in EnCodec's `SEANetEncoder`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +71,7 @@ impl SeanetConfig {
 }
 
 /// One layer of a SEANet network, as [`SeanetConfig::encoder_layers`] /
-/// [`SeanetConfig::decoder_layers`] lay them out: the config-to-layers walk that the batch
-/// networks here and the streaming ones ([`super::streaming_seanet`]) share.
+/// [`SeanetConfig::decoder_layers`] lay them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SeanetLayer {
     /// A convolution `in_c → out_c`, after an ELU when `elu`.
@@ -228,10 +231,14 @@ impl SeanetConfig {
     }
 }
 
+#[derive(Debug, Clone)]
 struct ResnetBlock {
     conv1: SConv1d,
     conv2: SConv1d,
     shortcut: Option<SConv1d>,
+    /// Streaming: skip-path samples waiting for the convolutions' output (a reflect-padded
+    /// convolution outputs nothing until it can mirror its first samples).
+    pending_skip: Option<Tensor>,
 }
 
 impl ResnetBlock {
@@ -250,6 +257,7 @@ impl ResnetBlock {
             conv1,
             conv2,
             shortcut,
+            pending_skip: None,
         })
     }
 
@@ -266,6 +274,7 @@ impl ResnetBlock {
     }
 }
 
+#[derive(Debug, Clone)]
 enum Layer {
     Conv(SConv1d),
     /// ELU then convolution (the activation has its own index in the reference's Sequential).
@@ -273,8 +282,8 @@ enum Layer {
     /// ELU then transposed convolution (decoder upsampling).
     EluConvTr(SConvTranspose1d),
     Resnet(Box<ResnetBlock>),
-    /// LSTM over time with a skip connection.
-    Lstm(Lstm),
+    /// LSTM over time with a skip connection (its `(h, c)` carried between stream steps).
+    Lstm(StreamingLstm),
 }
 
 fn run_layers(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
@@ -289,8 +298,8 @@ fn run_layers(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
                 // EnCodec's SLSTM: over time, plus the input (skip); a bidirectional one's
                 // skip is the input twice over (`x.repeat(1, 1, 2)` in SpeechTokenizer).
                 let seq = x.transpose(1, 2)?.contiguous()?;
-                let y = l.forward(&seq)?;
-                let skip = if l.is_bidirectional() {
+                let y = l.lstm().forward(&seq)?;
+                let skip = if l.lstm().is_bidirectional() {
                     Tensor::cat(&[&seq, &seq], 2)?
                 } else {
                     seq
@@ -305,8 +314,19 @@ fn run_layers(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
 /// SEANet encoder: audio `[batch, channels, samples]` → latent `[batch, dimension, frames]`.
 ///
 /// Weights at `model.{i}.*`, the indices of the reference's `nn.Sequential`.
+///
+/// One network for both modes (moshi's `SEANetEncoder`): [`Module::forward`] over a whole clip,
+/// and, for a causal network without group norm or a bidirectional LSTM ([`can_stream`]),
+/// [`StreamingModule::step`](crate::streaming::StreamingModule::step) over pieces of any length,
+/// one frame per `hop_length` samples once they are complete, every layer's state (convolution
+/// contexts, the LSTM's `(h, c)`) carried between steps. A clone shares the weights and starts
+/// from the clone's state; [`reset_state`](crate::streaming::StreamingModule::reset_state)
+/// starts a new stream.
+#[derive(Debug, Clone)]
 pub struct SeanetEncoder {
     layers: Vec<Layer>,
+    /// [`can_stream`] of the config.
+    streamable: bool,
     /// Samples per output frame.
     hop: usize,
     /// [`SeanetConfig::encoder_receptive_field`].
@@ -324,6 +344,7 @@ impl SeanetEncoder {
             .collect::<Result<_>>()?;
         Ok(Self {
             layers,
+            streamable: can_stream(cfg),
             hop: cfg.hop_length(),
             receptive_field: cfg.encoder_receptive_field(),
         })
@@ -394,11 +415,13 @@ fn build_layer(
         SeanetLayer::Resnet { dim, dilation } => {
             Layer::Resnet(Box::new(ResnetBlock::new(dim, dilation, cfg, vb)?))
         }
-        SeanetLayer::Lstm { dim, bidirectional } => Layer::Lstm(if bidirectional {
-            Lstm::bidirectional(dim, dim, cfg.lstm, vb.pp("lstm"))?
-        } else {
-            Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?
-        }),
+        SeanetLayer::Lstm { dim, bidirectional } => {
+            Layer::Lstm(StreamingLstm::new(if bidirectional {
+                Lstm::bidirectional(dim, dim, cfg.lstm, vb.pp("lstm"))?
+            } else {
+                Lstm::new(dim, dim, cfg.lstm, vb.pp("lstm"))?
+            }))
+        }
     })
 }
 
@@ -415,8 +438,15 @@ impl Module for SeanetEncoder {
 /// `2^len(ratios) * n_filters` channels, the LSTM with skip, then per ratio (in the listed order)
 /// ELU + [`SConvTranspose1d`] (`kernel = 2 * ratio`, `stride = ratio`) halving the channels and
 /// the residual blocks, then ELU + the last convolution to `channels`. Weights at `model.{i}.*`.
+///
+/// Both modes, like [`SeanetEncoder`]: streaming (with `trim_right_ratio` 1) gives
+/// `frames * hop_length` samples per step, the overlap of each transposed convolution carried
+/// to the next.
+#[derive(Debug, Clone)]
 pub struct SeanetDecoder {
     layers: Vec<Layer>,
+    /// [`can_stream`] of the config, with everything trimmed on the right.
+    streamable: bool,
 }
 
 impl SeanetDecoder {
@@ -428,7 +458,10 @@ impl SeanetDecoder {
             .into_iter()
             .map(|(i, layer)| build_layer(cfg, layer, trim_right_ratio, vb.pp(i)))
             .collect::<Result<_>>()?;
-        Ok(Self { layers })
+        Ok(Self {
+            layers,
+            streamable: can_stream(cfg) && trim_right_ratio == 1.0,
+        })
     }
 }
 

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::CodesProblem;
 use crate::models::CardFacts;
 use crate::nn::seanet::SeanetConfig;
-use crate::nn::streaming_seanet;
 use crate::nn::{ConvNorm, PadMode};
 use crate::{Error, Result};
 
@@ -109,7 +108,7 @@ impl EncodecConfig {
     /// without group norm, the whole clip as one segment, no normalisation, and transposed
     /// convolutions trimmed on the right only.
     pub fn can_stream(&self) -> bool {
-        streaming_seanet::can_stream(&self.seanet)
+        crate::nn::seanet::can_stream(&self.seanet)
             && self.segment.is_none()
             && !self.normalize
             && self.trim_right_ratio == 1.0

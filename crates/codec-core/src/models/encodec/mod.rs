@@ -48,10 +48,9 @@ use crate::error::CodesProblem;
 use crate::long_form::LongForm;
 pub use crate::nn::seanet::hf_decoder_upsampling_layers;
 use crate::nn::seanet::{SeanetDecoder, SeanetEncoder};
-use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
 use crate::quant::ResidualVq;
 use crate::streaming::{
-    StackCodec, StackDecoder, StackEncoder, StreamingDecoder, StreamingEncoder,
+    StackCodec, StackDecoder, StackEncoder, StreamingDecoder, StreamingEncoder, StreamingModule,
 };
 use crate::weights::{build_fingerprinted, load_tracked, StateDict};
 use crate::{Error, Result};
@@ -66,9 +65,9 @@ const QUANTIZER: &str = "quantizer.vq";
 /// # Streaming
 ///
 /// A model whose config [can stream](EncodecConfig::can_stream) (the 24 kHz one) hands out
-/// [`StreamingEncoder`]s and [`StreamingDecoder`]s with frames of 320 samples, built from the
-/// same weights as streaming layers ([`StreamingSeanetEncoder`], with the LSTM's state carried
-/// between pieces). The reference `encodec` package has no streaming mode; the paper puts all
+/// [`StreamingEncoder`]s and [`StreamingDecoder`]s with frames of 320 samples: the batch
+/// networks themselves, stepped ([`SeanetEncoder`]'s streaming mode, with the LSTM's state
+/// carried between pieces). The reference `encodec` package has no streaming mode; the paper puts all
 /// padding before the first step, and so do these layers, with EnCodec's *reflect* padding: the
 /// left context of each convolution mirrors the input's first samples. That needs a few samples
 /// beyond the first output's window at the very start only, so:
@@ -92,12 +91,11 @@ pub struct Encodec {
     info: CodecInfo,
     config: EncodecConfig,
     device: Device,
-    /// Shared, so that streams (which clone the model) do not copy the batch stacks.
+    /// Shared, so that streams (which clone the model) do not copy the networks; a stream
+    /// steps a clone of its own (fresh state, the same weights).
     encoder: Arc<SeanetEncoder>,
     quantizer: ResidualVq,
     decoder: Arc<SeanetDecoder>,
-    /// The streaming encoder and decoder stacks (fresh state), for a model that can stream.
-    streaming: Option<(StreamingSeanetEncoder, StreamingSeanetDecoder)>,
 }
 
 impl Encodec {
@@ -121,28 +119,18 @@ impl Encodec {
     pub fn new(config: &EncodecConfig, vb: VarBuilder, name: &str) -> Result<Self> {
         config.validate(name)?;
         let device = vb.device().clone();
-        let ((encoder, quantizer, decoder, streaming), fingerprint) =
-            build_fingerprinted(vb, name, |vb| {
-                let encoder = SeanetEncoder::new(&config.seanet, vb.pp(ENCODER))?;
-                let quantizer = ResidualVq::new(
-                    config.num_quantizers,
-                    config.codebook_size,
-                    config.seanet.dimension,
-                    vb.pp(QUANTIZER),
-                )?;
-                let decoder =
-                    SeanetDecoder::new(&config.seanet, config.trim_right_ratio, vb.pp(DECODER))?;
-                // The streaming stacks share the weights of the batch ones.
-                let streaming = if config.can_stream() {
-                    Some((
-                        StreamingSeanetEncoder::new(&config.seanet, vb.pp(ENCODER))?,
-                        StreamingSeanetDecoder::new(&config.seanet, vb.pp(DECODER))?,
-                    ))
-                } else {
-                    None
-                };
-                Ok((encoder, quantizer, decoder, streaming))
-            })?;
+        let ((encoder, quantizer, decoder), fingerprint) = build_fingerprinted(vb, name, |vb| {
+            let encoder = SeanetEncoder::new(&config.seanet, vb.pp(ENCODER))?;
+            let quantizer = ResidualVq::new(
+                config.num_quantizers,
+                config.codebook_size,
+                config.seanet.dimension,
+                vb.pp(QUANTIZER),
+            )?;
+            let decoder =
+                SeanetDecoder::new(&config.seanet, config.trim_right_ratio, vb.pp(DECODER))?;
+            Ok((encoder, quantizer, decoder))
+        })?;
         let frame_rate = config.frame_rate();
         let info = CodecInfo {
             name: name.to_string(),
@@ -162,7 +150,6 @@ impl Encodec {
             encoder: Arc::new(encoder),
             quantizer,
             decoder: Arc::new(decoder),
-            streaming,
         };
         Ok(model)
     }
@@ -178,10 +165,11 @@ impl Encodec {
         Ok(self.encoder.forward(audio)?)
     }
 
-    /// The streaming SEANet encoder (audio → latent, fresh state) of a model that can stream:
-    /// what [`Codec::streaming_encoder`] runs before the quantizer.
-    pub fn streaming_latent_encoder(&self) -> Option<StreamingSeanetEncoder> {
-        self.streaming.as_ref().map(|(e, _)| e.clone())
+    /// The SEANet encoder (audio → latent) with a fresh stream state, for a model that can
+    /// stream: what [`Codec::streaming_encoder`] steps before the quantizer.
+    pub fn streaming_latent_encoder(&self) -> Option<SeanetEncoder> {
+        self.supports_streaming()
+            .then(|| fresh(self.encoder.as_ref()))
     }
 
     /// Encoder latent `[batch, dimension, frames]` → codes `[batch, n_q, frames]` with the first
@@ -436,7 +424,7 @@ impl Codec for Encodec {
     }
 
     fn supports_streaming(&self) -> bool {
-        self.streaming.is_some()
+        self.config.can_stream()
     }
 
     fn streaming_encoder(
@@ -444,28 +432,35 @@ impl Codec for Encodec {
         batch: usize,
         options: &EncodeOptions,
     ) -> Result<Box<dyn StreamingEncoder>> {
-        let Some((encoder, _)) = &self.streaming else {
+        let Some(encoder) = self.streaming_latent_encoder() else {
             return Err(crate::codec::not_streaming(&self.info));
         };
         let n_q = self.num_codebooks(options)?;
         Ok(Box::new(StackEncoder::new(
             self.clone(),
-            encoder.clone(),
+            encoder,
             batch,
             n_q,
         )))
     }
 
     fn streaming_decoder(&self, batch: usize) -> Result<Box<dyn StreamingDecoder>> {
-        let Some((_, decoder)) = &self.streaming else {
+        if !self.supports_streaming() {
             return Err(crate::codec::not_streaming(&self.info));
-        };
+        }
         Ok(Box::new(StackDecoder::new(
             self.clone(),
-            decoder.clone(),
+            fresh(self.decoder.as_ref()),
             batch,
         )))
     }
+}
+
+/// A copy of `network` (the same weights) to step a new stream with.
+fn fresh<M: StreamingModule + Clone>(network: &M) -> M {
+    let mut copy = network.clone();
+    copy.reset_state();
+    copy
 }
 
 /// The encodec family's entry in the registry.

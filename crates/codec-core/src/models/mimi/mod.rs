@@ -36,10 +36,11 @@ use super::{CheckpointFamily, Score};
 use crate::codec::{CodeStreams, Codec, CodecInfo, EncodeOptions};
 use crate::error::{AudioProblem, CodesProblem};
 use crate::long_form::LongForm;
+use crate::nn::conv::{SConv1dConfig, SConvTranspose1dConfig};
 use crate::nn::moshi_transformer::StreamingTransformer;
-use crate::nn::streaming_conv::{StreamingConv1d, StreamingConvConfig, StreamingConvTranspose1d};
-use crate::nn::streaming_seanet::{StreamingSeanetDecoder, StreamingSeanetEncoder};
+use crate::nn::seanet::{SeanetDecoder, SeanetEncoder};
 use crate::nn::PadMode;
+use crate::nn::{ConvNorm, SConv1d, SConvTranspose1d};
 use crate::quant::{ProjectedRvq, SplitRvq};
 use crate::streaming::{
     StackCodec, StackDecoder, StackEncoder, StreamingDecoder, StreamingEncoder, StreamingModule,
@@ -59,9 +60,9 @@ const CODEBOOK_EPSILON: f64 = 1e-5;
 /// The layers that carry state on the encoding side.
 #[derive(Debug, Clone)]
 struct EncoderStack {
-    seanet: StreamingSeanetEncoder,
+    seanet: SeanetEncoder,
     transformer: StreamingTransformer,
-    downsample: StreamingConv1d,
+    downsample: SConv1d,
 }
 
 impl StreamingModule for EncoderStack {
@@ -87,9 +88,9 @@ impl StreamingModule for EncoderStack {
 /// The layers that carry state on the decoding side.
 #[derive(Debug, Clone)]
 struct DecoderStack {
-    upsample: StreamingConvTranspose1d,
+    upsample: SConvTranspose1d,
     transformer: StreamingTransformer,
-    seanet: StreamingSeanetDecoder,
+    seanet: SeanetDecoder,
 }
 
 impl StreamingModule for DecoderStack {
@@ -153,15 +154,15 @@ impl Mimi {
         let build =
             |vb: VarBuilder| -> candle_core::Result<(EncoderStack, SplitRvq, DecoderStack)> {
                 let encoder = EncoderStack {
-                    seanet: StreamingSeanetEncoder::new(&seanet, vb.pp("encoder"))?,
+                    seanet: SeanetEncoder::new(&seanet, vb.pp("encoder"))?,
                     transformer: StreamingTransformer::new(&tcfg, vb.pp("encoder_transformer"))?,
-                    downsample: StreamingConv1d::new(
+                    downsample: SConv1d::new(
                         dim,
                         dim,
-                        StreamingConvConfig::new(2 * stride)
+                        SConv1dConfig::new(2 * stride, true, PadMode::Replicate)
                             .stride(stride)
                             .bias(false)
-                            .pad_mode(PadMode::Replicate),
+                            .norm(ConvNorm::None),
                         vb.pp("downsample").pp("conv"),
                     )?,
                 };
@@ -174,17 +175,17 @@ impl Mimi {
                 );
                 let decoder = DecoderStack {
                     // Channel-wise (moshi's `upsample_channel_wise_bug`), no bias.
-                    upsample: StreamingConvTranspose1d::new(
+                    upsample: SConvTranspose1d::new(
                         dim,
                         dim,
-                        StreamingConvConfig::new(2 * stride)
-                            .stride(stride)
+                        SConvTranspose1dConfig::new(2 * stride, stride, true)
                             .groups(dim)
-                            .bias(false),
+                            .bias(false)
+                            .norm(ConvNorm::None),
                         vb.pp("upsample").pp("convtr"),
                     )?,
                     transformer: StreamingTransformer::new(&tcfg, vb.pp("decoder_transformer"))?,
-                    seanet: StreamingSeanetDecoder::new(&seanet, vb.pp("decoder"))?,
+                    seanet: SeanetDecoder::new(&seanet, 1.0, vb.pp("decoder"))?,
                 };
                 Ok((encoder, quantizer, decoder))
             };
