@@ -11,6 +11,8 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::dsp::with_cpu_slice;
+use crate::nn::kernels::{attention_f32, AttentionShape};
 use crate::nn::linear::Linear;
 
 /// Root-mean-square norm over the last dimension: `x / sqrt(mean(x²) + eps) * weight`.
@@ -219,8 +221,27 @@ impl FusedQkvAttention {
             }
         }
         let v = to_bhtd(v)?;
-        let kt = k.transpose(2, 3)?.contiguous()?; // [b, h, d, t]
         let scale = 1.0 / (d as f64).sqrt();
+        if q.device().is_cpu() && q.dtype() == DType::F32 {
+            // Blocked over the queries, the scores of one block at a time (the same numbers).
+            let shape = AttentionShape {
+                items: b * h,
+                queries: t,
+                keys: t,
+                head_dim: d,
+            };
+            let y = with_cpu_slice::<f32, _>(&q, |q| {
+                with_cpu_slice::<f32, _>(&k, |k| {
+                    with_cpu_slice::<f32, _>(&v, |v| {
+                        Ok(attention_f32(q, k, v, shape, scale as f32))
+                    })
+                })
+            })?;
+            let y = Tensor::from_vec(y, (b, h, t, d), q.device())?;
+            let y = y.transpose(1, 2)?.reshape((b, t, c))?;
+            return self.c_proj.forward(&y);
+        }
+        let kt = k.transpose(2, 3)?.contiguous()?; // [b, h, d, t]
         let attend = |q: &Tensor| -> Result<Tensor> {
             let w = (q.contiguous()?.matmul(&kt)? * scale)?;
             candle_nn::ops::softmax_last_dim(&w)?.matmul(&v)
@@ -257,7 +278,9 @@ impl SiluMlp {
 
     /// Apply it.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.silu()?)
+        self.fc2.forward(&crate::nn::kernels::activation::silu(
+            &self.fc1.forward(x)?,
+        )?)
     }
 }
 

@@ -61,6 +61,38 @@ pub fn elu(x: &Tensor, alpha: f64) -> Result<Tensor> {
     Tensor::from_vec(out, x.shape(), x.device())
 }
 
+/// SiLU, `x / (1 + e⁻ˣ)`: candle's formula and exponential (the same bits as `Tensor::silu`),
+/// on the CPU threads for f32 tensors (candle's unary ops run on one); candle's op elsewhere.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::new(&[-1.0f32, 0.0, 2.0], &Device::Cpu)?;
+/// let y = codec_core::nn::kernels::activation::silu(&x)?;
+/// assert_eq!(y.to_vec1::<f32>()?, x.silu()?.to_vec1::<f32>()?);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return x.silu();
+    }
+    let out = crate::dsp::with_cpu_slice::<f32, _>(x, |src| {
+        super::allocator::keep_large_buffers();
+        let mut out = src.to_vec();
+        let apply = |chunk: &mut [f32]| {
+            for v in chunk {
+                *v = *v / (1.0 + (-*v).exp());
+            }
+        };
+        if out.len() < CHUNK {
+            apply(&mut out);
+        } else {
+            out.par_chunks_mut(CHUNK).for_each(apply);
+        }
+        Ok(out)
+    })?;
+    Tensor::from_vec(out, x.shape(), x.device())
+}
+
 /// ELU over `v` in place, with the AVX-512 units when the CPU has them.
 pub fn elu_in_place(v: &mut [f32], alpha: f32) {
     #[cfg(target_arch = "x86_64")]

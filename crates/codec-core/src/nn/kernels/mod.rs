@@ -15,12 +15,14 @@
 
 pub mod activation;
 pub mod allocator;
+pub mod attention;
 pub mod conv1d;
 pub mod conv_transpose1d;
 pub mod depthwise;
 mod tiles;
 
 pub use activation::Activation;
+pub use attention::{attention_f32, AttentionShape};
 pub use conv1d::{conv1d_f32, conv1d_f32_fused, Conv1dShape, Epilogue};
 pub use conv_transpose1d::{ConvTranspose1dShape, TransposedWeights};
 pub use depthwise::depthwise_conv1d_f32;
