@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conv::{conv1d, DepthwiseConv1d};
 use super::conv1d::Conv1d;
+use super::kernels::{attention_f32, AttentionShape};
 use super::linear::matmul_t;
 use super::norm::{layer_norm, AdaLayerNorm, LayerNorm};
 use super::roformer::{RopePositions, RotaryEmbedding, TransformerBlock};
@@ -245,7 +246,29 @@ impl AttnBlock {
         let q = self.q.forward(&h)?.transpose(1, 2)?.contiguous()?; // [b, t, c]
         let k = self.k.forward(&h)?; // [b, c, t]
         let v = self.v.forward(&h)?; // [b, c, t]
-        let w = (q.matmul(&k)? * (self.dim as f64).powf(-0.5))?; // [b, t(q), t(k)]
+        let scale = (self.dim as f64).powf(-0.5);
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            // One head over all channels, blocked over the queries (no [b, t, t] scores).
+            let (b, c, t) = k.dims3()?;
+            let shape = AttentionShape {
+                items: b,
+                queries: t,
+                keys: t,
+                head_dim: c,
+            };
+            let k = k.transpose(1, 2)?.contiguous()?;
+            let v = v.transpose(1, 2)?.contiguous()?;
+            let y = with_cpu_slice::<f32, _>(&q, |q| {
+                with_cpu_slice::<f32, _>(&k, |k| {
+                    with_cpu_slice::<f32, _>(&v, |v| {
+                        Ok(attention_f32(q, k, v, shape, scale as f32))
+                    })
+                })
+            })?;
+            let h = Tensor::from_vec(y, (b, t, c), x.device())?.transpose(1, 2)?;
+            return x + self.proj_out.forward(&h.contiguous()?)?;
+        }
+        let w = (q.matmul(&k)? * scale)?; // [b, t(q), t(k)]
         let w = candle_nn::ops::softmax_last_dim(&w)?;
         let h = v.matmul(&w.transpose(1, 2)?.contiguous()?)?; // [b, c, t(q)]
         x + self.proj_out.forward(&h)?
