@@ -130,36 +130,26 @@ fn step_layers(layers: &mut [Layer], xs: Option<&Tensor>) -> Result<Option<Tenso
     Ok(Some(x))
 }
 
-impl StreamingModule for SeanetEncoder {
-    fn step(&mut self, xs: Option<&Tensor>) -> Result<Option<Tensor>> {
-        if !self.streamable {
-            return Err(refuse());
+/// Both networks step their layers in order, once their config can stream.
+macro_rules! stream_layers {
+    ($($network:ty),*) => {$(
+        impl StreamingModule for $network {
+            fn step(&mut self, xs: Option<&Tensor>) -> Result<Option<Tensor>> {
+                if !self.streamable {
+                    return Err(refuse());
+                }
+                step_layers(&mut self.layers, xs)
+            }
+
+            fn reset_state(&mut self) {
+                self.layers.iter_mut().for_each(Layer::reset_state);
+            }
+
+            fn reset_item(&mut self, index: usize) -> Result<()> {
+                self.layers.iter_mut().try_for_each(|l| l.reset_item(index))
+            }
         }
-        step_layers(&mut self.layers, xs)
-    }
-
-    fn reset_state(&mut self) {
-        self.layers.iter_mut().for_each(Layer::reset_state);
-    }
-
-    fn reset_item(&mut self, index: usize) -> Result<()> {
-        self.layers.iter_mut().try_for_each(|l| l.reset_item(index))
-    }
+    )*};
 }
 
-impl StreamingModule for SeanetDecoder {
-    fn step(&mut self, xs: Option<&Tensor>) -> Result<Option<Tensor>> {
-        if !self.streamable {
-            return Err(refuse());
-        }
-        step_layers(&mut self.layers, xs)
-    }
-
-    fn reset_state(&mut self) {
-        self.layers.iter_mut().for_each(Layer::reset_state);
-    }
-
-    fn reset_item(&mut self, index: usize) -> Result<()> {
-        self.layers.iter_mut().try_for_each(|l| l.reset_item(index))
-    }
-}
+stream_layers!(SeanetEncoder, SeanetDecoder);
