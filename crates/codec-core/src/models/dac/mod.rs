@@ -284,10 +284,12 @@ impl Codec for Dac {
     /// `tests/long_form.rs` holds the windows to one pass's codes bit for bit and its audio
     /// to float32 rounding (138 dB).
     fn long_form(&self) -> LongForm {
-        // Windows of at most 6 s: at 44.1 kHz the decoder's activations take about 117 MiB per
-        // second of audio (30 s windows peaked at 4.0 GB; benches/long_inputs.sh), and 16 frames
-        // of context a side cost 6 % more work at this length.
-        let cap = 6 * self.config.sample_rate as usize;
+        // Windows of at most 4 s: at 44.1 kHz the decoder's activations take about 117 MiB per
+        // second of audio (30 s windows peaked at 4.0 GB; benches/long_inputs.sh). Decoding
+        // 60 s peaked at 1190 MiB in 6 s windows and 953 MiB in 4 s ones, which keeps 30 minutes
+        // (plus the 318 MB of output held) under 1.5 GB; 16 frames of context a side then cost
+        // 9 % more work (6 % at 6 s).
+        let cap = 4 * self.config.sample_rate as usize;
         LongForm::Windowed(Windowing::exact(self.config.hop_length(), 16, 16).max_window(cap))
     }
 
